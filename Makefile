@@ -1,0 +1,51 @@
+# The station's two commands: `make run` and `make test`. Both set everything up first.
+# System packages come from apt (as root, or through sudo); Python packages from requirements.lock
+# (hashes pinned) into .venv, so a Pi in the field gets exactly what CI tested.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Debian / Raspberry Pi OS packages the station uses at run time or in its tests.
+APT_PACKAGES := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv \
+                pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-packages run test bench lock clean
+
+setup: system-packages $(STAMP)
+
+# Install only what is missing: apt-get is slow and needs the network, so a machine that already
+# has everything is left alone.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/playout demo
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+bench: setup
+	$(VENV)/bin/python -m bench
+
+# Re-pin after changing dependencies in pyproject.toml (needs uv on the developer's machine).
+lock:
+	uv pip compile pyproject.toml requirements-build.in --extra dev --universal --python-version 3.11 --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
