@@ -1,0 +1,225 @@
+"""The whole render pipeline with the real espeak-ng, checked on the written file.
+
+Loudness and true peak are measured twice: by the pipeline (pyloudnorm) and here, independently, by
+ffmpeg's EBU R128 meter reading the WAV the station would air.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from playout.errors import RenderError, ScriptTooLong
+from playout.intake import parse_script, read_script
+from tests.conftest import SAMPLES, require
+from tts import fit
+from tts.audio import active_s, longest_silence_s
+from tts.engines import Engine, Take, get_engine, register
+from tts.render import Renderer, spoken_script
+
+SHORT = {"bulletin": {"length_s": 30}}
+
+
+def ffmpeg_r128(path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) as ffmpeg's ebur128 filter measures them."""
+    out = subprocess.run(
+        [
+            require("ffmpeg"),
+            "-nostats",
+            "-hide_banner",
+            "-i",
+            str(path),
+            "-af",
+            "ebur128=peak=true",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    summary = out[out.rindex("Summary:") :]
+    lufs = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
+    peak = float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1))
+    return lufs, peak
+
+
+def short_script(text="Kính thưa bà con. Hôm nay chúng ta học cách tạo mật khẩu an toàn.", **meta):
+    front = "".join(f"{k}: {v}\n" for k, v in meta.items())
+    data = (f"---\n{front}---\n" if front else "") + text
+    return parse_script(data.encode("utf-8"), "tin-ngan.md")
+
+
+def test_short_bulletin_is_exact_even_loud_and_never_silent(make_config):
+    config = make_config(**SHORT)
+    result = Renderer(config).render(short_script(title="Mật khẩu an toàn"))
+    s = result.summary
+    audio, rate = sf.read(result.path, dtype="float32")
+    info = sf.info(result.path)
+    assert info.subtype == "PCM_16" and rate == 24000
+    assert len(audio) == 30 * 24000 == s["frames"]
+    lufs, peak = ffmpeg_r128(result.path)
+    assert lufs == pytest.approx(-16.0, abs=0.5)
+    assert peak <= -1.0
+    assert s["lufs"] == pytest.approx(lufs, abs=0.3)
+    fade = int(config.bulletin.fade_s * rate)
+    assert longest_silence_s(audio[:-fade], rate) <= 3.0
+    # Speech first, then the bed: the first seconds carry speech, the faded tail is near zero.
+    assert active_s(audio[: int(s["speech_s"] * rate)], rate) > 0.5 * s["speech_s"]
+    assert np.abs(audio[-50:]).max() < 0.01
+    assert s["engine"] == "espeak" and s["voice"] == "vi"
+    assert s["duration_s"] == 30
+    assert fit.LEAD_SILENCE_S + s["speech_s"] + s["pauses_s"] + s["fill_s"] == pytest.approx(30, abs=0.05)
+
+
+def test_same_request_twice_is_a_cache_hit_without_synthesis(make_config):
+    config = make_config(**SHORT)
+    renderer = Renderer(config)
+    first = renderer.render(short_script())
+    assert renderer.synth_calls == 1 and not first.cached
+    again = Renderer(config).render(short_script())  # a new process would do the same
+    assert again.cached and again.path == first.path
+    assert again.summary["audio_sha256"] == first.summary["audio_sha256"]
+    second = Renderer(config)
+    second.render(short_script())
+    assert second.synth_calls == 0
+    # A different voice is a different bulletin.
+    other = second.render(short_script(voice="vi-vn-x-south"))
+    assert not other.cached and other.summary["voice"] == "vi-vn-x-south"
+
+
+def test_damaged_cache_entry_is_rendered_again(make_config):
+    config = make_config(**SHORT)
+    first = Renderer(config).render(short_script())
+    first.path.write_bytes(first.path.read_bytes()[:1000])  # truncated by a power cut
+    renderer = Renderer(config)
+    again = renderer.render(short_script())
+    assert renderer.synth_calls == 1 and not again.cached
+    assert sf.info(again.path).frames == 30 * 24000
+
+
+def test_over_length_script_is_refused_with_what_to_cut(make_config):
+    config = make_config(bulletin={"length_s": 20})
+    text = " ".join(["Bà con mở ứng dụng ngân hàng, chọn mục thanh toán hóa đơn rồi nhập mã khách hàng."] * 8)
+    renderer = Renderer(config)
+    with pytest.raises(ScriptTooLong) as err:
+        renderer.render(short_script(text))
+    e = err.value
+    assert e.code == "SCRIPT_TOO_LONG"
+    assert e.context["words_to_cut"] > 50 and e.context["rate"] == 15
+    assert "bớt khoảng" in e.message
+    assert not list(config.cache_dir.rglob("*.wav"))
+
+
+def test_a_script_slightly_too_long_for_natural_speed_is_read_faster(make_config):
+    text = (
+        "Bà con mở ứng dụng ngân hàng, chọn mục thanh toán hóa đơn. Rồi nhập mã khách hàng in trên hóa đơn."
+    )
+    script = short_script(text)
+    probe = make_config(**SHORT)
+    spoken = spoken_script(script, probe)
+    natural = get_engine("espeak", probe.tts).synthesize(spoken.sentences, voice="vi", rate_pct=0).speech_s
+    # A bulletin just too short for the natural reading with the tightest pauses: about 6 % short.
+    b = probe.bulletin
+    n_sent, n_para = fit.count_gaps(spoken.sections)
+    overhead = (
+        b.fade_s
+        + fit.SPEECH_END_MARGIN_S
+        + fit.LEAD_SILENCE_S
+        + n_sent * b.sentence_pause_s[0]
+        + n_para * b.paragraph_pause_s[0]
+    )
+    config = make_config(bulletin={"length_s": round(overhead + natural * 0.94, 2)})
+    result = Renderer(config).render(script)
+    assert 3 <= result.summary["rate"] <= 15
+    assert result.summary["frames"] == round(config.bulletin.length_s * 24000)
+
+
+class SilentEngine(Engine):
+    """A broken engine: espeak's clips, but one sentence comes back silent (a truncated stream)."""
+
+    name = "silent"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.inner = get_engine("espeak", settings)
+
+    def default_voice(self):
+        return "vi"
+
+    def voices(self):
+        return ("vi",)
+
+    def synthesize(self, sentences, *, voice, rate_pct):
+        take = self.inner.synthesize(sentences, voice=voice, rate_pct=rate_pct)
+        take.clips[1] = np.zeros(int(0.05 * take.sample_rate), dtype=np.float32)
+        return Take(self.name, voice, rate_pct, take.sample_rate, take.clips)
+
+
+def test_silence_from_an_engine_never_becomes_air_ready(make_config):
+    register("silent", SilentEngine)
+    config = make_config(**SHORT)
+    with pytest.raises(RenderError) as err:
+        Renderer(config, engines=["silent"]).render(short_script())
+    assert err.value.code == "ENGINES_EXHAUSTED"
+    assert "gần như không có tiếng" in err.value.message
+    assert not list(config.cache_dir.rglob("*.wav"))
+
+
+def test_chain_falls_back_to_the_next_engine_and_says_so(make_config):
+    register("silent", SilentEngine)
+    config = make_config(**SHORT)
+    result = Renderer(config, engines=["silent", "espeak"]).render(short_script())
+    assert result.summary["engine"] == "espeak"
+    assert any("dự phòng" in w for w in result.summary["warnings"])
+
+
+def test_unknown_engine_in_chain_is_skipped(make_config):
+    config = make_config(**SHORT)
+    result = Renderer(config, engines=["piper", "espeak"]).render(short_script())
+    assert result.summary["engine"] == "espeak"
+
+
+def test_music_bed_fills_the_end(make_config, tmp_path):
+    mp3 = tmp_path / "bed.mp3"
+    subprocess.run(
+        [
+            require("ffmpeg"),
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=3",
+            str(mp3),
+        ],
+        check=True,
+    )
+    config = make_config(bulletin={"length_s": 30, "music_bed": str(mp3)})
+    result = Renderer(config).render(short_script())
+    audio, rate = sf.read(result.path, dtype="float32")
+    tail = audio[int((result.summary["speech_s"] + result.summary["pauses_s"] + 3) * rate) : -3 * rate]
+    spectrum = np.abs(np.fft.rfft(tail[:rate]))
+    assert np.argmax(spectrum) == pytest.approx(440, abs=3)  # 1 s of tail = 1 Hz bins
+
+
+@pytest.mark.slow
+def test_full_length_samples_and_estimate_accuracy(make_config):
+    """The shipped samples at the real 3:00; check's estimate within 10 % of the real speech time."""
+    config = make_config()
+    renderer = Renderer(config)
+    for path in sorted(SAMPLES.iterdir()):
+        script = read_script(path)
+        estimate = renderer.estimate(script)
+        result = renderer.render(script)
+        s = result.summary
+        assert s["frames"] == 180 * 24000
+        assert s["lufs"] == pytest.approx(-16, abs=0.5) and s["true_peak_dbtp"] <= -1.0
+        assert s["longest_silence_s"] <= 3.0
+        assert estimate.rate_pct == s["rate"], path.name
+        assert estimate.speech_s == pytest.approx(s["speech_s"], rel=0.10), path.name

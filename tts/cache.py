@@ -1,0 +1,58 @@
+"""The render cache: air-ready WAV files addressed by what went into them.
+
+The key hashes the spoken text, the engine chain, the voice, every setting that shapes the audio and
+the pipeline version, so the same request is never synthesized twice and a bulletin rendered while the
+Edge service was up never needs the network again.  Each entry is ``KEY.wav`` plus ``KEY.json`` (the
+render summary); the JSON is written last, so an entry without it is an interrupted write and ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import soundfile as sf
+
+from playout.atomic import atomic_write_bytes, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+def cache_key(request: dict) -> str:
+    blob = json.dumps(request, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+class RenderCache:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def wav_path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.wav"
+
+    def _summary_path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> tuple[Path, dict] | None:
+        """The entry, if it is complete and its audio is intact; a damaged entry counts as a miss."""
+        wav, meta = self.wav_path(key), self._summary_path(key)
+        try:
+            summary = json.loads(meta.read_text("utf-8"))
+            info = sf.info(str(wav))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, RuntimeError) as exc:
+            logger.warning("render cache entry %s is damaged (%s); rendering again", key[:12], exc)
+            return None
+        if info.frames != summary.get("frames") or info.samplerate != summary.get("sample_rate"):
+            logger.warning("render cache entry %s does not match its summary; rendering again", key[:12])
+            return None
+        return wav, summary
+
+    def put(self, key: str, wav_bytes: bytes, summary: dict) -> Path:
+        wav = self.wav_path(key)
+        atomic_write_bytes(wav, wav_bytes)
+        atomic_write_text(self._summary_path(key), json.dumps(summary, ensure_ascii=False, indent=1))
+        return wav

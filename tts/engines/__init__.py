@@ -1,0 +1,105 @@
+"""The speech-engine seam: one interface, several engines, tried in order.
+
+An engine turns a list of spoken-form sentences into one audio clip per sentence.  Clips are separate so
+the fitter owns every pause between sentences (that is how a bulletin is fitted to exactly 3:00), and so
+a missing or empty sentence is visible instead of hiding in one long stream.
+
+    engine = get_engine("espeak", settings)
+    take = engine.synthesize(["Xin chào bà con."], voice="vi", rate_pct=0)
+    take.clips[0]  # float32 mono samples at take.sample_rate
+
+Failures are ``playout.errors.EngineError`` (this engine failed this time: the chain tries the next one)
+or ``EngineUnavailable`` (it cannot run here at all).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from playout.config import TtsSettings
+from playout.errors import EngineUnavailable
+
+
+@dataclass
+class Take:
+    """What one engine produced for one request."""
+
+    engine: str
+    voice: str
+    rate_pct: int
+    sample_rate: int
+    clips: list[np.ndarray]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def speech_s(self) -> float:
+        return sum(len(c) for c in self.clips) / self.sample_rate
+
+
+class Engine(abc.ABC):
+    """A text-to-speech engine.  Subclasses set ``name`` and implement ``synthesize``."""
+
+    name: str = ""
+    #: Syllables per second at rate +0 %, used to estimate reading time without synthesizing.
+    #: Calibrated against real renders of the sample scripts (see tests/tts/test_estimate.py).
+    syllables_per_s: float = 4.0
+
+    def __init__(self, settings: TtsSettings):
+        self.settings = settings
+
+    @abc.abstractmethod
+    def default_voice(self) -> str: ...
+
+    @abc.abstractmethod
+    def voices(self) -> Sequence[str]: ...
+
+    def pick_voice(self, wanted: str | None) -> str:
+        """The voice to use: the script's or the station's if this engine has it, else the default."""
+        for candidate in (wanted, self.settings.voice):
+            if candidate and candidate in self.voices():
+                return candidate
+        return self.default_voice()
+
+    @abc.abstractmethod
+    def synthesize(self, sentences: Sequence[str], *, voice: str, rate_pct: int) -> Take:
+        """One clip per sentence, leading and trailing silence trimmed."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most engines hold nothing
+        """Release anything the engine holds (processes, sessions)."""
+
+
+_FACTORIES: dict[str, Callable[[TtsSettings], Engine]] = {}
+
+
+def register(name: str, factory: Callable[[TtsSettings], Engine]) -> None:
+    _FACTORIES[name] = factory
+
+
+def get_engine(name: str, settings: TtsSettings) -> Engine:
+    _load_builtin()
+    try:
+        factory = _FACTORIES[name]
+    except KeyError:
+        raise EngineUnavailable(
+            f"Bộ đọc '{name}' chưa có trong phiên bản này",
+            detail=f"no engine registered as {name!r}",
+            engine=name,
+        ) from None
+    return factory(settings)
+
+
+def available_engines() -> list[str]:
+    _load_builtin()
+    return sorted(_FACTORIES)
+
+
+def _load_builtin() -> None:
+    if _FACTORIES:
+        return
+    from tts.engines import espeak
+
+    register("espeak", espeak.EspeakEngine)

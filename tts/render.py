@@ -1,0 +1,415 @@
+"""The render pipeline: an approved script becomes an air-ready bulletin of exactly ``length_s``.
+
+    spoken form → engine chain → fit (rate, pauses, bed, fade) → loudness → verify → atomic cache write
+
+Rendering happens when a bulletin is approved or at start-up, never at air time, so it may take a few
+seconds; it must never produce a file that would sound wrong on a loudspeaker.  The same request twice
+is a cache hit and synthesizes nothing.
+
+    renderer = Renderer(config)
+    result = renderer.render(read_script(Path("bulletins/approved/x.md")))
+    result.path, result.summary["duration_s"]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from playout import __version__
+from playout.config import StationConfig
+from playout.errors import EngineError, RenderError, ScriptTooLong
+from playout.intake import Script
+from tts import fit, loudness
+from tts.audio import from_pcm16, resample, to_pcm16
+from tts.cache import RenderCache, cache_key
+from tts.engines import Engine, Take, get_engine
+from tts.normalize import split_sentences, syllable_count, to_spoken, unknown_abbreviations
+from tts.verify import Measurements, measure, verify
+
+logger = logging.getLogger(__name__)
+
+#: Bump when a change to the pipeline changes the audio, so old cache entries are not reused.
+PIPELINE_VERSION = 1
+#: Re-synthesize at most this many times to correct the rate when the estimate was off.
+RATE_CORRECTIONS = 2
+#: If the estimate says a script is this much over even at the fastest rate, refuse without synthesizing.
+HOPELESS_MARGIN = 1.12
+
+
+@dataclass
+class SpokenScript:
+    """The script as it will be read: lead-in, body paragraphs and outro, as lists of sentences."""
+
+    sections: list[list[str]]
+    syllables: list[list[int]]
+    unknown_abbreviations: list[str]
+
+    @property
+    def sentences(self) -> list[str]:
+        return [s for section in self.sections for s in section]
+
+    @property
+    def total_syllables(self) -> int:
+        return sum(sum(counts) for counts in self.syllables)
+
+
+@dataclass
+class RenderResult:
+    path: Path
+    summary: dict
+    cached: bool
+
+
+@dataclass
+class Estimate:
+    engine: str
+    voice: str
+    rate_pct: int
+    speech_s: float
+    layout: fit.Layout
+    syllables: int
+    sentences: int
+    warnings: list[str] = field(default_factory=list)
+    error: ScriptTooLong | None = None
+
+    def as_dict(self) -> dict:
+        out = {
+            "engine": self.engine,
+            "voice": self.voice,
+            "rate": self.rate_pct,
+            "speech_s": round(self.speech_s, 1),
+            "pauses_s": round(self.layout.pauses_s, 1),
+            "fill_s": round(max(0.0, self.layout.fill_s), 1),
+            "fits": self.error is None,
+            "syllables": self.syllables,
+            "sentences": self.sentences,
+            "warnings": self.warnings,
+        }
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        return out
+
+
+def _spoken(text: str) -> list[list[str]]:
+    return [p for p in split_sentences(to_spoken(text)) if p]
+
+
+def spoken_script(script: Script, config: StationConfig) -> SpokenScript:
+    b = config.bulletin
+    title = (script.meta.title or "").strip()
+    # Plain replacement rather than str.format: the templates come from a config file and a stray
+    # brace in them must not crash a render.
+    lead = b.lead_in.replace("{programme}", b.programme_name).replace("{title}", title)
+    lead_sentences = [s for p in _spoken(lead) for s in p]
+    body = _spoken(script.body)
+    outro_sentences = [s for p in _spoken(b.outro) for s in p]
+    sections = [lead_sentences, *body, outro_sentences]
+    sections = [s for s in sections if s]
+    syllables = [[max(1, syllable_count(s)) for s in section] for section in sections]
+    return SpokenScript(sections, syllables, unknown_abbreviations(script.body))
+
+
+class Renderer:
+    """Renders scripts with the configured engine chain into the render cache."""
+
+    def __init__(
+        self, config: StationConfig, *, engines: Sequence[str] | None = None, cache: RenderCache | None = None
+    ):
+        self.config = config
+        self.chain = list(engines or config.tts.engines)
+        self.cache = cache or RenderCache(config.cache_dir)
+        self._engines: dict[str, Engine] = {}
+        #: How many times an engine was asked to synthesize (the cache tests read it).
+        self.synth_calls = 0
+
+    # -- planning -------------------------------------------------------------------------------------
+
+    def _engine(self, name: str) -> Engine:
+        if name not in self._engines:
+            self._engines[name] = get_engine(name, self.config.tts)
+        return self._engines[name]
+
+    def request(self, script: Script, spoken: SpokenScript) -> dict:
+        """Everything that shapes the audio; its hash is the cache key."""
+        b = self.config.bulletin
+        bed = None
+        if b.music_bed is not None and b.music_bed.is_file():
+            bed = hashlib.sha256(b.music_bed.read_bytes()).hexdigest()
+        return {
+            "pipeline": PIPELINE_VERSION,
+            "sections": spoken.sections,
+            "chain": self.chain,
+            "voice": script.meta.voice,
+            "tts": self.config.tts.model_dump(mode="json"),
+            "bulletin": b.model_dump(mode="json", exclude={"music_bed"}),
+            "music_bed": bed,
+        }
+
+    def _choose_rate(self, speech_at_natural_s: float, spoken: SpokenScript) -> int:
+        """The speaking rate that best fills the bulletin, within the configured bounds.
+
+        Natural speed when the script fits with relaxed pauses; a little slower (clearer on horns) when
+        it would leave a long fill; faster, up to the limit, only when it does not fit otherwise.
+        """
+        b = self.config.bulletin
+        n_sent, n_para = fit.count_gaps(spoken.sections)
+        avail = fit.available_s(b)
+        relaxed = avail - n_sent * b.sentence_pause_s[1] - n_para * b.paragraph_pause_s[1]
+        tight = avail - n_sent * b.sentence_pause_s[0] - n_para * b.paragraph_pause_s[0]
+        if relaxed > 0 and speech_at_natural_s <= relaxed:
+            return max(b.rate_min_pct, math.ceil(100 * (speech_at_natural_s / relaxed - 1)))
+        if tight > 0 and speech_at_natural_s <= tight:
+            return 0
+        needed = math.ceil(100 * (speech_at_natural_s / max(tight, 1e-3) - 1)) + 1
+        return min(b.rate_max_pct, needed)
+
+    def estimate(self, script: Script, spoken: SpokenScript | None = None) -> Estimate:
+        """How the render will come out, from syllable counts alone (no synthesis)."""
+        spoken = spoken or spoken_script(script, self.config)
+        engine = self._first_engine()
+        natural = spoken.total_syllables / engine.syllables_per_s
+        rate = self._choose_rate(natural, spoken)
+        speech = natural / (1 + rate / 100)
+        layout = fit.plan(speech, spoken.sections, self.config.bulletin)
+        est = Estimate(
+            engine.name,
+            engine.pick_voice(script.meta.voice),
+            rate,
+            speech,
+            layout,
+            spoken.total_syllables,
+            len(spoken.sentences),
+        )
+        est.warnings = self._warnings(script, spoken, layout)
+        if not layout.fits:
+            est.error = self._too_long(speech, spoken, rate)
+        return est
+
+    def _first_engine(self) -> Engine:
+        for name in self.chain:
+            try:
+                return self._engine(name)
+            except EngineError:
+                continue
+        return self._engine("espeak")
+
+    def _warnings(self, script: Script, spoken: SpokenScript, layout: fit.Layout) -> list[str]:
+        warnings = list(script.warnings)
+        if spoken.unknown_abbreviations:
+            warnings.append(
+                "Chữ viết tắt chưa có trong từ điển, máy sẽ đánh vần: "
+                + ", ".join(spoken.unknown_abbreviations)
+            )
+        b = self.config.bulletin
+        if layout.fits and layout.fill_s > b.short_fill_warning_s:
+            per_s = spoken.total_syllables / max(layout.speech_s, 1e-3)
+            warnings.append(
+                f"Bản tin ngắn: còn khoảng {layout.fill_s:.0f} giây nhạc nền; "
+                f"có thể viết thêm khoảng {int(layout.fill_s * per_s)} chữ"
+            )
+        return warnings
+
+    def _too_long(self, speech_s: float, spoken: SpokenScript, rate: int) -> ScriptTooLong:
+        b = self.config.bulletin
+        layout = fit.plan(speech_s, spoken.sections, b)
+        over = -layout.fill_s
+        per_s = spoken.total_syllables / max(speech_s, 1e-3)
+        cut = max(1, math.ceil(over * per_s))
+        return ScriptTooLong(
+            f"Bản tin quá dài: đọc ở tốc độ nhanh nhất cho phép ({rate:+d}%) phần lời mất "
+            f"{speech_s:.0f} giây (kể cả nghỉ giữa câu là {speech_s + layout.pauses_s:.0f} giây), "
+            f"vượt {over:.0f} giây so với "
+            f"{b.length_s:.0f} giây của bản tin. Cần bớt khoảng {cut} chữ; máy không tự cắt câu.",
+            speech_s=round(speech_s, 1),
+            over_s=round(over, 1),
+            words_to_cut=cut,
+            rate=rate,
+        )
+
+    # -- rendering ------------------------------------------------------------------------------------
+
+    def render(self, script: Script) -> RenderResult:
+        spoken = spoken_script(script, self.config)
+        key = cache_key(self.request(script, spoken))
+        hit = self.cache.get(key)
+        if hit is not None:
+            path, summary = hit
+            logger.info("render cache hit for %s (%s)", script.name, key[:12])
+            return RenderResult(path, {**summary, "cached": True}, True)
+
+        estimate = self.estimate(script, spoken)
+        if estimate.error is not None and -estimate.layout.fill_s > fit.available_s(self.config.bulletin) * (
+            HOPELESS_MARGIN - 1
+        ):
+            raise estimate.error
+        attempts: list[str] = []
+        for name in self.chain:
+            started = time.monotonic()
+            try:
+                engine = self._engine(name)
+                summary, wav = self._render_with(engine, script, spoken)
+            except ScriptTooLong:
+                raise
+            except RenderError as exc:
+                # EngineError, or audio that failed verification: the next engine may do better.
+                elapsed = time.monotonic() - started
+                logger.warning(
+                    "engine %s failed for %s after %.1fs: %s %s", name, script.name, elapsed, exc, exc.detail
+                )
+                attempts.append(f"{name}: {exc.message}")
+                continue
+            if attempts:
+                summary["warnings"].append("Đã đọc bằng bộ đọc dự phòng: " + "; ".join(attempts))
+            summary.update(cache_key=key, warnings=estimate.warnings + summary["warnings"])
+            path = self.cache.put(key, wav, summary)
+            logger.info(
+                "rendered %s with %s/%s at %+d%%: speech %.1fs, fill %.1fs, %.2f LUFS, %.2f dBTP",
+                script.name,
+                summary["engine"],
+                summary["voice"],
+                summary["rate"],
+                summary["speech_s"],
+                summary["fill_s"],
+                summary["lufs"],
+                summary["true_peak_dbtp"],
+            )
+            return RenderResult(path, {**summary, "cached": False}, False)
+        raise RenderError(
+            "Không bộ đọc nào tạo được bản tin: " + "; ".join(attempts),
+            code="ENGINES_EXHAUSTED",
+            attempts=attempts,
+        )
+
+    def _synthesize(self, engine: Engine, voice: str, rate: int, spoken: SpokenScript) -> Take:
+        self.synth_calls += 1
+        take = engine.synthesize(spoken.sentences, voice=voice, rate_pct=rate)
+        if len(take.clips) != len(spoken.sentences):
+            raise EngineError(
+                f"Bộ đọc {engine.name} trả về {len(take.clips)} câu cho {len(spoken.sentences)} câu văn bản",
+                engine=engine.name,
+            )
+        return take
+
+    def _render_with(self, engine: Engine, script: Script, spoken: SpokenScript) -> tuple[dict, bytes]:
+        b = self.config.bulletin
+        rate_hz = b.sample_rate
+        voice = engine.pick_voice(script.meta.voice)
+        rate = self._choose_rate(spoken.total_syllables / engine.syllables_per_s, spoken)
+        for correction in range(RATE_CORRECTIONS + 1):
+            take = self._synthesize(engine, voice, rate, spoken)
+            layout = fit.plan(take.speech_s, spoken.sections, b)
+            if layout.fits:
+                break
+            if rate >= b.rate_max_pct or correction == RATE_CORRECTIONS:
+                raise self._too_long(take.speech_s, spoken, rate)
+            # Duration scales close to 1/rate; aim at the tight fit plus one point of margin.
+            n_sent, n_para = fit.count_gaps(spoken.sections)
+            tight = fit.available_s(b) - n_sent * b.sentence_pause_s[0] - n_para * b.paragraph_pause_s[0]
+            factor = take.speech_s / max(tight, 1e-3)
+            rate = min(b.rate_max_pct, math.ceil((1 + rate / 100) * factor * 100 - 100) + 1)
+            logger.info("%s: speech %.1fs does not fit, trying rate %+d%%", script.name, take.speech_s, rate)
+
+        clips = iter(resample(c, take.sample_rate, rate_hz) for c in take.clips)
+        sections = [[next(clips) for _ in section] for section in spoken.sections]
+        assembly = fit.assemble(sections, rate_hz, b)
+        del sections, take
+        # Loudness is set on the speech alone.  Measuring the mix instead misleads: BS.1770's relative
+        # gate lets a long bed in or out as the limiter flattens the speech, so the mix's loudness is not
+        # even monotonic in the gain.
+        speech = loudness.normalize(
+            assembly.samples,
+            rate_hz,
+            target_lufs=b.loudness_lufs,
+            ceiling_dbtp=b.true_peak_dbtp,
+            tolerance_lu=b.loudness_tolerance_lu,
+        ).samples
+        # Each 3-minute float copy is 17 MB; a Pi Zero 2 W has 512 MB for everything.
+        assembly.samples = np.zeros(0, dtype=np.float32)
+        speech_end = assembly.spans[-1][1]
+        reference = fit.speech_rms(speech, assembly.spans)
+        bed_db = b.bed_level_db
+        for _ in range(3):
+            mix = speech.copy()
+            fit.add_bed(mix, speech_end, rate_hz, b, reference, bed_db)
+            pcm, measured = self._finish(mix, rate_hz, speech_end)
+            del mix
+            # A short script leaves a long bed; if the gate counts it, it drags the bulletin's loudness
+            # down.  The speech is what must be at the target, so the bed gives way.
+            if measured.lufs >= b.loudness_lufs - b.loudness_tolerance_lu * 0.6:
+                break
+            bed_db -= 6.0
+            logger.info(
+                "%s: bed lowered to %.0f dB under the speech to keep the loudness", script.name, -bed_db
+            )
+        del speech
+        syllables = [n for section in spoken.syllables for n in section]
+        verify(from_pcm16(pcm), rate_hz, b, spans=assembly.spans, syllables=syllables, measured=measured)
+
+        buf = io.BytesIO()
+        sf.write(buf, pcm, rate_hz, format="WAV", subtype="PCM_16")
+        wav = buf.getvalue()
+        lay = assembly.layout
+        summary = {
+            "duration_s": round(measured.duration_s, 3),
+            "speech_s": round(lay.speech_s, 2),
+            "pauses_s": round(lay.pauses_s, 2),
+            "fill_s": round(lay.fill_s, 2),
+            "engine": engine.name,
+            "voice": voice,
+            "rate": rate,
+            "lufs": round(measured.lufs, 2),
+            "true_peak_dbtp": round(measured.true_peak_dbtp, 2),
+            "longest_silence_s": round(measured.longest_silence_s, 2),
+            "frames": measured.frames,
+            "sample_rate": rate_hz,
+            "sentences": len(syllables),
+            "syllables": sum(syllables),
+            "warnings": [],
+            "script": script.name,
+            "title": script.display_title,
+            "content_sha256": script.content_sha256,
+            "audio_sha256": hashlib.sha256(wav).hexdigest(),
+            "rendered_at": dt.datetime.now(self.config.tz).isoformat(timespec="seconds"),
+            "version": __version__,
+        }
+        return summary, wav
+
+    def _finish(self, samples: np.ndarray, rate: int, speech_end: int) -> tuple[np.ndarray, Measurements]:
+        """Quantize to 16 bits with TPDF dither and measure exactly what will be written.
+
+        The true-peak meter has the last word: an inter-sample over that got past the limiter's margin
+        (rare) is limited again, lower by what was found, and measured again.
+        """
+        b = self.config.bulletin
+        rng = np.random.default_rng(0)  # fixed seed: the same request gives the same bytes
+        lsb = np.float32(1 / 32768)
+        for _ in range(3):
+            dither = (
+                rng.random(len(samples), dtype=np.float32) - rng.random(len(samples), dtype=np.float32)
+            ) * lsb
+            pcm = to_pcm16(samples + dither)
+            del dither
+            measured = measure(from_pcm16(pcm), rate, b, speech_end)
+            over = measured.true_peak_dbtp - b.true_peak_dbtp
+            if over <= 0:
+                break
+            samples = loudness.limit(
+                samples, rate, b.true_peak_dbtp - loudness.LIMITER_MARGIN_DB - over - 0.2
+            )
+            logger.info("true peak %.2f dBTP over the ceiling: limiting again", measured.true_peak_dbtp)
+        return pcm, measured
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.close()
