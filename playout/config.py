@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -69,7 +69,9 @@ class Window(_Section):
     name: str = Field(min_length=1, max_length=50)
     start: dt.time
     end: dt.time
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(default_factory=lambda: list(DAYS))
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: list(DAYS)
+    )
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -102,7 +104,9 @@ class AudioSettings(_Section):
 
 
 class TtsSettings(_Section):
-    engines: list[Literal["edge", "espeak", "piper"]] = Field(default_factory=lambda: ["edge", "espeak"], min_length=1)
+    engines: list[Literal["edge", "espeak", "piper"]] = Field(
+        default_factory=lambda: ["edge", "espeak"], min_length=1
+    )
     voice: str = "vi-VN-HoaiMyNeural"
     espeak_voice: Literal["vi", "vi-vn-x-central", "vi-vn-x-south"] = "vi"
     espeak_wpm: int = Field(165, ge=80, le=400, description="espeak-ng speed at rate +0 %")
@@ -209,7 +213,11 @@ def _describe(err: dict[str, Any]) -> str:
                 text += f" ({key} {limit[key]})"
                 break
     got = err.get("input")
-    if kind not in ("missing", "value_error") and isinstance(got, str | int | float | bool) and len(str(got)) < 60:
+    if (
+        kind not in ("missing", "value_error")
+        and isinstance(got, str | int | float | bool)
+        and len(str(got)) < 60
+    ):
         text += f"; đang là {got!r}"
     return f"{path}: {text}"
 
@@ -220,7 +228,8 @@ def parse_config(data: object, *, base: Path, source: str = "schedule.yaml") -> 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"Tệp cấu hình {source} phải là một bảng khóa: giá trị", problems=["(gốc): phải là một mục gồm các khóa"]
+            f"Tệp cấu hình {source} phải là một bảng khóa: giá trị",
+            problems=["(gốc): phải là một mục gồm các khóa"],
         )
     try:
         cfg = StationConfig.model_validate(data)
@@ -250,12 +259,16 @@ def load_config(path: Path | str | None = None) -> StationConfig:
     try:
         data = yaml.safe_load(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        raise ConfigError(f"Tệp cấu hình {path} phải được lưu bằng mã UTF-8", code="CONFIG_ENCODING") from None
+        raise ConfigError(
+            f"Tệp cấu hình {path} phải được lưu bằng mã UTF-8", code="CONFIG_ENCODING"
+        ) from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (dòng {where.line + 1}, cột {where.column + 1})" if where else ""
         raise ConfigError(
-            f"Tệp cấu hình {path} sai cú pháp YAML{at}", code="CONFIG_SYNTAX", detail=str(exc),
+            f"Tệp cấu hình {path} sai cú pháp YAML{at}",
+            code="CONFIG_SYNTAX",
+            detail=str(exc),
             problems=[f"yaml{at}: {getattr(exc, 'problem', exc)}"],
         ) from None
     return parse_config(data, base=path.resolve().parent, source=str(path))

@@ -1,0 +1,143 @@
+"""`make bench`: the station's speed and memory, measured and printed.
+
+Render (issue 2): our render of a ~350-word script with the espeak engine and a cold cache, against the
+plain pipeline `espeak-ng -v vi -w | ffmpeg -af loudnorm` on the same text; and our peak memory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "bulletins" / "approved"
+
+
+def run_measured(cmd: list[str], **kw) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one child process, from the kernel's own accounting."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr.read().decode()}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def script_of_words(n: int) -> str:
+    """A realistic bulletin of about ``n`` words, from the shipped samples' bodies."""
+    words: list[str] = []
+    for path in sorted(SAMPLES.glob("*")):
+        text = path.read_text("utf-8")
+        if text.startswith("---"):
+            text = text.split("---", 2)[2]
+        words += text.split()
+    while len(words) < n:
+        words += words
+    body = " ".join(words[:n])
+    return body.rstrip(".,;:!?") + "."
+
+
+def line(label: str, value: str, target: str = "", ok: bool | None = None) -> None:
+    verdict = "" if ok is None else ("  ok" if ok else "  MISSED")
+    print(f"  {label:<48} {value:>14}  {target}{verdict}")
+
+
+def bench_render(repeats: int = 3) -> None:
+    print("Render: ~350-word script, espeak engine, cold cache (180 s bulletin)")
+    espeak, ffmpeg = shutil.which("espeak-ng"), shutil.which("ffmpeg")
+    work = Path(tempfile.mkdtemp(prefix="playout-bench-"))
+    body = script_of_words(350)
+    (work / "body.txt").write_text(body, "utf-8")
+    (work / "script.md").write_text(f"---\ntitle: Bài đo tốc độ\n---\n{body}\n", "utf-8")
+    (work / "schedule.yaml").write_text("tts: {engines: [espeak]}\npaths: {data: var}\n", "utf-8")
+    print(f"  script: {len(body.split())} words")
+
+    plain = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(
+            [espeak, "-v", "vi", "-f", str(work / "body.txt"), "-w", str(work / "a.wav")], check=True
+        )
+        subprocess.run(
+            [
+                ffmpeg,
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(work / "a.wav"),
+                "-af",
+                "loudnorm=I=-16:TP=-1",
+                str(work / "b.wav"),
+            ],
+            check=True,
+        )
+        plain.append(time.perf_counter() - t0)
+
+    # In-process: what the daemon pays per bulletin (libraries already loaded).
+    sys.path.insert(0, str(ROOT))
+    from playout.config import load_config
+    from playout.intake import read_script
+    from tts.render import Renderer
+
+    inproc = []
+    for i in range(repeats):
+        config = load_config(work / "schedule.yaml")
+        config = config.model_copy(
+            update={"paths": config.paths.model_copy(update={"data": work / f"var{i}"})}
+        )
+        renderer = Renderer(config)
+        t0 = time.perf_counter()
+        renderer.render(read_script(work / "script.md"))
+        inproc.append(time.perf_counter() - t0)
+
+    # Whole command: what an operator waits for, interpreter start and imports included.
+    cli, rss = [], []
+    for i in range(repeats):
+        shutil.rmtree(work / "var", ignore_errors=True)
+        wall, peak = run_measured(
+            [
+                str(Path(sys.executable).parent / "playout"),
+                "render",
+                str(work / "script.md"),
+                "-o",
+                str(work / f"out{i}.wav"),
+                "--config",
+                str(work / "schedule.yaml"),
+            ],
+        )
+        cli.append(wall)
+        rss.append(peak)
+    _, import_rss = run_measured([sys.executable, "-c", "import tts.render"], cwd=ROOT)
+
+    p, r, c = statistics.median(plain), statistics.median(inproc), statistics.median(cli)
+    line("plain pipeline (espeak-ng | ffmpeg loudnorm)", f"{p:.2f} s", f"(median of {repeats})")
+    line("our render, in the daemon (libraries loaded)", f"{r:.2f} s")
+    line("our `playout render` command, whole process", f"{c:.2f} s")
+    line(
+        "ratio, in the daemon (one run)",
+        f"{inproc[0] / plain[0]:.2f}",
+        "target <= 1.5",
+        inproc[0] / plain[0] <= 1.5,
+    )
+    line("ratio, in the daemon (medians)", f"{r / p:.2f}", "target <= 1.5", r / p <= 1.5)
+    line("ratio, whole command incl. Python start (medians)", f"{c / p:.2f}", "target <= 1.5", c / p <= 1.5)
+    line("peak RSS of `playout render`", f"{max(rss):.0f} MiB", "target <= 150 MiB", max(rss) <= 150)
+    line("  of which Python + numpy/scipy/pyloudnorm loaded", f"{import_rss:.0f} MiB")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    print(f"playout benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
+    bench_render()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The amplifier relay (gpiozero).  The relay driver arrives with the on-air daemon (issue 4)."""

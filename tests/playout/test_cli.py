@@ -1,0 +1,103 @@
+"""The `playout` command, run as an operator would, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import soundfile as sf
+
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture
+def station(tmp_path):
+    cfg = tmp_path / "schedule.yaml"
+    cfg.write_text("bulletin: {length_s: 25}\ntts: {engines: [espeak]}\npaths: {data: var}\n", "utf-8")
+    return cfg
+
+
+def run(cmd, *args, stdin=None, cwd=None):
+    return subprocess.run([*cmd, *args], input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_render_writes_the_wav_and_prints_the_summary(playout_cmd, station, write_script, tmp_path):
+    script = write_script("tin.md", "---\ntitle: Thử\n---\nKính thưa bà con. Hôm nay học cách quét mã QR.\n")
+    out = tmp_path / "out" / "tin.wav"
+    proc = run(playout_cmd, "render", str(script), "-o", str(out), "--config", str(station))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    for key in (
+        "duration_s",
+        "speech_s",
+        "engine",
+        "voice",
+        "rate",
+        "lufs",
+        "true_peak_dbtp",
+        "fill_s",
+        "warnings",
+    ):
+        assert key in summary
+    assert summary["engine"] == "espeak" and summary["output"] == str(out)
+    assert sf.info(out).frames == 25 * 24000 and sf.info(out).subtype == "PCM_16"
+
+
+def test_refusal_exits_non_zero_with_code_on_stderr(playout_cmd, station, write_script):
+    empty = write_script("rong.txt", "   \n")
+    proc = run(playout_cmd, "render", str(empty), "-o", "x.wav", "--config", str(station))
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "[SCRIPT_EMPTY]" in proc.stderr
+
+
+def test_several_scripts_show_progress_and_one_json_line_each(playout_cmd, station, write_script, tmp_path):
+    a = write_script("a.txt", "Bà con chú ý. Đây là tin thứ nhất.")
+    b = write_script("b.txt", "Bà con chú ý. Đây là tin thứ hai.")
+    proc = run(playout_cmd, "render", str(a), str(b), "-o", str(tmp_path / "out"), "--config", str(station))
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [x["output"].rsplit("/", 1)[1] for x in lines] == ["a.wav", "b.wav"]
+    assert "2/2" in proc.stderr  # the progress bar
+
+
+def test_check_estimates_without_rendering(playout_cmd, station, tmp_path):
+    proc = run(playout_cmd, "check", str(SAMPLES / "ngan.txt"), "--json", "--config", str(station))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["speech_s"] > 3
+    assert not (tmp_path / "var").exists()  # nothing synthesized, nothing cached
+    human = run(playout_cmd, "check", str(SAMPLES / "ngan.txt"), "--config", str(station))
+    assert "ĐẠT" in human.stdout and "giây" in human.stdout
+
+
+def test_check_flags_too_long(playout_cmd, tmp_path, write_script):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("bulletin: {length_s: 15}\ntts: {engines: [espeak]}\n", "utf-8")
+    long = write_script("dai.txt", "Bà con mở ứng dụng ngân hàng rồi chọn mục thanh toán hóa đơn. " * 20)
+    proc = run(playout_cmd, "check", str(long), "--config", str(cfg))
+    assert proc.returncode == 1
+    assert "KHÔNG ĐẠT" in proc.stdout and "SCRIPT_TOO_LONG" in proc.stdout
+
+
+def test_normalize_reads_stdin_line_by_line(playout_cmd):
+    proc = run(playout_cmd, "normalize", stdin="Năm 2024\n15%\n")
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == ["năm hai nghìn không trăm hai mươi tư", "mười lăm phần trăm"]
+    one = run(playout_cmd, "normalize", "105 người")
+    assert one.stdout.strip() == "một trăm linh năm người"
+
+
+def test_config_prints_effective_settings_and_errors_with_paths(playout_cmd, tmp_path):
+    good = run(playout_cmd, "config", "--config", str(tmp_path / "none.yaml"))
+    assert good.returncode == 2 and "CONFIG_UNREADABLE" in good.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bulletin: {length_s: -1}\nrelay: {pin: x}\n", "utf-8")
+    proc = run(playout_cmd, "config", "--config", str(bad))
+    assert proc.returncode == 2
+    assert "bulletin.length_s" in proc.stderr and "relay.pin" in proc.stderr
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("relay: {pin: 27}\n", "utf-8")
+    shown = run(playout_cmd, "config", "--config", str(ok))
+    assert shown.returncode == 0 and "pin: 27" in shown.stdout and "length_s: 180" in shown.stdout
