@@ -6,6 +6,7 @@ plain pipeline `espeak-ng -v vi -w | ffmpeg -af loudnorm` on the same text; and 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -20,14 +21,21 @@ SAMPLES = ROOT / "bulletins" / "approved"
 
 
 def run_measured(cmd: list[str], **kw) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one child process, from the kernel's own accounting."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr.read().decode()}")
-    return elapsed, usage.ru_maxrss / 1024
+    """(wall seconds, peak RSS MiB) of one command, from the kernel's own accounting (see measure.py)."""
+    proc = subprocess.run(
+        [sys.executable, "-S", str(Path(__file__).with_name("measure.py")), *cmd],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kw,
+    )
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise SystemExit(f"benchmark launcher failed: {proc.stderr}") from None
+    if result["exit"] != 0:
+        raise SystemExit(f"benchmark command failed ({result['exit']}): {' '.join(cmd)}\n{proc.stderr}")
+    return result["wall_s"], result["max_rss_mib"]
 
 
 def script_of_words(n: int) -> str:

@@ -69,8 +69,20 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resample_poly(samples, to_rate // g, from_rate // g).astype(np.float32)
 
 
-def to_pcm16(samples: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(samples, -1.0, 32767 / 32768) * 32768.0).astype("<i2")
+def to_pcm16(samples: np.ndarray, *, dither_seed: int | None = None, chunk: int = 1 << 16) -> np.ndarray:
+    """16-bit PCM, optionally with TPDF dither (one LSB peak) so quiet fades do not turn into grit.
+
+    Chunked so a 3-minute bulletin never needs float copies of itself on a small Pi; a fixed seed keeps
+    the output identical for identical input (the render cache and the tests rely on that).
+    """
+    out = np.empty(len(samples), dtype="<i2")
+    rng = np.random.default_rng(dither_seed) if dither_seed is not None else None
+    for start in range(0, len(samples), chunk):
+        x = samples[start : start + chunk] * np.float32(32768.0)
+        if rng is not None:
+            x += rng.random(len(x), dtype=np.float32) - rng.random(len(x), dtype=np.float32)
+        out[start : start + chunk] = np.clip(np.round(x), -32768, 32767)
+    return out
 
 
 def from_pcm16(pcm: np.ndarray) -> np.ndarray:

@@ -340,10 +340,10 @@ class Renderer:
         reference = fit.speech_rms(speech, assembly.spans)
         bed_db = b.bed_level_db
         for _ in range(3):
-            mix = speech.copy()
-            fit.add_bed(mix, speech_end, rate_hz, b, reference, bed_db)
-            pcm, measured = self._finish(mix, rate_hz, speech_end)
-            del mix
+            # No name for the mix here: _finish frees it as soon as it is quantized.
+            pcm, measured = self._finish(
+                self._mix(speech, speech_end, reference, bed_db), rate_hz, speech_end
+            )
             # A short script leaves a long bed; if the gate counts it, it drags the bulletin's loudness
             # down.  The speech is what must be at the target, so the bed gives way.
             if measured.lufs >= b.loudness_lufs - b.loudness_tolerance_lu * 0.6:
@@ -385,29 +385,34 @@ class Renderer:
         }
         return summary, wav
 
+    def _mix(self, speech: np.ndarray, speech_end: int, reference: float, bed_db: float) -> np.ndarray:
+        b = self.config.bulletin
+        mix = speech.copy()
+        fit.add_bed(mix, speech_end, b.sample_rate, b, reference, bed_db)
+        return mix
+
     def _finish(self, samples: np.ndarray, rate: int, speech_end: int) -> tuple[np.ndarray, Measurements]:
         """Quantize to 16 bits with TPDF dither and measure exactly what will be written.
 
-        The true-peak meter has the last word: an inter-sample over that got past the limiter's margin
-        (rare) is limited again, lower by what was found, and measured again.
+        Takes ownership of ``samples`` (freed once quantized: memory on a Pi is short).  The true-peak
+        meter has the last word: an inter-sample over that got past the limiter's margin (rare) is
+        limited again, lower by what was found, and measured again.
         """
         b = self.config.bulletin
-        rng = np.random.default_rng(0)  # fixed seed: the same request gives the same bytes
-        lsb = np.float32(1 / 32768)
-        for _ in range(3):
-            dither = (
-                rng.random(len(samples), dtype=np.float32) - rng.random(len(samples), dtype=np.float32)
-            ) * lsb
-            pcm = to_pcm16(samples + dither)
-            del dither
-            measured = measure(from_pcm16(pcm), rate, b, speech_end)
+        attempts = 3
+        while True:
+            pcm = to_pcm16(samples, dither_seed=0)  # fixed seed: the same request gives the same bytes
+            written = from_pcm16(pcm)
+            del samples
+            measured = measure(written, rate, b, speech_end)
             over = measured.true_peak_dbtp - b.true_peak_dbtp
-            if over <= 0:
+            attempts -= 1
+            if over <= 0 or attempts == 0:
                 break
-            samples = loudness.limit(
-                samples, rate, b.true_peak_dbtp - loudness.LIMITER_MARGIN_DB - over - 0.2
-            )
             logger.info("true peak %.2f dBTP over the ceiling: limiting again", measured.true_peak_dbtp)
+            samples = loudness.limit(
+                written, rate, b.true_peak_dbtp - loudness.LIMITER_MARGIN_DB - over - 0.2
+            )
         return pcm, measured
 
     def close(self) -> None:

@@ -223,3 +223,14 @@ def test_full_length_samples_and_estimate_accuracy(make_config):
         assert s["longest_silence_s"] <= 3.0
         assert estimate.rate_pct == s["rate"], path.name
         assert estimate.speech_s == pytest.approx(s["speech_s"], rel=0.10), path.name
+
+
+def test_a_loud_bed_under_a_short_script_gives_way_to_the_speech(make_config, caplog):
+    # Eight seconds of speech in a minute, the bed set only 6 dB under it: the loudness gate would count
+    # the bed and pull the bulletin's loudness down; the renderer lowers the bed instead.
+    config = make_config(bulletin={"length_s": 60, "bed_level_db": -6})
+    with caplog.at_level("INFO", logger="tts.render"):
+        result = Renderer(config).render(short_script("Kính thưa bà con. Xin mời nghe tin."))
+    lufs, peak = ffmpeg_r128(result.path)
+    assert lufs == pytest.approx(-16.0, abs=0.5) and peak <= -1.0
+    assert "bed lowered" in caplog.text
