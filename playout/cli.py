@@ -55,10 +55,19 @@ def _progress(items: Sequence, desc: str):
 def _expand(paths: Sequence[str]) -> list[Path]:
     from playout.intake import SCRIPT_SUFFIXES
 
+    def is_script(f: Path) -> bool:
+        # Folders hold notes for people too (README.md) and editors' hidden temporaries (~$x.docx).
+        return (
+            f.is_file()
+            and f.suffix.lower() in SCRIPT_SUFFIXES
+            and not f.name.startswith((".", "~"))
+            and f.stem.upper() != "README"
+        )
+
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SCRIPT_SUFFIXES))
+            out.extend(sorted(f for f in p.rglob("*") if is_script(f)))
         else:
             out.append(p)
     return out
@@ -184,7 +193,7 @@ def cmd_demo(args) -> int:
 
     config = _load(args)
     folder = config.paths.bulletins
-    scripts = _expand([str(folder)]) if folder.is_dir() else []
+    scripts = _expand([str(d) for d in (folder / "approved", folder / "inbox") if d.is_dir()])
     print(f"Trạm phát thanh phường — bản {__version__}")
     print(f"Kịch bản trong {folder}: {len(scripts)}")
     if not scripts:

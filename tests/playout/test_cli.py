@@ -101,3 +101,18 @@ def test_config_prints_effective_settings_and_errors_with_paths(playout_cmd, tmp
     ok.write_text("relay: {pin: 27}\n", "utf-8")
     shown = run(playout_cmd, "config", "--config", str(ok))
     assert shown.returncode == 0 and "pin: 27" in shown.stdout and "length_s: 180" in shown.stdout
+
+
+def test_demo_renders_the_bulletin_folders_and_says_where(playout_cmd, tmp_path):
+    (tmp_path / "bulletins" / "approved").mkdir(parents=True)
+    (tmp_path / "bulletins" / "inbox").mkdir()
+    (tmp_path / "bulletins" / "README.md").write_text("# notes for people, not a script\n", "utf-8")
+    approved = tmp_path / "bulletins" / "approved"
+    (approved / "a.txt").write_text("Kính thưa bà con. Đây là bản tin thử.", "utf-8")
+    (tmp_path / "bulletins" / "approved" / ".~lock.b.docx#").write_text("x", "utf-8")
+    cfg = tmp_path / "schedule.yaml"
+    cfg.write_text("bulletin: {length_s: 20}\ntts: {engines: [espeak]}\n", "utf-8")
+    proc = run(playout_cmd, "demo", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert "1/1" in proc.stdout and str(tmp_path / "var" / "demo") in proc.stdout
+    assert sf.info(tmp_path / "var" / "demo" / "a.wav").frames == 20 * 24000
