@@ -110,6 +110,15 @@ class TtsSettings(_Section):
     voice: str = "vi-VN-HoaiMyNeural"
     espeak_voice: Literal["vi", "vi-vn-x-central", "vi-vn-x-south"] = "vi"
     espeak_wpm: int = Field(165, ge=80, le=400, description="espeak-ng speed at rate +0 %")
+    edge_attempt_timeout_s: float = Field(
+        45.0, gt=0, le=600, description="bound on one Edge request (the client can hang after the handshake)"
+    )
+    edge_retries: int = Field(1, ge=0, le=5, description="retries per voice for transient faults")
+    edge_backoff_s: float = Field(1.0, ge=0, le=60, description="first retry delay; doubles each retry")
+    edge_outage_s: float = Field(
+        300.0, ge=0, le=86400, description="after the service fails, skip it for this long (offline renders)"
+    )
+    piper_model: Path | None = Field(None, description="Piper voice model (.onnx, with .onnx.json beside it)")
 
 
 class ApiSettings(_Section):
@@ -169,6 +178,7 @@ class StationConfig(_Section):
                     update={"bulletins": anchor(self.paths.bulletins), "data": anchor(self.paths.data)}
                 ),
                 "bulletin": self.bulletin.model_copy(update={"music_bed": anchor(self.bulletin.music_bed)}),
+                "tts": self.tts.model_copy(update={"piper_model": anchor(self.tts.piper_model)}),
             }
         )
 
