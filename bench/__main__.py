@@ -142,9 +142,68 @@ def bench_render(repeats: int = 3) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_edge() -> None:
+    """Edge engine through the local fake service (real edge-tts client), and giving up on a stall."""
+    print("\nEdge voices: the real edge-tts client against the local fake service")
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_edge import FakeEdge
+
+    from playout.config import parse_config
+    from playout.intake import parse_script
+    from tts.engines import edge as edge_engine
+    from tts.render import Renderer
+
+    work = Path(tempfile.mkdtemp(prefix="playout-bench-edge-"))
+    script = parse_script(f"---\ntitle: Bài đo\n---\n{script_of_words(350)}\n".encode(), "bench.md")
+    timeout_s, retries, backoff_s = 3.0, 1, 0.5
+
+    def render(engines: list[str], tag: str) -> tuple[float, dict]:
+        config = parse_config(
+            {
+                "tts": {
+                    "engines": engines,
+                    "edge_attempt_timeout_s": timeout_s,
+                    "edge_retries": retries,
+                    "edge_backoff_s": backoff_s,
+                },
+                "paths": {"data": str(work / tag)},
+            },
+            base=work,
+        )
+        edge_engine.reset_outages()
+        t0 = time.perf_counter()
+        summary = Renderer(config).render(script).summary
+        return time.perf_counter() - t0, summary
+
+    espeak_s, _ = render(["espeak"], "espeak")
+    with FakeEdge("ok") as fake:
+        os.environ[edge_engine.URL_ENV] = fake.url
+        edge_s, summary = render(["edge"], "edge")
+        requests = len(fake.requests)
+    with FakeEdge("stall") as fake:
+        os.environ[edge_engine.URL_ENV] = fake.url
+        stall_s, stalled = render(["edge", "espeak"], "stall")
+    os.environ.pop(edge_engine.URL_ENV, None)
+    bound = timeout_s * (retries + 1) + backoff_s + espeak_s
+    line("espeak render (cold cache)", f"{espeak_s:.2f} s")
+    line(f"edge render via the fake ({requests} request(s), cold cache)", f"{edge_s:.2f} s")
+    line("edge / espeak", f"{edge_s / espeak_s:.2f}")
+    line(
+        f"stalled service: give up and render offline ({stalled['engine']})",
+        f"{stall_s:.2f} s",
+        f"target < {bound:.1f} s",
+        stall_s < bound,
+    )
+    print(
+        f"    (per-attempt bound {timeout_s:.0f} s x {retries + 1} attempts + {backoff_s} s backoff + espeak)"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     print(f"playout benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
     bench_render()
+    bench_edge()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import soundfile as sf
 
 from playout import __version__
 from playout.config import StationConfig
-from playout.errors import EngineError, RenderError, ScriptTooLong
+from playout.errors import EngineError, EngineUnavailable, RenderError, ScriptTooLong
 from playout.intake import Script
 from tts import fit, loudness
 from tts.audio import from_pcm16, resample, to_pcm16
@@ -197,11 +197,14 @@ class Renderer:
         return est
 
     def _first_engine(self) -> Engine:
+        """The engine that will most likely read the script: estimates are calibrated per engine."""
         for name in self.chain:
             try:
-                return self._engine(name)
+                engine = self._engine(name)
             except EngineError:
                 continue
+            if engine.ready():
+                return engine
         return self._engine("espeak")
 
     def _warnings(self, script: Script, spoken: SpokenScript, layout: fit.Layout) -> list[str]:
@@ -255,40 +258,66 @@ class Renderer:
             raise estimate.error
         attempts: list[str] = []
         for name in self.chain:
-            started = time.monotonic()
             try:
                 engine = self._engine(name)
-                summary, wav = self._render_with(engine, script, spoken)
-            except ScriptTooLong:
-                raise
-            except RenderError as exc:
-                # EngineError, or audio that failed verification: the next engine may do better.
-                elapsed = time.monotonic() - started
+            except EngineError as exc:
                 logger.warning(
-                    "engine %s failed for %s after %.1fs: %s %s", name, script.name, elapsed, exc, exc.detail
+                    "engine %s unavailable for %s: %s", name, script.name, exc.detail or exc.message
                 )
                 attempts.append(f"{name}: {exc.message}")
                 continue
-            if attempts:
-                summary["warnings"].append("Đã đọc bằng bộ đọc dự phòng: " + "; ".join(attempts))
-            summary.update(cache_key=key, warnings=estimate.warnings + summary["warnings"])
-            path = self.cache.put(key, wav, summary)
-            logger.info(
-                "rendered %s with %s/%s at %+d%%: speech %.1fs, fill %.1fs, %.2f LUFS, %.2f dBTP",
-                script.name,
-                summary["engine"],
-                summary["voice"],
-                summary["rate"],
-                summary["speech_s"],
-                summary["fill_s"],
-                summary["lufs"],
-                summary["true_peak_dbtp"],
-            )
-            return RenderResult(path, {**summary, "cached": False}, False)
+            for voice in engine.voice_chain(script.meta.voice):
+                started = time.monotonic()
+                try:
+                    summary, wav = self._render_with(engine, voice, script, spoken)
+                except ScriptTooLong:
+                    raise
+                except EngineUnavailable as exc:
+                    # The engine cannot run at all (service down, model missing): its other voices
+                    # would fail the same way, so go straight to the next engine.
+                    self._log_failure(name, voice, script, started, exc)
+                    attempts.append(f"{name}: {exc.message}")
+                    break
+                except RenderError as exc:
+                    # This voice failed (no audio, cut short, failed verification): the next may not.
+                    self._log_failure(name, voice, script, started, exc)
+                    attempts.append(f"{name}/{voice}: {exc.message}")
+                    continue
+                if attempts:
+                    summary["warnings"].append("Đã đọc bằng giọng dự phòng vì: " + "; ".join(attempts))
+                summary.update(
+                    cache_key=key, fallback=bool(attempts), warnings=estimate.warnings + summary["warnings"]
+                )
+                path = self.cache.put(key, wav, summary)
+                logger.info(
+                    "rendered %s with %s/%s at %+d%%: speech %.1fs, fill %.1fs, %.2f LUFS, %.2f dBTP",
+                    script.name,
+                    summary["engine"],
+                    summary["voice"],
+                    summary["rate"],
+                    summary["speech_s"],
+                    summary["fill_s"],
+                    summary["lufs"],
+                    summary["true_peak_dbtp"],
+                )
+                return RenderResult(path, {**summary, "cached": False}, False)
         raise RenderError(
             "Không bộ đọc nào tạo được bản tin: " + "; ".join(attempts),
             code="ENGINES_EXHAUSTED",
             attempts=attempts,
+        )
+
+    @staticmethod
+    def _log_failure(name: str, voice: str, script: Script, started: float, exc: RenderError) -> None:
+        logger.warning(
+            "engine %s/%s failed for %s after %.1fs: [%s] %s %s",
+            name,
+            voice,
+            script.name,
+            time.monotonic() - started,
+            exc.code,
+            exc.message,
+            exc.detail,
         )
 
     def _synthesize(self, engine: Engine, voice: str, rate: int, spoken: SpokenScript) -> Take:
@@ -301,10 +330,11 @@ class Renderer:
             )
         return take
 
-    def _render_with(self, engine: Engine, script: Script, spoken: SpokenScript) -> tuple[dict, bytes]:
+    def _render_with(
+        self, engine: Engine, voice: str, script: Script, spoken: SpokenScript
+    ) -> tuple[dict, bytes]:
         b = self.config.bulletin
         rate_hz = b.sample_rate
-        voice = engine.pick_voice(script.meta.voice)
         rate = self._choose_rate(spoken.total_syllables / engine.syllables_per_s, spoken)
         for correction in range(RATE_CORRECTIONS + 1):
             take = self._synthesize(engine, voice, rate, spoken)

@@ -57,6 +57,14 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def voices(self) -> Sequence[str]: ...
 
+    def ready(self) -> bool:
+        """A cheap guess (no synthesis, no network) whether this engine can read now, for estimates."""
+        return True
+
+    def voice_chain(self, wanted: str | None) -> list[str]:
+        """Voices to try in order before the chain moves to the next engine."""
+        return [self.pick_voice(wanted)]
+
     def pick_voice(self, wanted: str | None) -> str:
         """The voice to use: the script's or the station's if this engine has it, else the default."""
         for candidate in (wanted, self.settings.voice):
@@ -100,6 +108,8 @@ def available_engines() -> list[str]:
 def _load_builtin() -> None:
     if _FACTORIES:
         return
-    from tts.engines import espeak
+    from tts.engines import edge, espeak, piper
 
     register("espeak", espeak.EspeakEngine)
+    register("piper", piper.PiperEngine)
+    register("edge", edge.EdgeEngine)
