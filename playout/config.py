@@ -72,6 +72,22 @@ class Window(_Section):
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
         default_factory=lambda: list(DAYS)
     )
+    plays: int = Field(1, ge=1, le=10, description="bulletins aired back to back in this window")
+    from_date: dt.date | None = Field(None, description="first day this window airs (inclusive)")
+    until_date: dt.date | None = Field(None, description="last day this window airs (inclusive)")
+
+    def airs_on(self, day: dt.date, blackout: set[dt.date] | frozenset = frozenset()) -> bool:
+        return (
+            DAYS[day.weekday()] in self.days
+            and (self.from_date is None or day >= self.from_date)
+            and (self.until_date is None or day <= self.until_date)
+            and day not in blackout
+        )
+
+    @property
+    def length_s(self) -> float:
+        start = dt.datetime.combine(dt.date.min, self.start)
+        return (dt.datetime.combine(dt.date.min, self.end) - start).total_seconds()
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -79,16 +95,25 @@ class Window(_Section):
         # YAML 1.1 reads an unquoted 06:00 as the base-60 integer 360; take it back as a clock time.
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
             return dt.time(value // 60, value % 60)
-        if isinstance(value, str) and re.fullmatch(r"\d{1,2}[:h]\d{2}", value.strip()):
-            hours, minutes = re.split(r"[:h]", value.strip())
-            return f"{int(hours):02d}:{minutes}"
+        if isinstance(value, str) and re.fullmatch(r"\d{1,2}[:h]\d{2}(:\d{2})?", value.strip()):
+            hours, rest = re.split(r"[:h]", value.strip(), maxsplit=1)
+            return f"{int(hours):02d}:{rest}"
         return value
 
     @model_validator(mode="after")
     def _start_before_end(self) -> Window:
         if self.start >= self.end:
             raise ValueError("start phải sớm hơn end")
+        if self.from_date and self.until_date and self.from_date > self.until_date:
+            raise ValueError("from_date phải trước until_date")
         return self
+
+
+class DaemonSettings(_Section):
+    emergency_cuts: bool = Field(
+        False, description="an emergency bulletin cuts the one on air instead of waiting"
+    )
+    rescan_s: float = Field(30.0, ge=1, le=3600, description="how often the library is checked for changes")
 
 
 class RelaySettings(_Section):
@@ -140,6 +165,10 @@ class StationConfig(_Section):
             Window(name="chiều", start=dt.time(17, 0), end=dt.time(17, 30)),
         ]
     )
+    blackout_dates: list[dt.date] = Field(
+        default_factory=list, description="no slots on these days (e.g. Tết)"
+    )
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
