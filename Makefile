@@ -9,10 +9,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian / Raspberry Pi OS packages the station uses at run time or in its tests.
 APT_PACKAGES := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv \
-                pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd
+                pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd faketime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages run test bench lock clean
+.PHONY: setup system-packages run test bench install lock clean
 
 setup: system-packages $(STAMP)
 
@@ -42,6 +42,11 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/python -m bench
+
+# On a Raspberry Pi, as root: a `playout` system user, the code and a venv under /opt/playout,
+# /etc/playout/schedule.yaml (kept if present), and the systemd service enabled and started.
+install: system-packages
+	bash systemd/install.sh
 
 # Re-pin after changing dependencies in pyproject.toml (needs uv on the developer's machine).
 lock:

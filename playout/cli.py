@@ -185,45 +185,73 @@ def cmd_config(args) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args) -> int:
-    """Render every script under the bulletins folder and say where the audio went."""
-    from playout.atomic import atomic_writer
+def _render_all(config, scripts: list[Path]) -> list[tuple[Path, dict]]:
+    """Render ahead of time with a progress bar (the daemon then finds them in the cache)."""
     from playout.intake import read_script
     from tts.render import Renderer
 
-    config = _load(args)
-    folder = config.paths.bulletins
-    scripts = _expand([str(d) for d in (folder / "approved", folder / "inbox") if d.is_dir()])
-    print(f"Trạm phát thanh phường — bản {__version__}")
-    print(f"Kịch bản trong {folder}: {len(scripts)}")
-    if not scripts:
-        print(f"Hãy chép kịch bản (.txt, .md, .docx) vào {folder / 'approved'} rồi chạy lại.")
-        return EXIT_OK
-    out_dir = config.paths.data / "demo"
     renderer = Renderer(config)
     done = []
     try:
         for path in _progress(scripts, "Đang đọc"):
             try:
-                result = renderer.render(read_script(path))
+                done.append((path, renderer.render(read_script(path)).summary))
             except PlayoutError as exc:
                 _fail(exc, f"{path.name}: ")
-                continue
-            target = out_dir / f"{path.stem}.wav"
-            with result.path.open("rb") as src, atomic_writer(target) as dst:
-                shutil.copyfileobj(src, dst)
-            done.append((path, target, result.summary))
     finally:
         renderer.close()
-    print()
-    for path, target, s in done:
-        print(
-            f"  {target}  ({s['duration_s']:.0f} giây, {s['engine']}/{s['voice']}, "
-            f"{s['lufs']:.1f} LUFS)  ← {path.name}"
-        )
-    print(f"\nĐã đọc {len(done)}/{len(scripts)} bản tin. Âm thanh nằm trong {out_dir}")
-    print("Nghe thử: aplay " + str(done[0][1]) if done else "")
-    return EXIT_OK if len(done) == len(scripts) else EXIT_REFUSED
+    return done
+
+
+def cmd_run(args) -> int:
+    from playout.daemon import Station
+
+    path = _config_path(args.config)
+    config = _load(args)
+    return Station(config, config_path=path).run()
+
+
+def cmd_demo(args) -> int:
+    """The station on embedded defaults, with a demo slot a minute after start."""
+    import datetime as dt
+
+    from playout.config import Window
+    from playout.daemon import Station
+
+    config = _load(args)
+    folder = config.paths.bulletins / "approved"
+    scripts = _expand([str(folder)]) if folder.is_dir() else []
+    print(f"Trạm phát thanh phường — bản {__version__} (chế độ trình diễn)")
+    print(f"Bản tin đã duyệt trong {folder}: {len(scripts)}")
+    for path, s in _render_all(config, scripts):
+        print(f"  {path.name}: {s['duration_s']:.0f} giây, {s['engine']}/{s['voice']}, {s['lufs']:.1f} LUFS")
+    now = dt.datetime.now(config.tz).replace(microsecond=0)
+    start = now + dt.timedelta(seconds=60)
+    needed = config.relay.pre_roll_s + config.bulletin.length_s + config.relay.tail_s + 60
+    end = start + dt.timedelta(seconds=max(600, needed))
+    if end.date() != start.date():  # a demo started just before midnight: keep the window inside one day
+        start = start.replace(hour=0, minute=1, second=0) + dt.timedelta(days=1)
+        end = start + dt.timedelta(seconds=max(600, needed))
+    demo = Window(
+        name="trình diễn", start=start.timetz().replace(tzinfo=None), end=end.timetz().replace(tzinfo=None)
+    )
+    config = config.model_copy(update={"windows": [*config.windows, demo]})
+    print(f"Khung giờ trình diễn: {start:%H:%M:%S}–{end:%H:%M:%S} (một phút nữa bắt đầu phát)")
+    print(f"Nhật ký và tình trạng: http://{config.api.host}:{config.api.port}/api/health  (Ctrl-C để dừng)")
+    print(f"Dữ liệu và nhật ký phát sóng: {config.paths.data}")
+    return Station(config, config_path=None).run()
+
+
+def cmd_relay_off(args) -> int:
+    from gpio import force_off
+
+    config = _load(args)
+    try:
+        print(force_off(config.relay))
+    except Exception as exc:  # noqa: BLE001 - the last line of defence must say what failed
+        print(f"playout: [RELAY_OFF_FAILED] Không tắt được rơ-le: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK
 
 
 # -- entry point ----------------------------------------------------------------------------------------
@@ -262,17 +290,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("config", help="in cấu hình đang có hiệu lực"))
     p.set_defaults(func=cmd_config)
 
-    p = with_config(
-        sub.add_parser("demo", help="đọc mọi kịch bản trong thư mục bulletins/ và cho biết tệp âm thanh")
-    )
+    p = with_config(sub.add_parser("run", help="chạy trạm phát thanh (dịch vụ systemd gọi lệnh này)"))
+    p.set_defaults(func=cmd_run)
+
+    p = with_config(sub.add_parser("demo", help="chạy trạm với một khung giờ trình diễn sau một phút"))
     p.set_defaults(func=cmd_demo)
+
+    p = with_config(sub.add_parser("relay-off", help="tắt rơ-le loa (systemd gọi khi dịch vụ dừng)"))
+    p.set_defaults(func=cmd_relay_off)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The daemon logs what it does (the journal keeps it); one-shot commands only say what went wrong.
+    daemon = args.command in ("run", "demo")
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if args.verbose or daemon else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from pydub import AudioSegment  # ffmpeg-backed: reads mp3, ogg, m4a, wav, flac
 
 from playout.errors import RenderError
 from tts.audio import resample
@@ -64,8 +65,6 @@ def generated_bed(duration_s: float, rate: int) -> np.ndarray:
 
 @lru_cache(maxsize=2)
 def _load_music(path: str, mtime: float, rate: int) -> np.ndarray:
-    from pydub import AudioSegment  # ffmpeg-backed: reads mp3, ogg, m4a, wav, flac
-
     try:
         seg = AudioSegment.from_file(path).set_channels(1)
     except Exception as exc:  # pydub raises bare exceptions for ffmpeg failures

@@ -103,16 +103,55 @@ def test_config_prints_effective_settings_and_errors_with_paths(playout_cmd, tmp
     assert shown.returncode == 0 and "pin: 27" in shown.stdout and "length_s: 180" in shown.stdout
 
 
-def test_demo_renders_the_bulletin_folders_and_says_where(playout_cmd, tmp_path):
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_path):
+    import os
+    import signal
+    import time
+    import urllib.request
+
     (tmp_path / "bulletins" / "approved").mkdir(parents=True)
-    (tmp_path / "bulletins" / "inbox").mkdir()
     (tmp_path / "bulletins" / "README.md").write_text("# notes for people, not a script\n", "utf-8")
     approved = tmp_path / "bulletins" / "approved"
     (approved / "a.txt").write_text("Kính thưa bà con. Đây là bản tin thử.", "utf-8")
-    (tmp_path / "bulletins" / "approved" / ".~lock.b.docx#").write_text("x", "utf-8")
+    (approved / ".~lock.b.docx#").write_text("x", "utf-8")
+    port = free_port()
     cfg = tmp_path / "schedule.yaml"
-    cfg.write_text("bulletin: {length_s: 20}\ntts: {engines: [espeak]}\n", "utf-8")
-    proc = run(playout_cmd, "demo", "--config", str(cfg))
-    assert proc.returncode == 0, proc.stderr
-    assert "1/1" in proc.stdout and str(tmp_path / "var" / "demo") in proc.stdout
-    assert sf.info(tmp_path / "var" / "demo" / "a.wav").frames == 20 * 24000
+    cfg.write_text(
+        f"bulletin: {{length_s: 20}}\ntts: {{engines: [espeak]}}\napi: {{port: {port}}}\n", "utf-8"
+    )
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
+    proc = subprocess.Popen(
+        [*playout_cmd, "demo", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                    health = json.loads(r.read())
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert health is not None, proc.stderr.read() if proc.poll() is not None else "no API"
+        assert health["next_slot"]["window"] == "trình diễn"
+        assert health["relay"]["on"] is False and health["library"]["ready"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "a.txt" in out and "một phút nữa" in out and f"127.0.0.1:{port}" in out
+    assert "README" not in out
+    assert "relay OFF" in err

@@ -36,6 +36,7 @@ import edge_tts
 import edge_tts.communicate
 import numpy as np
 from edge_tts import exceptions as edge_errors
+from pydub import AudioSegment
 
 from playout.errors import EngineError, EngineUnavailable
 from tts.audio import frame_rms_db, trim_silence
@@ -165,7 +166,7 @@ class EdgeEngine(Engine):
                 fault.detail,
             )
             if fault.retry and attempt <= s.edge_retries:
-                time.sleep(delay)
+                threading.Event().wait(delay)  # interruptible, and immune to wall-clock steps
                 delay *= 2
                 continue
             if fault.kind == "service":
@@ -257,8 +258,6 @@ def request_parts(sentences: Sequence[str], limit: int = REQUEST_BYTES) -> list[
 
 def decode_mp3(data: bytes) -> np.ndarray:
     """MP3 bytes to float32 mono at 24 kHz, through ffmpeg (pydub)."""
-    from pydub import AudioSegment
-
     try:
         seg = AudioSegment.from_file(io.BytesIO(data), format="mp3")
     except Exception as exc:  # pydub raises bare exceptions for ffmpeg failures

@@ -1,0 +1,574 @@
+"""The station daemon: airs approved bulletins in the configured windows, unattended, for months.
+
+Parts start in order and stop in reverse, whatever happens:
+
+    relay (off first) → as-run log (recover) → audio out → library → renderer thread → scheduler → API
+
+The on-air sequence lives in one place, ``Station.air``: key the relay, wait the pre-roll, play, hold
+the tail, unkey, with the relay released in ``finally``.  A slot is claimed in the as-run log before the
+relay is keyed, so a slot never airs twice, across restarts, crashes and clock steps alike.
+
+Time: windows fire from APScheduler cron triggers in the station's time zone.  A Pi has no real-time
+clock: it may boot with a stale clock that NTP later steps.  The main loop compares the wall clock with
+the monotonic clock every second; on a step it re-plans the jobs from the new time and catches up
+(airs a slot still inside its window if the bulletin still fits, logs it ``missed`` otherwise).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+import uvicorn
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from gpio import Relay
+from playout import __version__, notify
+from playout.api import create_app
+from playout.asrun import AsRunLog, Slot
+from playout.audio_out import Player, open_player
+from playout.config import StationConfig, Window, load_config
+from playout.errors import ConfigError, PlayoutError
+from playout.library import Bulletin, Library
+from tts.engines import available_engines
+from tts.render import Renderer
+
+logger = logging.getLogger(__name__)
+
+#: A wall-clock jump larger than this (against the monotonic clock) is a clock step.
+CLOCK_STEP_S = 5.0
+TICK_S = 0.5
+EMERGENCY_WINDOW = "khẩn cấp"
+
+
+@dataclass
+class NowPlaying:
+    bulletin: Bulletin
+    slot: Slot
+    row: int
+    stop: threading.Event
+    reason: str = ""
+
+
+def clock_synchronised() -> bool | None:
+    """Whether NTP has set the clock: True, False, or None when this machine cannot tell."""
+    marker = Path(os.environ.get("PLAYOUT_CLOCK_SYNC_FILE", "/run/systemd/timesync/synchronized"))
+    if marker.exists():
+        return True
+    if shutil.which("timedatectl"):
+        try:
+            out = subprocess.run(
+                ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+                capture_output=True,
+                text=True,
+                timeout=3,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if out.returncode == 0 and out.stdout.strip() in ("yes", "no"):
+            return out.stdout.strip() == "yes"
+    return None
+
+
+class Station:
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        config_path: Path | None = None,
+        relay=None,
+        player: Player | None = None,
+        serve_api: bool = True,
+    ):
+        self.config = config
+        self.config_path = config_path
+        self.tz = config.tz
+        self._relay = relay
+        self._player = player
+        self.serve_api = serve_api
+        self.stopping = threading.Event()
+        self._air_lock = threading.Lock()
+        self._now: NowPlaying | None = None
+        self._threads: list[threading.Thread] = []
+        self.started_at: dt.datetime | None = None
+        self.clock_synced: bool | None = None
+        self.last_error: str | None = None
+        self._config_mtime = self._mtime()
+        self.api_server = None
+        self._reload_requested = threading.Event()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(self.tz)
+
+    # -- start and stop ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.config
+        # The relay first: whatever state a crash left the pin in, the amplifier is off from here on.
+        self.relay = self._relay or Relay(cfg.relay, on_change=self._relay_changed)
+        self.relay.off()
+        self.log = AsRunLog(cfg.paths.data / "playout.db", self.tz)
+        self.log.recover()
+        self.player = self._player or open_player(cfg.audio)
+        logger.info("audio out: %s", self.player.describe())
+        # Import every engine here, in the main thread, before any worker thread exists: two threads
+        # importing modules that import each other deadlock on Python's module locks.
+        logger.info("speech engines: %s", ", ".join(available_engines()))
+        self.renderer = Renderer(cfg)
+        self.library = Library(cfg, self.renderer)
+        self.library.scan()
+        self.clock_synced = clock_synchronised()
+        if self.clock_synced is False:
+            logger.warning("the system clock is not synchronised (NTP): slots may air at the wrong time")
+        elif self.clock_synced is None:
+            logger.warning("cannot tell whether the system clock is synchronised")
+        self.scheduler = BackgroundScheduler(
+            timezone=self.tz,
+            job_defaults={"coalesce": True, "max_instances": 1},
+            executors={"default": {"type": "threadpool", "max_workers": 4}},
+        )
+        self.scheduler.add_listener(self._job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        self._plan_jobs()
+        if self.serve_api:
+            self._start_api()  # before the worker threads: it finishes its own imports while starting
+        self._spawn("library", self._library_loop)
+        self.scheduler.start()
+        self.started_at = self.now()
+        self.catch_up()
+        notify.notify("READY=1", f"STATUS=on duty; next slot {self.next_slot_text()}")
+        logger.info("station %s ready: %s", __version__, self.next_slot_text())
+
+    def stop(self, reason: str = "dừng dịch vụ") -> None:
+        self.stopping.set()
+        self.stop_playback(reason)
+
+    def close(self) -> None:
+        """Stop every part in reverse order; the relay is off at the end, whatever failed before."""
+        notify.notify("STOPPING=1")
+        self.stopping.set()
+        self.stop_playback("dừng dịch vụ")
+        for name, attr, step in (
+            ("api", None, lambda: self._stop_api()),
+            (
+                "scheduler",
+                "scheduler",
+                lambda: self.scheduler.running and self.scheduler.shutdown(wait=False),
+            ),
+            ("threads", None, lambda: self._join_threads()),
+            ("audio out", "player", lambda: self.player.close()),
+            ("renderer", "renderer", lambda: self.renderer.close()),
+            ("as-run log", "log", lambda: self.log.close()),
+        ):
+            if attr is not None and not hasattr(self, attr):
+                continue  # start() failed before this part existed
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - keep stopping the other parts
+                logger.exception("stopping %s failed", name)
+        relay = getattr(self, "relay", None)
+        if relay is not None:
+            relay.close()
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, stop.  Returns the process exit status."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop("nhận lệnh dừng (SIGTERM)"))
+        signal.signal(signal.SIGINT, lambda *_: self.stop("nhận lệnh dừng (Ctrl-C)"))
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self._reload_requested.set())
+        try:
+            self.start()
+            self._main_loop()
+        finally:
+            self.close()
+        return 0
+
+    # -- the main loop: watchdog, clock steps, emergencies, config reloads --------------------------------
+
+    def _main_loop(self) -> None:
+        interval = notify.watchdog_interval()
+        last_ping = 0.0
+        wall, mono = time.time(), time.monotonic()
+        next_reload_check = 0.0
+        while not self.stopping.wait(TICK_S):
+            w, m = time.time(), time.monotonic()
+            step = (w - wall) - (m - mono)
+            wall, mono = w, m
+            if abs(step) > CLOCK_STEP_S:
+                self.clock_stepped(step)
+            if interval and m - last_ping >= interval and self.healthy():
+                notify.notify("WATCHDOG=1")
+                last_ping = m
+            self._check_emergencies()
+            if self._reload_requested.is_set() or m >= next_reload_check:
+                next_reload_check = m + 5.0
+                if self._reload_requested.is_set() or self._mtime() != self._config_mtime:
+                    self._reload_requested.clear()
+                    self.reload_config()
+
+    def healthy(self) -> bool:
+        """Pinged to systemd's watchdog only while the scheduler and the background work are alive."""
+        sched = getattr(self, "scheduler", None)
+        thread = getattr(sched, "_thread", None)
+        return bool(sched and sched.running and thread is not None and thread.is_alive()) and all(
+            t.is_alive() for t in self._threads
+        )
+
+    def clock_stepped(self, step_s: float) -> None:
+        logger.warning("system clock stepped by %+.1f s: re-planning the schedule", step_s)
+        self.clock_synced = clock_synchronised()
+        self._plan_jobs()
+        self.catch_up()
+
+    # -- scheduling ----------------------------------------------------------------------------------------
+
+    def _plan_jobs(self) -> None:
+        days = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        for window in self.config.windows:
+            trigger = CronTrigger(
+                day_of_week=",".join(str(days[d]) for d in window.days),
+                hour=window.start.hour,
+                minute=window.start.minute,
+                second=window.start.second,
+                timezone=self.tz,
+            )
+            # A late start still airs while the window has room for a bulletin (air_window checks).
+            self.scheduler.add_job(
+                self._window_job,
+                trigger,
+                args=[window.name],
+                id=f"window:{window.name}",
+                misfire_grace_time=max(1, int(window.length_s)),
+                replace_existing=True,
+            )
+
+    def _window(self, name: str) -> Window | None:
+        return next((w for w in self.config.windows if w.name == name), None)
+
+    def _window_job(self, name: str) -> None:
+        window = self._window(name)
+        if window is None:
+            return
+        start = dt.datetime.combine(self.now().date(), window.start, tzinfo=self.tz)
+        self.air_window(window, start)
+
+    def _job_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            logger.warning("scheduler missed %s at %s; catching up", event.job_id, event.scheduled_run_time)
+            self._spawn_once("catch-up", self.catch_up)
+        elif event.exception is not None:
+            self.last_error = f"{type(event.exception).__name__}: {event.exception}"
+            logger.error("scheduled job %s failed: %s", event.job_id, self.last_error)
+
+    def slot_length_s(self, bulletin: Bulletin | None = None) -> float:
+        r = self.config.relay
+        length = bulletin.duration_s if bulletin and bulletin.duration_s else self.config.bulletin.length_s
+        return r.pre_roll_s + length + r.tail_s
+
+    def catch_up(self) -> None:
+        """After a start or a clock step: air today's slots still inside their window, log the rest missed."""
+        now = self.now()
+        blackout = set(self.config.blackout_dates)
+        for window in self.config.windows:
+            if not window.airs_on(now.date(), blackout):
+                continue
+            start = dt.datetime.combine(now.date(), window.start, tzinfo=self.tz)
+            end = dt.datetime.combine(now.date(), window.end, tzinfo=self.tz)
+            if now < start:
+                continue
+            if now < end:
+                self._spawn_once(f"window {window.name}", lambda w=window, s=start: self.air_window(w, s))
+                continue
+            for i in range(window.plays):
+                slot = Slot(window.name, start, i)
+                if not self.log.has_slot(slot.key):
+                    self.log.record(slot, "missed", error="trạm không hoạt động trong khung giờ này")
+
+    def air_window(self, window: Window, start: dt.datetime) -> None:
+        """Air the window's plays, each only if it can still end before the window closes."""
+        day = start.date()
+        end = dt.datetime.combine(day, window.end, tzinfo=self.tz)
+        if day in set(self.config.blackout_dates):
+            for i in range(window.plays):
+                self.log.record(Slot(window.name, start, i), "skipped", error="ngày nghỉ phát sóng")
+            return
+        if not window.airs_on(day):
+            return
+        aired: set[str] = set()
+        for i in range(window.plays):
+            if self.stopping.is_set():
+                return
+            slot = Slot(window.name, start, i)
+            if self.log.has_slot(slot.key):
+                continue
+            if self.now() + dt.timedelta(seconds=self.slot_length_s()) > end:
+                self.log.record(slot, "missed", error="không còn đủ thời gian trong khung giờ")
+                continue
+            bulletin = self.library.pick(day, self.log.play_counts(), aired)
+            if bulletin is None:
+                if self.library.rendering() and self.now() + dt.timedelta(seconds=self.slot_length_s()) < end:
+                    # Just started, or just approved: audio is on its way.  Leave the slot unclaimed; the
+                    # library thread catches up when its renders are done, while the window has room.
+                    logger.info("slot %s waits for bulletins still being rendered", slot.key)
+                    return
+                self.log.record(slot, "skipped", error="chưa có bản tin nào đã duyệt và sẵn sàng phát")
+                continue
+            with self._air_lock:  # an emergency may be on air: wait for it, then check the clock again
+                if self.now() + dt.timedelta(seconds=self.slot_length_s(bulletin)) > end:
+                    self.log.record(
+                        slot, "missed", error="không còn đủ thời gian trong khung giờ", bulletin=bulletin
+                    )
+                    continue
+                self._air_locked(bulletin, slot)
+            aired.add(bulletin.id)
+
+    # -- the on-air sequence -------------------------------------------------------------------------------
+
+    def air(self, bulletin: Bulletin, slot: Slot, key: str | None = None) -> str:
+        with self._air_lock:
+            return self._air_locked(bulletin, slot, key)
+
+    def _air_locked(self, bulletin: Bulletin, slot: Slot, key: str | None = None) -> str:
+        """Key → pre-roll → play → tail → unkey.  The one place the relay is keyed; released in finally."""
+        if self.stopping.is_set():
+            return "stopping"
+        row = self.log.start(slot, bulletin, key)
+        if row is None:
+            return "duplicate"  # this slot already has a row: it aired, failed or was logged before
+        try:
+            samples, rate = sf.read(bulletin.audio_path, dtype="int16")
+        except (OSError, RuntimeError, TypeError) as exc:
+            # Checked before keying: a damaged file must not key the amplifier for silence.
+            self.log.finish(row, "failed", error=f"không đọc được tệp âm thanh: {exc}")
+            bulletin.status = "pending"  # render it again
+            return "failed"
+        r = self.config.relay
+        stop = threading.Event()
+        self._now = NowPlaying(bulletin, slot, row, stop)
+        status, error = "failed", None
+        logger.info("on air: %s (%s) for slot %s", bulletin.title, bulletin.id[:12], slot.key)
+        notify.notify(f"STATUS=on air: {bulletin.title}")
+        try:
+            self.log.update(row, relay_on_at=self.relay.on().astimezone(self.tz))
+            if stop.wait(r.pre_roll_s):
+                raise _Interrupted
+            result = self.player.play(
+                samples,
+                rate,
+                stop=stop,
+                on_start=lambda t: self.log.update(row, audio_start_at=t.astimezone(self.tz)),
+            )
+            self.log.update(row, audio_end_at=result.ended_at.astimezone(self.tz), underruns=result.underruns)
+            if result.stopped:
+                raise _Interrupted
+            if result.underruns:
+                logger.warning("%d underrun(s) while airing %s", result.underruns, bulletin.title)
+            stop.wait(r.tail_s)
+            status = "played"
+        except _Interrupted:
+            status, error = "interrupted", self._now.reason or "dừng phát"
+        except PlayoutError as exc:
+            status, error = "failed", f"[{exc.code}] {exc.message}"
+            logger.error("airing %s failed: %s", bulletin.title, error)
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the relay goes off and the log says why
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            logger.exception("airing %s failed", bulletin.title)
+        finally:
+            off_at = self.relay.off()
+            self.log.finish(row, status, relay_off_at=off_at.astimezone(self.tz), error=error)
+            self._now = None
+            notify.notify(f"STATUS=on duty; next slot {self.next_slot_text()}")
+        logger.info("slot %s: %s", slot.key, status)
+        return status
+
+    def stop_playback(self, reason: str) -> bool:
+        current = self._now
+        if current is None:
+            return False
+        current.reason = reason
+        current.stop.set()
+        logger.warning("stopping playback of %s: %s", current.bulletin.title, reason)
+        return True
+
+    # -- emergencies ---------------------------------------------------------------------------------------
+
+    def _check_emergencies(self) -> None:
+        if not hasattr(self, "library"):
+            return
+        for bulletin in self.library.emergencies(self.now().date()):
+            key = f"emergency/{bulletin.id}"
+            if self.log.has_slot(key) or any(t.name == key and t.is_alive() for t in self._threads):
+                continue
+            if self.config.daemon.emergency_cuts:
+                self.stop_playback("cắt để phát tin khẩn cấp")
+            slot = Slot(EMERGENCY_WINDOW, self.now())
+            logger.warning("emergency bulletin %s: airing now", bulletin.title)
+            self._spawn(key, lambda b=bulletin, s=slot, k=key: self.air(b, s, k))
+
+    # -- background work -----------------------------------------------------------------------------------
+
+    def _library_loop(self) -> None:
+        """Render new bulletins ahead of time and pick up changes, so a slot never waits on TTS."""
+        while not self.stopping.is_set():
+            try:
+                self.library.scan()
+                if self.library.render_pending(self.stopping):
+                    self.catch_up()  # a window may be open and waiting for these
+            except Exception:  # noqa: BLE001 - the station keeps airing what it has
+                logger.exception("library update failed")
+            self.stopping.wait(self.config.daemon.rescan_s)
+
+    def _spawn(self, name: str, target) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive() or t.name == "library"]
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def _spawn_once(self, name: str, target) -> None:
+        if not any(t.name == name and t.is_alive() for t in self._threads):
+            self._spawn(name, target)
+
+    def _join_threads(self) -> None:
+        for t in list(self._threads):
+            t.join(timeout=5)
+
+    # -- config reload -------------------------------------------------------------------------------------
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.config_path.stat().st_mtime if self.config_path else None
+        except OSError:
+            return None
+
+    def reload_config(self) -> bool:
+        """Apply an edited schedule.yaml; a broken one is reported and the last good config keeps running."""
+        self._config_mtime = self._mtime()
+        if self.config_path is None:
+            return False
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            self.last_error = exc.message
+            logger.error("schedule.yaml not applied, the last good settings stay in force:\n%s", exc.message)
+            return False
+        self.config = new
+        self.library.config = new
+        self._plan_jobs()
+        logger.info("schedule.yaml reloaded: %s", self.next_slot_text())
+        return True
+
+    # -- status --------------------------------------------------------------------------------------------
+
+    def next_slot(self) -> tuple[str, dt.datetime] | None:
+        sched = getattr(self, "scheduler", None)
+        # Jobs added before the scheduler starts have no run time yet.
+        jobs = [j for j in sched.get_jobs() if getattr(j, "next_run_time", None)] if sched else []
+        if not jobs:
+            return None
+        job = min(jobs, key=lambda j: j.next_run_time)
+        return job.id.split(":", 1)[1], job.next_run_time.astimezone(self.tz)
+
+    def next_slot_text(self) -> str:
+        nxt = self.next_slot()
+        return f"{nxt[0]} at {nxt[1].isoformat(timespec='seconds')}" if nxt else "none"
+
+    def health(self) -> dict:
+        nxt = self.next_slot()
+        current = self._now
+        usage = shutil.disk_usage(self.config.paths.data)
+        last = self.log.last() if hasattr(self, "log") else None
+        return {
+            "status": "ok" if self.healthy() else "degraded",
+            "version": __version__,
+            "time": self.now().isoformat(timespec="seconds"),
+            "started_at": self.started_at.isoformat(timespec="seconds") if self.started_at else None,
+            "clock_synchronized": self.clock_synced,
+            "relay": {
+                "on": self.relay.is_on,
+                "pin": self.config.relay.pin,
+                "factory": getattr(self.relay, "factory_name", None),
+                "last_change": _last_change(self.relay),
+            },
+            "now_playing": None
+            if current is None
+            else {
+                "bulletin_id": current.bulletin.id,
+                "title": current.bulletin.title,
+                "slot": current.slot.key,
+            },
+            "next_slot": None
+            if nxt is None
+            else {"window": nxt[0], "at": nxt[1].isoformat(timespec="seconds")},
+            "last_result": None
+            if last is None
+            else {k: last[k] for k in ("slot_key", "status", "title", "error")},
+            "audio": self.player.describe(),
+            "library": {
+                "ready": len(self.library.ready()),
+                "total": len(self.library.bulletins()),
+                "refused": self.library.refused(),
+            },
+            "disk_free_mb": round(usage.free / 2**20),
+            "last_error": self.last_error,
+        }
+
+    # -- API -----------------------------------------------------------------------------------------------
+
+    def _start_api(self) -> None:
+        cfg = self.config.api
+        config = uvicorn.Config(
+            create_app(self),
+            host=cfg.host,
+            port=cfg.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self.api_server = uvicorn.Server(config)
+        thread = threading.Thread(target=self.api_server.run, name="api", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        pause = (
+            threading.Event()
+        )  # Event.wait, not time.sleep: the latter fails under a stepped clock (faketime)
+        while not self.api_server.started and thread.is_alive() and time.monotonic() < deadline:
+            pause.wait(0.05)
+        if self.api_server.started:
+            logger.info("API on http://%s:%d/api/health", cfg.host, cfg.port)
+        else:
+            logger.error(
+                "the API could not start on %s:%d (port in use?); the station airs anyway", cfg.host, cfg.port
+            )
+
+    def _stop_api(self) -> None:
+        if self.api_server is not None:
+            self.api_server.should_exit = True
+
+    def _relay_changed(self, on: bool, at: dt.datetime) -> None:
+        # Off the Pi the relay is simulated: say what it does so an operator watching `make run` sees it.
+        logger.info(
+            "relay %s at %s", "ON" if on else "OFF", at.astimezone(self.tz).isoformat(timespec="milliseconds")
+        )
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _last_change(relay) -> str | None:
+    history = getattr(relay, "history", None)
+    return history[-1][0].isoformat(timespec="milliseconds") if history else None

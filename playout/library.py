@@ -1,0 +1,189 @@
+"""The bulletin library: approved scripts, rendered ahead of time, and the rotation that picks one.
+
+Until the approval flow of the web page exists, a script in ``bulletins/approved/`` counts as approved
+(a trusted drop on the Pi itself) and its file time is its approval time.  A bulletin is identified by
+the SHA-256 of its content: edit the file and it is a new bulletin.
+
+Rendering happens here, in the background, never at air time: a slot only ever airs a bulletin whose
+audio is already in the render cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playout.config import StationConfig
+from playout.errors import PlayoutError
+from playout.intake import SCRIPT_SUFFIXES, Script, read_script
+from tts.render import Renderer
+
+logger = logging.getLogger(__name__)
+
+#: Rotation order: priority (and emergency) bulletins before normal ones.
+PRIORITY_RANK = {"emergency": 0, "priority": 0, "normal": 1}
+
+
+@dataclass
+class Bulletin:
+    id: str
+    path: Path
+    script: Script
+    approved_at: dt.datetime
+    mtime: float = 0.0  # the file's own time, compared exactly (a datetime round trip loses nanoseconds)
+    status: str = "pending"  # pending → rendering → ready | failed
+    audio_path: Path | None = None
+    summary: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.script.display_title
+
+    @property
+    def topic(self) -> str | None:
+        return self.script.meta.topic
+
+    @property
+    def priority(self) -> str:
+        return self.script.meta.priority
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.summary.get("duration_s", 0.0))
+
+    def airs_on(self, day: dt.date) -> bool:
+        meta = self.script.meta
+        return (meta.air_from is None or day >= meta.air_from) and (
+            meta.air_until is None or day <= meta.air_until
+        )
+
+
+def is_script_file(path: Path) -> bool:
+    # Folders also hold notes for people (README.md) and editors' temporaries (~$x.docx, .~lock).
+    return (
+        path.is_file()
+        and path.suffix.lower() in SCRIPT_SUFFIXES
+        and not path.name.startswith((".", "~"))
+        and path.stem.upper() != "README"
+    )
+
+
+class Library:
+    def __init__(self, config: StationConfig, renderer: Renderer):
+        self.config = config
+        self.renderer = renderer
+        self.folder = config.paths.bulletins / "approved"
+        self._by_path: dict[Path, Bulletin] = {}
+        self._refused: dict[Path, tuple[float, str]] = {}
+        self._lock = threading.RLock()
+
+    # -- reading the folder ---------------------------------------------------------------------------------
+
+    def scan(self) -> list[Bulletin]:
+        """Pick up new, changed and removed scripts; returns the bulletins that are new."""
+        found = sorted(p for p in self.folder.glob("*") if is_script_file(p)) if self.folder.is_dir() else []
+        new: list[Bulletin] = []
+        with self._lock:
+            for gone in set(self._by_path) - set(found):
+                logger.info("bulletin withdrawn: %s", gone.name)
+                del self._by_path[gone]
+            for path in found:
+                try:
+                    mtime = path.stat().st_mtime
+                except OSError:
+                    continue
+                known = self._by_path.get(path)
+                if known is not None and known.mtime == mtime:
+                    continue
+                if self._refused.get(path, (None,))[0] == mtime:
+                    continue
+                try:
+                    script = read_script(path)
+                except PlayoutError as exc:
+                    # Bad input never stops the station: say why once, keep airing what we have.
+                    logger.error("script %s refused: [%s] %s", path.name, exc.code, exc.message)
+                    self._refused[path] = (mtime, f"[{exc.code}] {exc.message}")
+                    continue
+                if known is not None and known.id == script.content_sha256:
+                    known.mtime = mtime  # touched, not changed: same bulletin, same approval
+                    continue
+                bulletin = Bulletin(
+                    id=script.content_sha256,
+                    path=path,
+                    script=script,
+                    approved_at=dt.datetime.fromtimestamp(mtime, dt.UTC),
+                    mtime=mtime,
+                )
+                self._by_path[path] = bulletin
+                self._refused.pop(path, None)
+                new.append(bulletin)
+                logger.info("bulletin %s (%s) added: %s", bulletin.id[:12], bulletin.priority, bulletin.title)
+        return new
+
+    def bulletins(self) -> list[Bulletin]:
+        with self._lock:
+            return list(self._by_path.values())
+
+    def refused(self) -> dict[str, str]:
+        with self._lock:
+            return {p.name: why for p, (_, why) in self._refused.items()}
+
+    # -- rendering ahead of time ----------------------------------------------------------------------------
+
+    def render_pending(self, stop: threading.Event | None = None) -> int:
+        """Render every bulletin that has no audio yet; returns how many became ready."""
+        done = 0
+        for bulletin in self.bulletins():
+            if stop is not None and stop.is_set():
+                break
+            if bulletin.status not in ("pending",):
+                continue
+            bulletin.status = "rendering"
+            try:
+                result = self.renderer.render(bulletin.script)
+            except PlayoutError as exc:
+                bulletin.status, bulletin.error = "failed", f"[{exc.code}] {exc.message}"
+                logger.error("bulletin %s cannot be rendered: %s", bulletin.path.name, bulletin.error)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a render bug must not stop the station
+                bulletin.status, bulletin.error = "failed", f"{type(exc).__name__}: {exc}"
+                logger.exception("bulletin %s: render crashed", bulletin.path.name)
+                continue
+            bulletin.audio_path, bulletin.summary = result.path, result.summary
+            bulletin.status = "ready"
+            done += 1
+        return done
+
+    # -- rotation -------------------------------------------------------------------------------------------
+
+    def ready(self, day: dt.date | None = None) -> list[Bulletin]:
+        out = [b for b in self.bulletins() if b.status == "ready" and b.audio_path is not None]
+        return [b for b in out if day is None or b.airs_on(day)]
+
+    def pick(
+        self, day: dt.date, play_counts: dict[str, int], exclude: set[str] = frozenset()
+    ) -> Bulletin | None:
+        """The next bulletin to air: priority first, then the one aired least, oldest approval first.
+
+        ``exclude`` keeps a window with several plays from airing the same bulletin twice when there are
+        others to choose from.
+        """
+        candidates = self.ready(day)
+        fresh = [b for b in candidates if b.id not in exclude] or candidates
+        if not fresh:
+            return None
+        return min(
+            fresh,
+            key=lambda b: (PRIORITY_RANK.get(b.priority, 1), play_counts.get(b.id, 0), b.approved_at, b.id),
+        )
+
+    def rendering(self) -> bool:
+        """Whether bulletins are still waiting for their audio (start-up, or just approved)."""
+        return any(b.status in ("pending", "rendering") for b in self.bulletins())
+
+    def emergencies(self, day: dt.date) -> list[Bulletin]:
+        return [b for b in self.ready(day) if b.priority == "emergency"]

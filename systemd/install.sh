@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Install the station as a systemd service on a Raspberry Pi (Raspberry Pi OS bookworm or later).
+#
+#   sudo bash systemd/install.sh            # from the repository; `sudo make install` does this
+#   bash systemd/install.sh --dry-run       # print what would be done, change nothing (no root needed)
+#
+# What it does, each step safe to repeat (re-run it to update the code):
+#   1. system user `playout` (no login shell, home /var/lib/playout), in groups gpio and audio
+#   2. the repository copied to /opt/playout (without .venv, .git, var), owned by root: read-only code
+#   3. /opt/playout/.venv built from requirements.lock exactly as `make setup` does (hashes checked)
+#   4. /etc/playout/schedule.yaml from the repository's, with data under /var/lib/playout,
+#      ONLY if absent: the station's own settings are never overwritten
+#   5. /var/lib/playout/bulletins/{inbox,approved} for the station's scripts
+#   6. the unit in /etc/systemd/system, daemon-reload, enable --now (restart if it was running)
+# System packages (ffmpeg, espeak-ng, PortAudio, ...) come from `make system-packages`.
+set -euo pipefail
+
+APP=playout
+PREFIX=/opt/playout
+VENV=$PREFIX/.venv
+CONF_DIR=/etc/playout
+CONFIG=$CONF_DIR/schedule.yaml
+DATA=/var/lib/playout
+UNIT=playout.service
+UNIT_DIR=/etc/systemd/system
+GROUPS_NEEDED=(gpio audio)
+# Never copied: the developer's venv and history, local data, build output (at the top of the repo) and
+# caches (anywhere).
+TOP_EXCLUDES=(.venv .git var build tests/artifacts)
+ANY_EXCLUDES=(__pycache__ .pytest_cache .ruff_cache .hypothesis '*.egg-info')
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DRY_RUN=0
+
+usage() {
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+for arg in "$@"; do
+    case $arg in
+        -n | --dry-run) DRY_RUN=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "install.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '==> %s\n' "$*"; }
+
+# Run a command, or only show it with --dry-run.
+run() {
+    printf '+ %s\n' "$*"
+    if [ "$DRY_RUN" = 0 ]; then
+        "$@"
+    fi
+}
+
+for f in pyproject.toml requirements.lock schedule.yaml "systemd/$UNIT"; do
+    if [ ! -f "$REPO/$f" ]; then
+        echo "install.sh: $REPO/$f not found: run this from the playout repository" >&2
+        exit 1
+    fi
+done
+if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then
+    echo "install.sh: run as root (sudo make install), or with --dry-run to see the steps" >&2
+    exit 1
+fi
+[ "$DRY_RUN" = 1 ] && say "dry run: nothing will be changed"
+# Code, venv and config must be readable by the service user whatever root's umask is.
+umask 022
+
+# -- 1. user and groups ------------------------------------------------------------------------------
+say "system user $APP (groups: ${GROUPS_NEEDED[*]})"
+for group in "${GROUPS_NEEDED[@]}"; do
+    # Raspberry Pi OS has both (udev gives /dev/gpiochip* to gpio, /dev/snd/* to audio); elsewhere
+    # create them so the unit's SupplementaryGroups= resolves.
+    if ! getent group "$group" >/dev/null; then
+        run groupadd --system "$group"
+    fi
+done
+if getent passwd "$APP" >/dev/null; then
+    echo "   user $APP exists"
+else
+    run useradd --system --user-group --home-dir "$DATA" --no-create-home \
+        --shell /usr/sbin/nologin --comment "Ward loudspeaker station" "$APP"
+fi
+run usermod --append --groups "$(IFS=,; echo "${GROUPS_NEEDED[*]}")" "$APP"
+
+# -- 2. code -----------------------------------------------------------------------------------------
+say "code: $REPO -> $PREFIX"
+if [ "$REPO" = "$PREFIX" ]; then
+    echo "   already running from $PREFIX: nothing to copy"
+else
+    run install -d -o root -g root -m 0755 "$PREFIX"
+    if command -v rsync >/dev/null; then
+        # --delete drops files removed upstream; excluded paths (the venv) are left alone.
+        # A leading / anchors an rsync pattern at the top of the repository.
+        run rsync -a --delete --chown=root:root "${TOP_EXCLUDES[@]/#/--exclude=/}" \
+            "${ANY_EXCLUDES[@]/#/--exclude=}" "$REPO/" "$PREFIX/"
+    else
+        # No rsync: the same result with find + tar (clear everything but the venv, then copy).
+        # tar names members ./path, so ./ anchors a pattern at the top.
+        excludes=("${TOP_EXCLUDES[@]/#/--exclude=./}" "${ANY_EXCLUDES[@]/#/--exclude=}")
+        run find "$PREFIX" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
+        printf '+ tar -C %s -c %s . | tar -C %s -x --no-same-owner\n' "$REPO" "${excludes[*]}" "$PREFIX"
+        if [ "$DRY_RUN" = 0 ]; then
+            tar -C "$REPO" -c "${excludes[@]}" . | tar -C "$PREFIX" -x --no-same-owner
+        fi
+    fi
+fi
+
+# -- 3. venv -----------------------------------------------------------------------------------------
+say "virtual environment $VENV from requirements.lock"
+if [ ! -x "$VENV/bin/python" ]; then
+    run python3 -m venv "$VENV"
+fi
+# Exactly what the Makefile's setup does: pinned, hash-checked packages, then the station itself.
+run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
+    -r "$PREFIX/requirements.lock"
+run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+    -e "$PREFIX"
+# The service cannot write under /opt (ProtectSystem=strict): compile the bytecode now.
+run "$VENV/bin/python" -m compileall -q "$PREFIX/playout" "$PREFIX/tts" "$PREFIX/gpio"
+
+# -- 4. configuration --------------------------------------------------------------------------------
+say "configuration $CONFIG"
+run install -d -o root -g root -m 0755 "$CONF_DIR"
+if [ -e "$CONFIG" ]; then
+    echo "   $CONFIG exists: kept as it is (the station's own settings)"
+else
+    # The repository's settings, with data and scripts under the state directory. Readable by the
+    # service's group only: the file may hold an API token.
+    printf '+ sed (paths.data=%s, paths.bulletins=%s) %s > %s\n' "$DATA" "$DATA/bulletins" \
+        "$REPO/schedule.yaml" "$CONFIG"
+    if [ "$DRY_RUN" = 0 ]; then
+        tmp=$(mktemp "$CONF_DIR/.schedule.yaml.XXXXXX")
+        sed -e '/^paths:/,/^[^ #]/{' \
+            -e "s|^  bulletins:.*|  bulletins: $DATA/bulletins  # inbox/ (waiting for approval) and approved/|" \
+            -e "s|^  data:.*|  data: $DATA  # database and render cache|" \
+            -e '}' "$REPO/schedule.yaml" >"$tmp"
+        if ! grep -q "^  data: $DATA " "$tmp" || ! grep -q "^  bulletins: $DATA/bulletins " "$tmp"; then
+            # The repository's file has no paths section to edit: add one.
+            printf '\npaths:\n  bulletins: %s/bulletins\n  data: %s\n' "$DATA" "$DATA" >>"$tmp"
+        fi
+        chown root:"$APP" "$tmp"
+        chmod 0640 "$tmp"
+        mv "$tmp" "$CONFIG"
+    fi
+fi
+if [ "$DRY_RUN" = 0 ]; then
+    # Refuse to install a service that would crash on its configuration; prints every problem.
+    "$VENV/bin/playout" config --config "$CONFIG" >/dev/null
+fi
+
+# -- 5. data -----------------------------------------------------------------------------------------
+say "data in $DATA"
+run install -d -o "$APP" -g "$APP" -m 0750 "$DATA" "$DATA/bulletins" "$DATA/bulletins/inbox" \
+    "$DATA/bulletins/approved"
+
+# -- 6. service --------------------------------------------------------------------------------------
+say "systemd unit $UNIT_DIR/$UNIT"
+was_active=0
+if [ "$DRY_RUN" = 0 ] && systemctl is-active --quiet "$UNIT"; then
+    was_active=1
+fi
+run install -o root -g root -m 0644 "$REPO/systemd/$UNIT" "$UNIT_DIR/$UNIT"
+run systemctl daemon-reload
+run systemctl enable --now "$UNIT"
+if [ "$was_active" = 1 ]; then
+    # enable --now leaves a running service alone; it must pick up the new code.
+    run systemctl restart "$UNIT"
+fi
+
+say "done. Status: systemctl status $APP   Logs: journalctl -u $APP -f"
