@@ -213,12 +213,144 @@ def bench_edge() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_daemon(plays: int = 20, idle_s: float = 60.0) -> None:
+    """The on-air daemon as systemd runs it: timing of 20 short plays, start-up, idle cost, API load."""
+    import datetime as dt
+    import socket
+    import threading
+    import urllib.request
+
+    sys.path.insert(0, str(ROOT))
+    from tests.pulse import PulseSink
+    from tests.station import DaemonRun, clock, now, write_script
+
+    print(f"\nDaemon: {plays} short plays into a PulseAudio null sink, then {idle_s:.0f} s idle")
+    work = Path(tempfile.mkdtemp(prefix="playout-bench-daemon-"))
+    write_script(
+        work / "bulletins" / "approved", "tin.txt", "Kính thưa bà con. Đây là bản tin đo. Xin cảm ơn."
+    )
+    pre_roll, tail, length, gap = 0.5, 0.2, 11, 13
+    first = (now() + dt.timedelta(seconds=20)).replace(microsecond=0)
+    windows = [
+        {
+            "name": f"w{i:02d}",
+            "start": clock(first + dt.timedelta(seconds=gap * i)),
+            "end": clock(first + dt.timedelta(seconds=gap * i + gap - 0.5)),
+        }
+        for i in range(plays)
+    ]
+    config = {
+        "windows": windows,
+        "relay": {"pre_roll_s": pre_roll, "tail_s": tail},
+        "bulletin": {"length_s": length},
+    }
+    notify_path = work / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    sock.settimeout(60)
+    cmd = [str(Path(sys.executable).parent / "playout")]
+    with PulseSink() as pulse:
+        run = DaemonRun(work, cmd, config, env={**pulse.env, "NOTIFY_SOCKET": str(notify_path)})
+        t0 = time.monotonic()
+        run.start()
+        while "READY=1" not in sock.recv(4096).decode():
+            pass
+        ready_s = time.monotonic() - t0
+        loaded = plays // 2
+        requests = {"sent": 0, "failed": 0}
+
+        def hammer(stop: threading.Event) -> None:
+            # 100 requests a second at the as-run log while a bulletin is on air.
+            url = f"http://127.0.0.1:{run.port}/api/plays?limit=50"
+            next_at = time.monotonic()
+            while not stop.is_set():
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as r:
+                        r.read()
+                except OSError:
+                    requests["failed"] += 1
+                requests["sent"] += 1
+                next_at += 0.01
+                stop.wait(max(0.0, next_at - time.monotonic()))
+
+        run.wait_for(
+            lambda rows: len(rows) >= loaded and rows[loaded - 1]["status"] != "playing", 600, "plays"
+        )
+        stop = threading.Event()
+        load = threading.Thread(target=hammer, args=(stop,), daemon=True)
+        load.start()
+        run.wait_for(
+            lambda rows: len(rows) > loaded and rows[loaded]["status"] != "playing", 120, "loaded play"
+        )
+        stop.set()
+        load.join()
+        rows = run.wait_for(
+            lambda rows: len(rows) == plays and rows[-1]["status"] != "playing", 600, "all plays"
+        )
+        pid = run.proc.pid
+
+        def cpu_ticks() -> int:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        ticks0, t_idle = cpu_ticks(), time.monotonic()
+        time.sleep(idle_s)
+        cpu = (cpu_ticks() - ticks0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t_idle) * 100
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1]) / 1024
+        hwm = int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1]) / 1024
+        run.stop()
+    sock.close()
+
+    def t(row: dict, key: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(row[key])
+
+    played = [r for r in rows if r["status"] == "played"]
+    keyed = [abs((t(r, "relay_on_at") - t(r, "scheduled_at")).total_seconds()) * 1000 for r in played]
+    audio = [
+        abs((t(r, "audio_start_at") - t(r, "relay_on_at")).total_seconds() - pre_roll) * 1000 for r in played
+    ]
+    tails = [abs((t(r, "relay_off_at") - t(r, "audio_end_at")).total_seconds() - tail) * 1000 for r in played]
+    line("plays aired", f"{len(played)}/{plays}", "", len(played) == plays)
+    line(
+        "relay ON vs scheduled: median / worst",
+        f"{statistics.median(keyed):.0f} / {max(keyed):.0f} ms",
+        "target worst < 50 ms",
+        max(keyed) < 50,
+    )
+    line(
+        "audio start vs relay ON + pre-roll: median / worst",
+        f"{statistics.median(audio):.0f} / {max(audio):.0f} ms",
+        "target worst < 50 ms",
+        max(audio) < 50,
+    )
+    line(
+        "relay OFF vs audio end + tail: median / worst",
+        f"{statistics.median(tails):.0f} / {max(tails):.0f} ms",
+    )
+    line("underruns, all plays", f"{sum(r['underruns'] or 0 for r in played)}")
+    line(
+        f"underruns during the play under API load ({requests['sent']} req)",
+        f"{rows[loaded]['underruns']}",
+        "target 0",
+        rows[loaded]["underruns"] == 0,
+    )
+    line("API requests failed under load", f"{requests['failed']}")
+    line("daemon start to READY", f"{ready_s:.2f} s")
+    line(f"idle CPU over {idle_s:.0f} s", f"{cpu:.2f} %", "target < 1 %", cpu < 1)
+    line("idle RSS", f"{rss:.0f} MiB", "target <= 80 MiB", rss <= 80)
+    line("  peak RSS over the run (renders included)", f"{hwm:.0f} MiB")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     # Failures are provoked on purpose here (a stalled service); their warnings are expected noise.
     logging.basicConfig(level=logging.ERROR)
     print(f"playout benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
-    bench_render()
-    bench_edge()
+    only = set(sys.argv[1:])
+    for name, fn in (("render", bench_render), ("edge", bench_edge), ("daemon", bench_daemon)):
+        if not only or name in only:
+            fn()
 
 
 if __name__ == "__main__":

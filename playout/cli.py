@@ -53,21 +53,12 @@ def _progress(items: Sequence, desc: str):
 
 
 def _expand(paths: Sequence[str]) -> list[Path]:
-    from playout.intake import SCRIPT_SUFFIXES
-
-    def is_script(f: Path) -> bool:
-        # Folders hold notes for people too (README.md) and editors' hidden temporaries (~$x.docx).
-        return (
-            f.is_file()
-            and f.suffix.lower() in SCRIPT_SUFFIXES
-            and not f.name.startswith((".", "~"))
-            and f.stem.upper() != "README"
-        )
+    from playout.intake import is_script_file
 
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if is_script(f)))
+            out.extend(sorted(f for f in p.rglob("*") if is_script_file(f)))
         else:
             out.append(p)
     return out

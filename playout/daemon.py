@@ -376,7 +376,9 @@ class Station:
                 raise _Interrupted
             if result.underruns:
                 logger.warning("%d underrun(s) while airing %s", result.underruns, bulletin.title)
-            stop.wait(r.tail_s)
+            # The tail counts from the last frame, not from when the player returned (it drains first).
+            elapsed = (dt.datetime.now(dt.UTC) - result.ended_at).total_seconds()
+            stop.wait(max(0.0, r.tail_s - elapsed))
             status = "played"
         except _Interrupted:
             status, error = "interrupted", self._now.reason or "dừng phát"
@@ -475,12 +477,19 @@ class Station:
 
     def next_slot(self) -> tuple[str, dt.datetime] | None:
         sched = getattr(self, "scheduler", None)
-        # Jobs added before the scheduler starts have no run time yet.
-        jobs = [j for j in sched.get_jobs() if getattr(j, "next_run_time", None)] if sched else []
-        if not jobs:
+        if sched is None:
             return None
-        job = min(jobs, key=lambda j: j.next_run_time)
-        return job.id.split(":", 1)[1], job.next_run_time.astimezone(self.tz)
+        now = self.now()
+        upcoming = []
+        for job in sched.get_jobs():
+            # Jobs added before the scheduler starts have no run time yet: ask their trigger.
+            at = getattr(job, "next_run_time", None) or job.trigger.get_next_fire_time(None, now)
+            if at is not None:
+                upcoming.append((at, job.id.split(":", 1)[1]))
+        if not upcoming:
+            return None
+        at, name = min(upcoming)
+        return name, at.astimezone(self.tz)
 
     def next_slot_text(self) -> str:
         nxt = self.next_slot()

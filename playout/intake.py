@@ -114,6 +114,16 @@ def _reject(message: str, code: str, name: str, **context: object) -> ScriptReje
 # Public entry points
 
 
+def is_script_file(path: Path) -> bool:
+    """A script an operator dropped, not a note for people (README.md) or an editor's temporary file."""
+    return (
+        path.is_file()
+        and path.suffix.lower() in SCRIPT_SUFFIXES
+        and not path.name.startswith((".", "~"))
+        and path.stem.upper() != "README"
+    )
+
+
 def read_script(path: Path) -> Script:
     """Read and parse a script file (never more than MAX_SCRIPT_BYTES + 1 bytes are read)."""
     path = Path(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from playout.config import StationConfig
 from playout.errors import PlayoutError
-from playout.intake import SCRIPT_SUFFIXES, Script, read_script
+from playout.intake import Script, is_script_file, read_script
 from tts.render import Renderer
 
 logger = logging.getLogger(__name__)
@@ -60,16 +60,6 @@ class Bulletin:
         return (meta.air_from is None or day >= meta.air_from) and (
             meta.air_until is None or day <= meta.air_until
         )
-
-
-def is_script_file(path: Path) -> bool:
-    # Folders also hold notes for people (README.md) and editors' temporaries (~$x.docx, .~lock).
-    return (
-        path.is_file()
-        and path.suffix.lower() in SCRIPT_SUFFIXES
-        and not path.name.startswith((".", "~"))
-        and path.stem.upper() != "README"
-    )
 
 
 class Library:

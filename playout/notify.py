@@ -60,7 +60,13 @@ def notify(*lines: str) -> bool:
     message = "\n".join(" ".join(line.splitlines()) for line in lines).encode("utf-8")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # Never block: the on-air thread reports status, and a busy or stuck reader must not keep a
+            # bulletin from ending.  A full queue drops this message; the next one says the same.
+            sock.setblocking(False)
             sock.sendto(message, address)
+    except BlockingIOError:
+        logger.debug("systemd's notify queue is full; status dropped")
+        return False
     except OSError as exc:
         logger.warning("could not notify systemd at %s: %s", target, exc)
         return False

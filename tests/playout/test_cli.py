@@ -155,3 +155,19 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
     assert "a.txt" in out and "một phút nữa" in out and f"127.0.0.1:{port}" in out
     assert "README" not in out
     assert "relay OFF" in err
+
+
+def test_relay_off_for_systemd_exec_stop_post(playout_cmd, tmp_path):
+    import os
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("relay: {pin: 22, active_high: false}\n", "utf-8")
+    proc = subprocess.run(
+        [*playout_cmd, "relay-off", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "GPIO22" in proc.stdout and "OFF" in proc.stdout and "HIGH" in proc.stdout

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -217,8 +220,20 @@ def test_emergency_empty_library_and_broken_config_reload(tmp_path, playout_cmd)
             "the emergency bulletin",
         )
         assert run.proc.poll() is None  # the last good config kept the station running
+        api = f"http://127.0.0.1:{run.port}/api"
+        with urllib.request.urlopen(f"{api}/plays?status=played", timeout=5) as r:
+            api_rows = json.loads(r.read())
+        with urllib.request.urlopen(f"{api}/health", timeout=5) as r:
+            health = json.loads(r.read())
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(f"{api}/plays?status=bogus", timeout=5)
+        assert bad.value.code == 422
     emergency = next(r for r in rows if r["window"] == "khẩn cấp")
     assert emergency["title"] == "Khẩn cấp"
+    assert [(r["window"], r["status"]) for r in api_rows] == [("khẩn cấp", "played")]
+    assert api_rows[0]["relay_on_at"].endswith("+07:00")  # ISO 8601 with the station's offset
+    assert health["relay"]["on"] is False and health["library"]["ready"] == 1
+    assert health["last_result"]["status"] == "played" and "next_slot" in health
     assert run.proc.returncode == 0
 
 
@@ -230,3 +245,41 @@ def test_a_broken_config_at_start_is_a_clear_error(tmp_path, playout_cmd):
     )
     assert proc.returncode == 2
     assert "windows.0.start" in proc.stderr and "relay.pin" in proc.stderr
+
+
+def test_daemon_tells_systemd_ready_pings_the_watchdog_and_says_stopping(tmp_path, playout_cmd):
+    import socket
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(30)
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}  # ping every second
+    messages: list[str] = []
+    run = DaemonRun(
+        tmp_path,
+        playout_cmd,
+        {"windows": [window("thử", now() + dt.timedelta(hours=1), now() + dt.timedelta(hours=1, minutes=1))]},
+        env=env,
+    )
+    started = time.monotonic()
+    with run:
+        while not any("READY=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+        ready_s = time.monotonic() - started
+        pings = 0
+        while pings < 2:
+            msg = sock.recv(4096).decode()
+            messages.append(msg)
+            pings += "WATCHDOG=1" in msg
+        run.stop()
+        sock.settimeout(2)
+        try:
+            while True:
+                messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            pass
+    sock.close()
+    text = "\n".join(messages)
+    assert "STATUS=on duty; next slot thử at" in text
+    assert "STOPPING=1" in text and ready_s < 20

@@ -94,3 +94,25 @@ def test_watchdog_interval(monkeypatch, usec, pid, expected):
             value = {"self": str(os.getpid()), "other": str(os.getpid() + 1)}.get(value, value)
             monkeypatch.setenv(name, value)
     assert watchdog_interval() == expected
+
+
+def test_a_reader_that_stops_reading_never_blocks_the_sender(tmp_path, monkeypatch):
+    import socket
+    import threading
+
+    from playout.notify import notify
+
+    path = tmp_path / "full.sock"
+    reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    reader.bind(str(path))  # bound, never read: the queue fills up
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    done = threading.Event()
+
+    def flood():
+        for i in range(5000):
+            notify(f"STATUS=message {i} " + "x" * 200)
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert done.wait(10), "notify() blocked on a full queue"
+    reader.close()
