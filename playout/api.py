@@ -1,37 +1,102 @@
 """The station's HTTP API, served by the daemon (uvicorn) on ``api.host``/``api.port``.
 
-This is the minimal, read-only part the technician needs from a phone: what played and whether the
-station is healthy.  Times are ISO 8601 with the station's offset.  OpenAPI at ``/docs``.
+Everything but a minimal ``GET /api/health`` needs a role (see ``playout.auth``): programs send
+``Authorization: Bearer TOKEN``; the web page logs in and sends its session cookie plus the CSRF token.
+Times are ISO 8601 with the station's offset.  OpenAPI at ``/docs``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, Field
 
-from playout import __version__
+from playout import __version__, qr, reports
+from playout.auth import (
+    Authenticator,
+    Principal,
+    RateLimited,
+    clear_session_cookie,
+    load_or_create_secret,
+    optional_principal,
+    require,
+    set_session_cookie,
+)
 
 if TYPE_CHECKING:
     from playout.daemon import Station
+    from playout.library import Bulletin
+
+logger = logging.getLogger(__name__)
 
 Status = Literal["playing", "played", "failed", "interrupted", "skipped", "missed"]
+Kind = Literal["month", "quarter"]
+
+
+class Login(BaseModel):
+    name: str = Field(min_length=1, max_length=50)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+def _aware(*times: dt.datetime | None) -> None:
+    for t in times:
+        if t is not None and t.tzinfo is None:
+            raise HTTPException(422, detail="Thời điểm phải có múi giờ, ví dụ 2026-11-21T06:00:00+07:00")
 
 
 def create_app(station: Station) -> FastAPI:
     app = FastAPI(
         title="Loa phường thông minh",
         version=__version__,
-        description="Trạm phát thanh phường: nhật ký phát sóng và tình trạng trạm",
+        description="Trạm phát thanh phường: bản tin, mã QR, nhật ký phát sóng, báo cáo, tình trạng trạm",
     )
+    cfg = station.config
+    secret = load_or_create_secret(cfg.auth.secret_file or cfg.paths.data / "auth.secret")
+    app.state.auth = Authenticator(cfg.auth, secret)
 
-    @app.get("/api/health", summary="Tình trạng trạm")
-    def health() -> dict:
-        return station.health()
+    def bulletin(bulletin_id: str) -> Bulletin:
+        found = next((b for b in station.library.bulletins() if b.id == bulletin_id), None)
+        if found is None:
+            raise HTTPException(404, detail="Không có bản tin này")
+        return found
+
+    # -- sessions -------------------------------------------------------------------------------------------
+
+    @app.post("/api/login", summary="Đăng nhập (trang web); trả về mã CSRF")
+    def login(body: Login, request: Request, response: Response) -> dict:
+        auth: Authenticator = request.app.state.auth
+        try:
+            session = auth.login(body.name, body.password, request.client.host if request.client else "?")
+        except RateLimited as exc:
+            raise HTTPException(
+                429, detail=exc.message, headers={"Retry-After": str(int(exc.retry_after_s) + 1)}
+            ) from None
+        if session is None:
+            raise HTTPException(401, detail="Sai tên đăng nhập hoặc mật khẩu")
+        set_session_cookie(response, auth, session)
+        return {"name": session.name, "roles": sorted(session.roles), "csrf_token": session.csrf}
+
+    @app.post("/api/logout", summary="Đăng xuất")
+    def logout(response: Response) -> dict:
+        clear_session_cookie(response)
+        return {"ok": True}
+
+    # -- health and the as-run log -----------------------------------------------------------------------
+
+    @app.get("/api/health", summary="Tình trạng trạm (chi tiết khi có quyền kỹ thuật)")
+    def health(who: Annotated[Principal | None, Depends(optional_principal)]) -> dict:
+        full = station.health()
+        if who is not None and who.can("health_full"):
+            return full
+        return {k: full[k] for k in ("status", "version", "time")}
 
     @app.get("/api/plays", summary="Nhật ký phát sóng (mới nhất trước)")
     def plays(
+        who: Annotated[Principal, Depends(require("log"))],
         since: Annotated[dt.datetime | None, Query(description="từ thời điểm (ISO 8601)")] = None,
         until: Annotated[dt.datetime | None, Query(description="đến trước thời điểm (ISO 8601)")] = None,
         status: Annotated[list[Status] | None, Query(description="lọc theo trạng thái")] = None,
@@ -39,11 +104,137 @@ def create_app(station: Station) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> list[dict]:
-        for t in (since, until):
-            if t is not None and t.tzinfo is None:
-                raise HTTPException(422, detail="Thời điểm phải có múi giờ, ví dụ 2026-11-21T06:00:00+07:00")
+        _aware(since, until)
         return station.log.plays(
             since=since, until=until, status=status, topic=topic, limit=limit, offset=offset
         )
+
+    @app.get("/api/plays.csv", summary="Nhật ký phát sóng, CSV (UTF-8 có BOM cho Excel)")
+    def plays_csv(
+        who: Annotated[Principal, Depends(require("log"))],
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        status: Annotated[list[Status] | None, Query()] = None,
+        topic: Annotated[str | None, Query(max_length=50)] = None,
+    ) -> Response:
+        _aware(since, until)
+        rows = station.log.plays(since=since, until=until, status=status, topic=topic, limit=1_000_000)
+        return Response(
+            reports.plays_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="nhat-ky-phat-song.csv"'},
+        )
+
+    # -- reports ---------------------------------------------------------------------------------------------
+
+    def build(kind: str, year: int, number: int) -> reports.Report:
+        try:
+            start, end = reports.period_bounds(kind, year, number, station.tz)
+        except ValueError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        quarter_start, _ = reports.period_bounds("quarter", year, (start.month - 1) // 3 + 1, station.tz)
+        received = [
+            {
+                "department": b.script.meta.department,
+                "received_at": b.approved_at.astimezone(station.tz),
+                "title": b.title,
+                "topic": b.topic,
+            }
+            for b in station.library.bulletins()
+        ]
+        rows = station.log.plays(since=min(start, quarter_start), until=end, limit=1_000_000)
+        return reports.build_report(
+            kind, year, number, plays=rows, received=received, settings=station.config.reports, tz=station.tz
+        )
+
+    @app.get("/api/reports/{kind}/{year}/{number}.csv", summary="Báo cáo tháng / quý, CSV")
+    def report_csv(
+        kind: Kind, year: int, number: int, who: Annotated[Principal, Depends(require("reports"))]
+    ) -> Response:
+        return Response(
+            reports.report_csv(build(kind, year, number)),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="bao-cao-{kind}-{year}-{number}.csv"'},
+        )
+
+    @app.get("/api/reports/{kind}/{year}/{number}/chart.svg", summary="Biểu đồ số lần phát mỗi tuần")
+    def report_chart(
+        kind: Kind, year: int, number: int, who: Annotated[Principal, Depends(require("reports"))]
+    ) -> Response:
+        return Response(reports.weekly_chart_svg(build(kind, year, number)), media_type="image/svg+xml")
+
+    # Registered after the .csv and chart routes: "{number}" would also match "4.csv".
+    @app.get("/api/reports/{kind}/{year}/{number}", summary="Báo cáo tháng / quý")
+    def report(
+        kind: Kind, year: int, number: int, who: Annotated[Principal, Depends(require("reports"))]
+    ) -> dict:
+        return build(kind, year, number).model_dump(mode="json")
+
+    # -- bulletins, preview and QR codes ---------------------------------------------------------------------
+
+    @app.get("/api/bulletins", summary="Bản tin trong thư viện")
+    def bulletins(who: Annotated[Principal, Depends(require("preview"))]) -> list[dict]:
+        return [
+            {
+                "id": b.id,
+                "name": b.path.name,
+                "title": b.title,
+                "topic": b.topic,
+                "priority": b.priority,
+                "department": b.script.meta.department,
+                "status": b.status,
+                "error": b.error,
+                "approved_at": b.approved_at.astimezone(station.tz).isoformat(timespec="seconds"),
+                "duration_s": b.summary.get("duration_s"),
+                "engine": b.summary.get("engine"),
+                "voice": b.summary.get("voice"),
+                "warnings": b.summary.get("warnings", []),
+            }
+            for b in station.library.bulletins()
+        ]
+
+    @app.get("/api/bulletins/{bulletin_id}/audio", summary="Nghe thử bản tin đã đọc")
+    def audio(bulletin_id: str, who: Annotated[Principal, Depends(require("preview"))]) -> FileResponse:
+        b = bulletin(bulletin_id)
+        if b.status != "ready" or b.audio_path is None:
+            raise HTTPException(409, detail=f"Bản tin chưa sẵn sàng ({b.status})")
+        return FileResponse(b.audio_path, media_type="audio/wav", filename=f"{b.path.stem}.wav")
+
+    def link_of(b: Bulletin) -> str:
+        try:
+            return qr.bulletin_link(b, station.config.qr.base_url)
+        except ValueError as exc:
+            raise HTTPException(409, detail=str(exc)) from None
+
+    @app.get("/api/bulletins/{bulletin_id}/qr.png", summary="Mã QR (PNG)")
+    def qr_png(bulletin_id: str, who: Annotated[Principal, Depends(require("qr"))]) -> Response:
+        return Response(qr.qr_png(link_of(bulletin(bulletin_id))), media_type="image/png")
+
+    @app.get("/api/bulletins/{bulletin_id}/qr.svg", summary="Mã QR (SVG)")
+    def qr_svg(bulletin_id: str, who: Annotated[Principal, Depends(require("qr"))]) -> Response:
+        return Response(qr.qr_svg(link_of(bulletin(bulletin_id))), media_type="image/svg+xml")
+
+    @app.get("/api/bulletins/{bulletin_id}/poster", summary="Áp phích A5 để in", response_class=HTMLResponse)
+    def poster(bulletin_id: str, who: Annotated[Principal, Depends(require("qr"))]) -> str:
+        b = bulletin(bulletin_id)
+        c = station.config
+        return qr.poster_html(
+            b, link_of(b), station_name=c.qr.station_name, programme=c.bulletin.programme_name
+        )
+
+    # -- technician actions ----------------------------------------------------------------------------------
+
+    @app.post("/api/playback/stop", summary="Dừng bản tin đang phát")
+    def stop(who: Annotated[Principal, Depends(require("stop"))]) -> dict:
+        stopped = station.stop_playback(f"dừng bởi {who.name}")
+        logger.warning("playback stop requested by %s %s: %s", who.kind, who.name, stopped)
+        return {"stopped": stopped}
+
+    @app.post("/api/relay/off", summary="Tắt rơ-le loa (dừng phát nếu đang phát)")
+    def relay_off(who: Annotated[Principal, Depends(require("relay_off"))]) -> dict:
+        station.stop_playback(f"tắt rơ-le bởi {who.name}")
+        station.relay.off()
+        logger.warning("relay off requested by %s %s", who.kind, who.name)
+        return {"relay_on": station.relay.is_on}
 
     return app

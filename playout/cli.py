@@ -226,11 +226,61 @@ def cmd_demo(args) -> int:
     demo = Window(
         name="trình diễn", start=start.timetz().replace(tzinfo=None), end=end.timetz().replace(tzinfo=None)
     )
-    config = config.model_copy(update={"windows": [*config.windows, demo]})
+    # A token for this session only (kept in memory, never written): the API needs a role to show more
+    # than a minimal health answer, and a newcomer should not have to edit accounts to look around.
+    from playout.auth import ApiToken, hash_token, new_token
+
+    token = new_token()
+    auth = config.auth.model_copy(
+        update={
+            "tokens": [
+                *config.auth.tokens,
+                ApiToken(name="demo", token_hash=hash_token(token), roles=["admin"]),
+            ]
+        }
+    )
+    config = config.model_copy(update={"windows": [*config.windows, demo], "auth": auth})
     print(f"Khung giờ trình diễn: {start:%H:%M:%S}–{end:%H:%M:%S} (một phút nữa bắt đầu phát)")
     print(f"Nhật ký và tình trạng: http://{config.api.host}:{config.api.port}/api/health  (Ctrl-C để dừng)")
+    print(f"Mã truy cập thử cho phiên này: {token}")
+    print(
+        f"  ví dụ: curl -H 'Authorization: Bearer {token}' http://{config.api.host}:{config.api.port}/api/plays"
+    )
     print(f"Dữ liệu và nhật ký phát sóng: {config.paths.data}")
     return Station(config, config_path=None).run()
+
+
+def cmd_passwd(args) -> int:
+    """Print a password hash for schedule.yaml's auth.accounts (the password itself is never stored)."""
+    import getpass
+
+    from playout.auth import hash_password
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("Mật khẩu mới: ")
+        if getpass.getpass("Nhập lại: ") != first:
+            print("playout: hai lần nhập không khớp", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        first = sys.stdin.readline().rstrip("\n")
+    try:
+        print(hash_password(first))
+    except ValueError as exc:
+        print(f"playout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_token(args) -> int:
+    """A new API token for a program: the token once (give it to the program), its hash for the config."""
+    from playout.auth import hash_token, new_token
+
+    token = new_token()
+    print(f"token (đưa cho chương trình, chỉ hiện một lần): {token}")
+    print("thêm vào schedule.yaml:")
+    entry = f"{{name: {args.name}, token_hash: '{hash_token(token)}', roles: [technician]}}"
+    print(f"  auth:\n    tokens:\n      - {entry}")
+    return EXIT_OK
 
 
 def cmd_relay_off(args) -> int:
@@ -286,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("demo", help="chạy trạm với một khung giờ trình diễn sau một phút"))
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("passwd", help="tạo mã băm mật khẩu cho tài khoản trong schedule.yaml")
+    p.set_defaults(func=cmd_passwd)
+
+    p = sub.add_parser("token", help="tạo mã truy cập API cho một chương trình")
+    p.add_argument("name", help="tên chương trình (chữ thường, số, . _ -)")
+    p.set_defaults(func=cmd_token)
 
     p = with_config(sub.add_parser("relay-off", help="tắt rơ-le loa (systemd gọi khi dịch vụ dừng)"))
     p.set_defaults(func=cmd_relay_off)

@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from playout.auth import AuthSettings
 from playout.errors import ConfigError
+from playout.reports import ReportSettings
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class _Section(BaseModel):
     # A misspelt key is a mistake worth reporting, not something to ignore silently.
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # hide_input_in_errors: a password pasted into password_hash must never reach a log via an error.
+    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
 
 
 class BulletinSettings(_Section):
@@ -156,6 +159,11 @@ class PathSettings(_Section):
     data: Path = Path("var")
 
 
+class QrSettings(_Section):
+    base_url: str | None = Field(None, description="QR target for bulletins without a link: BASE/slug")
+    station_name: str = Field("Đài truyền thanh phường", max_length=200)
+
+
 class StationConfig(_Section):
     timezone: str = "Asia/Ho_Chi_Minh"
     bulletin: BulletinSettings = Field(default_factory=BulletinSettings)
@@ -174,6 +182,9 @@ class StationConfig(_Section):
     tts: TtsSettings = Field(default_factory=TtsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    qr: QrSettings = Field(default_factory=QrSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import yaml
 
-TZ = dt.timezone(dt.timedelta(hours=7))  # Asia/Ho_Chi_Minh has no DST: a fixed offset is exact
+from playout.auth import hash_token
+
+TZ = dt.timezone(dt.timedelta(hours=7))
+TOKEN = "test-token-for-the-daemon-api-0123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # Asia/Ho_Chi_Minh has no DST: a fixed offset is exact
 
 
 def now() -> dt.datetime:
@@ -62,6 +66,7 @@ class DaemonRun:
             "tts": {"engines": ["espeak"]},
             "api": {"host": "127.0.0.1", "port": self.port},
             "daemon": {"rescan_s": 1},
+            "auth": {"tokens": [{"name": "tests", "token_hash": hash_token(TOKEN), "roles": ["admin"]}]},
             "paths": {"data": str(root / "var"), "bulletins": str(root / "bulletins")},
         }
         for key, value in config.items():

@@ -124,8 +124,13 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
     (approved / ".~lock.b.docx#").write_text("x", "utf-8")
     port = free_port()
     cfg = tmp_path / "schedule.yaml"
+    from playout.auth import hash_token
+
+    token = "demo-test-token-0123456789"
     cfg.write_text(
-        f"bulletin: {{length_s: 20}}\ntts: {{engines: [espeak]}}\napi: {{port: {port}}}\n", "utf-8"
+        f"bulletin: {{length_s: 20}}\ntts: {{engines: [espeak]}}\napi: {{port: {port}}}\n"
+        f"auth: {{tokens: [{{name: t, token_hash: '{hash_token(token)}', roles: [technician]}}]}}\n",
+        "utf-8",
     )
     env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
     proc = subprocess.Popen(
@@ -140,7 +145,10 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/health", headers={"Authorization": f"Bearer {token}"}
+                )
+                with urllib.request.urlopen(request, timeout=2) as r:
                     health = json.loads(r.read())
                     break
             except OSError:
@@ -153,6 +161,7 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "a.txt" in out and "một phút nữa" in out and f"127.0.0.1:{port}" in out
+    assert "Mã truy cập thử cho phiên này:" in out
     assert "README" not in out
     assert "relay OFF" in err
 

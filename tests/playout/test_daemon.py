@@ -23,7 +23,7 @@ import soundfile as sf
 from scipy.signal import correlate
 
 from tests.pulse import PulseSink
-from tests.station import DaemonRun, clock, faketime_library, now, write_script
+from tests.station import AUTH, DaemonRun, clock, faketime_library, now, write_script
 
 SCRIPT = "Kính thưa bà con. Đây là bản tin thử của trạm. Xin cảm ơn bà con."
 LENGTH_S, PRE_ROLL_S, TAIL_S = 11, 1.0, 0.5
@@ -221,13 +221,20 @@ def test_emergency_empty_library_and_broken_config_reload(tmp_path, playout_cmd)
         )
         assert run.proc.poll() is None  # the last good config kept the station running
         api = f"http://127.0.0.1:{run.port}/api"
-        with urllib.request.urlopen(f"{api}/plays?status=played", timeout=5) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"{api}/plays?status=played", headers=AUTH), timeout=5
+        ) as r:
             api_rows = json.loads(r.read())
-        with urllib.request.urlopen(f"{api}/health", timeout=5) as r:
+        with urllib.request.urlopen(urllib.request.Request(f"{api}/health", headers=AUTH), timeout=5) as r:
             health = json.loads(r.read())
         with pytest.raises(urllib.error.HTTPError) as bad:
-            urllib.request.urlopen(f"{api}/plays?status=bogus", timeout=5)
+            urllib.request.urlopen(
+                urllib.request.Request(f"{api}/plays?status=bogus", headers=AUTH), timeout=5
+            )
         assert bad.value.code == 422
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            urllib.request.urlopen(f"{api}/plays", timeout=5)
+        assert anonymous.value.code == 401
     emergency = next(r for r in rows if r["window"] == "khẩn cấp")
     assert emergency["title"] == "Khẩn cấp"
     assert [(r["window"], r["status"]) for r in api_rows] == [("khẩn cấp", "played")]

@@ -1,0 +1,625 @@
+"""Who may do what on the station's LAN API.
+
+Anyone on the ward Wi-Fi can reach the API, so every write names an account (people, with a password
+and a signed session cookie) or a token (scripts, with ``Authorization: Bearer …``), and every action
+needs a role::
+
+    browser ── POST /login (name, password) ──► Authenticator.login ──► Session
+       ▲            rate limit per IP and per account                       │
+       └──── Set-Cookie: playout_session=<payload>.<HMAC> ◄── session_cookie┘
+
+    request ──► require("approve") ──► Bearer token?  ── yes ──► from_bearer ─────────────┐
+                                        │ no                                               │
+                                        └──► cookie ──► session_from_cookie ──► Principal ─┤
+                                                                                           ▼
+                           401 no/invalid credentials · 403 wrong role · 403 missing CSRF (cookie + write)
+
+Sessions are stateless: the cookie carries name, roles, expiry and a CSRF token, signed with a secret
+kept in a 0600 file so a restart does not log everyone out.  A session dies when it expires, when the
+account is removed from ``schedule.yaml``, when the account's password changes (the cookie holds a
+fingerprint of the password hash) or when the secret file is deleted.
+
+Passwords are stored as scrypt hashes, tokens as SHA-256 (a random 32-byte token needs no slow hash).
+Nothing here ever logs a password, token, hash or cookie: only account names and client addresses.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs
+
+from fastapi import HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from playout.errors import ConfigError, PlayoutError
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["operator", "approver", "technician", "admin"]
+ROLES: tuple[str, ...] = ("operator", "approver", "technician", "admin")
+
+_OPERATOR = frozenset({"operator", "admin"})
+_APPROVER = frozenset({"approver", "admin"})
+_TECHNICIAN = frozenset({"technician", "admin"})
+_ADMIN = frozenset({"admin"})
+
+#: action -> roles allowed to perform it.  ``admin`` may do everything.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "upload": _OPERATOR,
+    "withdraw": _OPERATOR,
+    "preview": _OPERATOR,
+    "qr": _OPERATOR,
+    "approve": _APPROVER,
+    "reject": _APPROVER,
+    "log": _TECHNICIAN,
+    "health_full": _TECHNICIAN,
+    "reports": _TECHNICIAN,
+    "stop": _TECHNICIAN,
+    "relay_off": _TECHNICIAN,
+    # Airing something right now bypasses the schedule and the approval queue: admin only.
+    "play_now": _ADMIN,
+    "admin": _ADMIN,
+}
+
+#: How each action reads in a refusal ("Tài khoản không có quyền …").
+ACTION_LABELS_VI: dict[str, str] = {
+    "upload": "tải bản tin lên",
+    "withdraw": "rút bản tin",
+    "preview": "nghe thử bản tin",
+    "qr": "in mã QR",
+    "approve": "duyệt bản tin",
+    "reject": "từ chối bản tin",
+    "log": "xem nhật ký",
+    "health_full": "xem tình trạng chi tiết",
+    "reports": "xem báo cáo",
+    "stop": "dừng phát",
+    "relay_off": "tắt rơ-le loa",
+    "play_now": "phát ngay",
+    "admin": "quản trị",
+}
+
+COOKIE_NAME = "playout_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SALT_BYTES = 16
+HASH_BYTES = 32
+MIN_PASSWORD_CHARS = 8
+# A password longer than this is not a password; refusing it bounds the work one request can cause.
+MAX_PASSWORD_CHARS = 1024
+# scrypt needs 128·n·r bytes; stored parameters above this would exhaust a Pi's memory on every login.
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+_WINDOW_S = 60.0
+_MAX_FORM_BYTES = 64 * 1024
+
+_NAME_RE = re.compile(r"[a-z0-9._-]{1,50}")
+_B64 = r"[A-Za-z0-9+/]+={0,2}"
+_SCRYPT_RE = re.compile(rf"scrypt\$(\d{{1,8}})\$(\d{{1,3}})\$(\d{{1,3}})\$({_B64})\$({_B64})")
+_TOKEN_RE = re.compile(r"sha256\$[0-9a-f]{64}")
+
+
+class RateLimited(PlayoutError):
+    """Too many failed logins from this address or for this account; the API answers 429."""
+
+    code = "LOGIN_RATE_LIMITED"
+
+    def __init__(self, retry_after_s: int):
+        super().__init__(
+            f"Đăng nhập sai quá nhiều lần, vui lòng thử lại sau {retry_after_s} giây",
+            retry_after_s=retry_after_s,
+        )
+        self.retry_after_s = retry_after_s
+
+
+# ---------------------------------------------------------------- hashing
+
+
+def _b64d(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _normalise(password: str) -> bytes:
+    # Vietnamese keyboards differ: Unikey sends "ệ" precomposed, macOS may send e + two combining marks.
+    # The same typed password must give the same bytes, so hash the NFC form.
+    return unicodedata.normalize("NFC", password).encode("utf-8")
+
+
+def _parse_scrypt(stored: str) -> tuple[int, int, int, bytes, bytes]:
+    """Split a stored scrypt hash; ValueError (English, for the caller to translate) when malformed."""
+    m = _SCRYPT_RE.fullmatch(stored)
+    if not m:
+        raise ValueError("not scrypt$N$r$p$salt$hash")
+    n, r, p = (int(g) for g in m.group(1, 2, 3))
+    salt, digest = _b64d(m.group(4)), _b64d(m.group(5))
+    if n < 2 or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16 or 128 * n * r > _SCRYPT_MAXMEM:
+        raise ValueError("scrypt parameters out of range")
+    if len(salt) < 8 or not 16 <= len(digest) <= 64:
+        raise ValueError("salt or hash has the wrong length")
+    return n, r, p, salt, digest
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$16384$8$1$<salt b64>$<hash b64>``; ValueError (Vietnamese) for an unusable password."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"Mật khẩu phải có ít nhất {MIN_PASSWORD_CHARS} ký tự")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise ValueError(f"Mật khẩu quá dài (tối đa {MAX_PASSWORD_CHARS} ký tự)")
+    salt = secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.scrypt(
+        _normalise(password), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=HASH_BYTES
+    )
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches; False for a wrong password *or* a malformed hash (never raises)."""
+    try:
+        if not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
+            return False
+        # The stored parameters are used, so hashes made with older settings keep working.
+        n, r, p, salt, digest = _parse_scrypt(stored)
+        got = hashlib.scrypt(
+            _normalise(password), salt=salt, n=n, r=r, p=p, dklen=len(digest), maxmem=_SCRYPT_MAXMEM + 2**20
+        )
+        return hmac.compare_digest(got, digest)
+    except (ValueError, TypeError, MemoryError, UnicodeError, binascii.Error):
+        return False
+
+
+def new_token() -> str:
+    """A fresh API token (32 random bytes, URL-safe); shown once, only its hash is stored."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return "sha256$" + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def verify_token(token: str, stored: str) -> bool:
+    """Constant-time comparison of a presented token with a stored ``sha256$<hex>``; never raises."""
+    try:
+        return hmac.compare_digest(hash_token(token).encode("ascii"), stored.encode("ascii"))
+    except (AttributeError, TypeError, UnicodeError):
+        return False
+
+
+# ---------------------------------------------------------------- settings
+
+
+class _Section(BaseModel):
+    # Same rules as playout.config, plus: a validation error must not echo a hash back into a log.
+    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.fullmatch(value):
+        raise ValueError("tên chỉ gồm 1–50 ký tự a-z, 0-9, dấu chấm, gạch dưới, gạch ngang")
+    return value
+
+
+class Account(_Section):
+    """A person who logs in with a password (``playout passwd`` prints the hash)."""
+
+    name: str
+    password_hash: str = Field(repr=False)
+    roles: list[Role] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_chars(cls, value: str) -> str:
+        return _check_name(value)
+
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt_format(cls, value: str) -> str:
+        try:
+            _parse_scrypt(value)
+        except (ValueError, binascii.Error):
+            raise ValueError(
+                "password_hash phải có dạng scrypt$N$r$p$<salt>$<hash> (dùng playout passwd)"
+            ) from None
+        return value
+
+
+class ApiToken(_Section):
+    """A script or device that calls the API with ``Authorization: Bearer <token>``."""
+
+    name: str
+    token_hash: str = Field(repr=False)
+    roles: list[Role] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_chars(cls, value: str) -> str:
+        return _check_name(value)
+
+    @field_validator("token_hash")
+    @classmethod
+    def _sha256_format(cls, value: str) -> str:
+        if not _TOKEN_RE.fullmatch(value):
+            raise ValueError("token_hash phải có dạng sha256$<64 chữ số hex>")
+        return value
+
+
+class AuthSettings(_Section):
+    """The ``auth:`` section of ``schedule.yaml``."""
+
+    accounts: list[Account] = Field(default_factory=list)
+    tokens: list[ApiToken] = Field(default_factory=list)
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    login_attempts_per_minute: int = Field(5, ge=1, le=100)
+    secret_file: Path | None = Field(None, description="signing key for session cookies (0600)")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AuthSettings:
+        # Accounts and tokens share one namespace: the name is what the as-run log and audit trail record.
+        seen: set[str] = set()
+        for item in [*self.accounts, *self.tokens]:
+            if item.name in seen:
+                raise ValueError(f"tên tài khoản/token bị trùng: {item.name!r}")
+            seen.add(item.name)
+        return self
+
+
+# ---------------------------------------------------------------- sessions and principals
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is making this request, and how they proved it."""
+
+    name: str
+    roles: frozenset[str]
+    kind: Literal["session", "token"]
+    csrf: str | None = None
+
+    def can(self, action: str) -> bool:
+        return bool(PERMISSIONS.get(action, frozenset()) & self.roles)
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    roles: frozenset[str]
+    expires_at: float
+    csrf: str
+
+    def principal(self) -> Principal:
+        return Principal(self.name, self.roles, "session", self.csrf)
+
+
+def _b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64u_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Authenticator:
+    """Checks passwords, tokens and session cookies against one AuthSettings; thread-safe.
+
+    ``clock`` returns wall-clock seconds (cookies carry absolute expiry times); tests pass a fake one.
+    """
+
+    def __init__(self, settings: AuthSettings, secret: bytes, *, clock: Callable[[], float] = time.time):
+        if len(secret) < 16:
+            raise ValueError("secret must be at least 16 bytes")
+        self.settings = settings
+        self._secret = secret
+        self._clock = clock
+        self._accounts = {a.name: a for a in settings.accounts}
+        self._lock = threading.Lock()
+        # Failed (or in-flight) attempts in the last minute: per IP as (time, account), per account as
+        # (time, ip), so a success can forget exactly its own failures and nobody else's.
+        self._by_ip: dict[str, deque[tuple[float, str]]] = {}
+        self._by_account: dict[str, deque[tuple[float, str]]] = {}
+        # Unknown names still cost one scrypt, so timing does not reveal which accounts exist.
+        self._dummy_hash = hash_password(secrets.token_urlsafe(12))
+
+    # -- login -------------------------------------------------------------------------------------
+
+    def login(self, name: str, password: str, client_ip: str) -> Session | None:
+        """A new Session, or None for a wrong name/password; RateLimited when over the limit.
+
+        The attempt is counted *before* the slow password check, so parallel guesses cannot all slip
+        in under the limit; a success then removes its own record.
+        """
+        key = str(name)[:50].strip().lower()
+        now = self._clock()
+        with self._lock:
+            retry = max(
+                self._retry_after(self._by_ip, client_ip, now), self._retry_after(self._by_account, key, now)
+            )
+            if retry:
+                logger.warning("login rate-limited: account=%r ip=%s retry_after=%ss", key, client_ip, retry)
+                raise RateLimited(retry)
+            self._by_ip.setdefault(client_ip, deque()).append((now, key))
+            self._by_account.setdefault(key, deque()).append((now, client_ip))
+
+        account = self._accounts.get(key)
+        ok = verify_password(password, account.password_hash if account else self._dummy_hash)
+        if not ok or account is None:
+            logger.warning("login failed: account=%r ip=%s", key, client_ip)
+            return None
+
+        with self._lock:
+            # Forget this IP's failures for this account only; other IPs' failures keep counting.
+            self._forget(self._by_ip, client_ip, lambda item: item[1] == key)
+            self._forget(self._by_account, key, lambda item: item[1] == client_ip)
+        logger.info("login ok: account=%s ip=%s", key, client_ip)
+        return Session(
+            name=account.name,
+            roles=frozenset(account.roles),
+            expires_at=now + self.settings.session_hours * 3600,
+            csrf=secrets.token_urlsafe(24),
+        )
+
+    def _retry_after(self, buckets: dict[str, deque[tuple[float, str]]], key: str, now: float) -> int:
+        bucket = buckets.get(key)
+        if bucket is None:
+            return 0
+        while bucket and bucket[0][0] <= now - _WINDOW_S:
+            bucket.popleft()
+        if not bucket:
+            del buckets[key]  # keeps the tables as small as the last minute's traffic
+            return 0
+        if len(bucket) < self.settings.login_attempts_per_minute:
+            return 0
+        return max(1, math.ceil(bucket[0][0] + _WINDOW_S - now))
+
+    @staticmethod
+    def _forget(buckets: dict[str, deque[tuple[float, str]]], key: str, match: Callable) -> None:
+        bucket = buckets.get(key)
+        if bucket is None:
+            return
+        kept = deque(item for item in bucket if not match(item))
+        if kept:
+            buckets[key] = kept
+        else:
+            del buckets[key]
+
+    # -- cookies -----------------------------------------------------------------------------------
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, b"playout-session-v1\0" + payload, hashlib.sha256).digest()
+
+    def _password_tag(self, password_hash: str) -> str:
+        return _b64u(hmac.new(self._secret, b"pw\0" + password_hash.encode(), hashlib.sha256).digest()[:9])
+
+    def session_cookie(self, session: Session) -> str:
+        """``<payload b64url>.<HMAC-SHA256 b64url>``; the payload is readable but cannot be altered."""
+        account = self._accounts.get(session.name)
+        payload = json.dumps(
+            {
+                "n": session.name,
+                "r": sorted(session.roles),
+                "e": int(session.expires_at),
+                "c": session.csrf,
+                "p": self._password_tag(account.password_hash) if account else "",
+            },
+            separators=(",", ":"),
+        ).encode()
+        return f"{_b64u(payload)}.{_b64u(self._sign(payload))}"
+
+    def session_from_cookie(self, value: str | None) -> Session | None:
+        """The Session a cookie carries, or None if it is forged, expired or its account has changed."""
+        if not value or len(value) > 4096:
+            return None
+        try:
+            body, sig = value.split(".", 1)
+            payload = _b64u_decode(body)
+            if not hmac.compare_digest(_b64u_decode(sig), self._sign(payload)):
+                logger.warning("session cookie with a bad signature")
+                return None
+            data = json.loads(payload)
+            name, roles, expires, csrf, tag = data["n"], data["r"], data["e"], data["c"], data["p"]
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return None
+        if not isinstance(expires, int) or expires <= self._clock():
+            return None
+        account = self._accounts.get(name)
+        # schedule.yaml is the authority: a removed account or a changed password ends its sessions,
+        # and roles taken away since login are taken away now.
+        if account is None or not hmac.compare_digest(tag, self._password_tag(account.password_hash)):
+            return None
+        current = frozenset(roles) & frozenset(account.roles)
+        if not current or not isinstance(csrf, str):
+            return None
+        return Session(name=name, roles=current, expires_at=float(expires), csrf=csrf)
+
+    def max_age_s(self) -> int:
+        return int(self.settings.session_hours * 3600)
+
+    # -- tokens ------------------------------------------------------------------------------------
+
+    def from_bearer(self, token: str | None) -> Principal | None:
+        if not token or len(token) > 512:
+            return None
+        found = None
+        for t in self.settings.tokens:
+            # Compare with every token, not stopping at a match: the time taken says nothing.
+            if verify_token(token, t.token_hash):
+                found = t
+        if found is None:
+            return None
+        return Principal(found.name, frozenset(found.roles), "token", None)
+
+
+# ---------------------------------------------------------------- secret file
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The cookie-signing key at ``path``; 32 random bytes written there (mode 0600) if it is missing.
+
+    Created through a temporary file and a hard link, so two processes starting at once cannot end up
+    with different keys, and a power cut never leaves a half-written one.
+    """
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # fails if another process got there first: keep theirs
+            except FileExistsError:
+                pass
+            except OSError:  # a filesystem without hard links (FAT on a USB stick)
+                os.replace(tmp, path)
+            else:
+                logger.info("created session secret %s", path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            logger.warning("session secret %s was readable by others; restricting it to 0600", path)
+            os.chmod(path, 0o600)
+        secret = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"Không đọc được tệp khóa phiên {path}: {exc.strerror}", code="AUTH_SECRET_UNREADABLE"
+        ) from None
+    if len(secret) < 32:
+        raise ConfigError(
+            f"Tệp khóa phiên {path} bị hỏng (quá ngắn); xóa tệp để tạo lại (mọi người sẽ phải đăng nhập lại)",
+            code="AUTH_SECRET_INVALID",
+        )
+    return secret
+
+
+# ---------------------------------------------------------------- FastAPI glue
+
+
+def set_session_cookie(response: Response, auth: Authenticator, session: Session) -> None:
+    """Hand the browser its session: HttpOnly (scripts cannot read it), SameSite=Strict (other sites'
+    pages do not send it; CSRF tokens remain the real defence).  Not ``Secure``: the LAN API is plain HTTP.
+    """
+    response.set_cookie(
+        COOKIE_NAME, auth.session_cookie(session), max_age=auth.max_age_s(), httponly=True, samesite="strict"
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE_NAME, httponly=True, samesite="strict")
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _authenticator(request: Request) -> Authenticator:
+    auth = getattr(request.app.state, "auth", None)
+    if not isinstance(auth, Authenticator):
+        # A wiring mistake must fail closed, not let writes through.
+        logger.error("app.state.auth is not set; refusing %s %s", request.method, request.url.path)
+        raise HTTPException(503, "Chưa cấu hình đăng nhập cho trạm")
+    return auth
+
+
+def _principal(request: Request, auth: Authenticator) -> Principal | None:
+    """Bearer first (scripts), then the session cookie (browsers); a bad bearer does not fall back."""
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return auth.from_bearer(credentials.strip())
+    session = auth.session_from_cookie(request.cookies.get(COOKIE_NAME))
+    return session.principal() if session else None
+
+
+async def _presented_csrf(request: Request) -> str | None:
+    token = request.headers.get(CSRF_HEADER)
+    if token:
+        return token
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/x-www-form-urlencoded":
+        # Parsed here rather than with request.form(), which needs python-multipart even for this case.
+        body = await request.body()
+        if len(body) <= _MAX_FORM_BYTES:
+            values = parse_qs(body.decode("latin-1"), max_num_fields=200).get(CSRF_FIELD)
+            return values[0] if values else None
+    elif ctype == "multipart/form-data":
+        try:
+            value = (await request.form()).get(CSRF_FIELD)
+        except Exception:  # python-multipart missing or a broken body: no token presented
+            return None
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """The caller if they proved who they are, else None (for pages that show more to staff)."""
+    return _principal(request, _authenticator(request))
+
+
+def require(action: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency admitting only callers whose roles allow ``action``; it returns their Principal.
+
+    @app.post("/api/bulletins/{id}/approve")
+    def approve(id: str, who: Annotated[Principal, Depends(require("approve"))]): ...
+    """
+    if action not in PERMISSIONS:
+        raise ValueError(f"unknown action {action!r}")  # a typo in a route must fail at import, not open it
+
+    async def dependency(request: Request) -> Principal:
+        auth = _authenticator(request)
+        ip = _client_ip(request)
+        principal = _principal(request, auth)
+        if principal is None:
+            logger.info("unauthenticated %s %s from %s", request.method, request.url.path, ip)
+            raise HTTPException(401, "Cần đăng nhập", headers={"WWW-Authenticate": "Bearer"})
+        if not principal.can(action):
+            logger.warning("forbidden: %s %s wants %s from %s", principal.kind, principal.name, action, ip)
+            raise HTTPException(403, f"Tài khoản không có quyền {ACTION_LABELS_VI[action]}")
+        # A cookie is sent by the browser whatever page asks; only our own pages know the CSRF token.
+        # A bearer token is never sent implicitly, so it needs no such proof.
+        if principal.kind == "session" and request.method.upper() in UNSAFE_METHODS:
+            presented = await _presented_csrf(request)
+            if not presented or not hmac.compare_digest(
+                presented.encode("utf-8", "replace"), (principal.csrf or "").encode()
+            ):
+                logger.warning(
+                    "CSRF check failed: account %s, %s %s from %s",
+                    principal.name,
+                    request.method,
+                    request.url.path,
+                    ip,
+                )
+                raise HTTPException(403, "Phiên làm việc không hợp lệ (CSRF)")
+        return principal
+
+    dependency.__name__ = f"require_{action}"
+    return dependency

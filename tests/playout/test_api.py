@@ -1,0 +1,143 @@
+"""The LAN API with roles: a real Station (mock relay pins, real SQLite, real renders) behind TestClient."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from playout.api import create_app
+from playout.audio_out import NullPlayer
+from playout.auth import hash_password, hash_token
+from playout.daemon import Station
+from tests.station import write_script
+
+TECH, OPER = "tech-token-0123456789abcdef", "oper-token-0123456789abcdef"
+
+
+@pytest.fixture
+def station(make_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    write_script(
+        tmp_path / "bulletins" / "approved",
+        "dvc.md",
+        "Bà con truy cập Cổng Dịch vụ công. Xin cảm ơn.",
+        title="Dịch vụ công <trực tuyến>",
+        topic="dich-vu-cong",
+        department="Công an phường",
+        link="https://dichvucong.gov.vn/p/home/dvc-trang-chu.html?tu-khoa=khai-sinh",
+    )
+    config = make_config(
+        bulletin={"length_s": 12, "lead_in": "", "outro": "Hết."},
+        auth={
+            "accounts": [
+                {"name": "lan", "password_hash": hash_password("mat-khau-cua-lan"), "roles": ["technician"]},
+                {"name": "hoa", "password_hash": hash_password("mat-khau-cua-hoa"), "roles": ["operator"]},
+            ],
+            "tokens": [
+                {"name": "giam-sat", "token_hash": hash_token(TECH), "roles": ["technician"]},
+                {"name": "may-quet", "token_hash": hash_token(OPER), "roles": ["operator"]},
+            ],
+        },
+        qr={"station_name": "Đài truyền thanh phường Đông Hải"},
+    )
+    st = Station(config, player=NullPlayer(), serve_api=False)
+    st.start()
+    deadline = time.monotonic() + 30
+    while not st.library.ready() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def client(station):
+    return TestClient(create_app(station))
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_is_minimal_without_a_role_and_full_with_one(client):
+    open_ = client.get("/api/health").json()
+    assert set(open_) == {"status", "version", "time"}
+    full = client.get("/api/health", headers=bearer(TECH)).json()
+    assert full["relay"]["on"] is False and full["library"]["ready"] == 1
+
+
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("get", "/api/plays", TECH),
+        ("get", "/api/plays.csv", TECH),
+        ("get", "/api/reports/month/2026/11", TECH),
+        ("get", "/api/bulletins", OPER),
+        ("post", "/api/playback/stop", TECH),
+        ("post", "/api/relay/off", TECH),
+    ],
+)
+def test_every_route_needs_the_right_role(client, method, path, allowed):
+    call = getattr(client, method)
+    missing = call(path)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert call(path, headers=bearer("not-a-token")).status_code == 401
+    wrong = OPER if allowed == TECH else TECH
+    forbidden = call(path, headers=bearer(wrong))
+    assert forbidden.status_code == 403 and "không có quyền" in forbidden.json()["detail"]
+    assert call(path, headers=bearer(allowed)).status_code == 200
+
+
+def test_login_session_csrf_and_rate_limit(client, station):
+    assert client.post("/api/login", json={"name": "lan", "password": "sai-mat-khau"}).status_code == 401
+    ok = client.post("/api/login", json={"name": "lan", "password": "mat-khau-cua-lan"})
+    assert ok.status_code == 200 and ok.json()["roles"] == ["technician"]
+    csrf = ok.json()["csrf_token"]
+    assert client.get("/api/plays").status_code == 200  # the cookie is enough to read
+    assert client.post("/api/relay/off").status_code == 403  # but a write needs the CSRF token too
+    assert client.post("/api/relay/off", headers={"X-CSRF-Token": csrf}).json() == {"relay_on": False}
+    other = TestClient(create_app(station))
+    codes = [
+        other.post("/api/login", json={"name": "hoa", "password": "doan-sai"}).status_code for _ in range(7)
+    ]
+    assert codes[:5] == [401] * 5 and codes[-1] == 429
+
+
+def test_as_run_log_csv_opens_in_excel(client):
+    body = client.get("/api/plays.csv", headers=bearer(TECH)).content
+    assert body.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel shows Vietnamese correctly
+    assert "\r\n" in body.decode("utf-8-sig")
+
+
+def test_preview_qr_and_poster(client, station, tmp_path):
+    (b,) = client.get("/api/bulletins", headers=bearer(OPER)).json()
+    assert b["status"] == "ready" and b["engine"] == "espeak" and b["department"] == "Công an phường"
+    wav = client.get(f"/api/bulletins/{b['id']}/audio", headers=bearer(OPER))
+    assert wav.headers["content-type"] == "audio/wav" and wav.content[:4] == b"RIFF"
+    png = client.get(f"/api/bulletins/{b['id']}/qr.png", headers=bearer(OPER))
+    (tmp_path / "qr.png").write_bytes(png.content)
+    zbar = shutil.which("zbarimg")
+    assert zbar, "zbar-tools is installed by make setup"
+    decoded = subprocess.run([zbar, "--raw", "-q", str(tmp_path / "qr.png")], capture_output=True, text=True)
+    assert decoded.stdout.strip() == "https://dichvucong.gov.vn/p/home/dvc-trang-chu.html?tu-khoa=khai-sinh"
+    poster = client.get(f"/api/bulletins/{b['id']}/poster", headers=bearer(OPER)).text
+    assert "Nghe – Quét – Thực hành" in poster and "Đài truyền thanh phường Đông Hải" in poster
+    assert "Dịch vụ công &lt;trực tuyến&gt;" in poster  # the title is text, never markup
+    assert client.get("/api/bulletins/nope/qr.png", headers=bearer(OPER)).status_code == 404
+
+
+def test_reports(client):
+    month = client.get("/api/reports/month/2026/11", headers=bearer(TECH)).json()
+    assert month["plays_per_week_target"] == 12 and len(month["topics"]) >= 6
+    assert client.get("/api/reports/quarter/2026/4.csv", headers=bearer(TECH)).content.startswith(
+        b"\xef\xbb\xbf"
+    )
+    assert (
+        client.get("/api/reports/month/2026/11/chart.svg", headers=bearer(TECH))
+        .text.lstrip()
+        .startswith("<svg")
+    )
+    assert client.get("/api/reports/month/2026/13", headers=bearer(TECH)).status_code == 422
