@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian / Raspberry Pi OS packages the station uses at run time or in its tests.
 APT_PACKAGES := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv \
-                pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd faketime zbar-tools
+                pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd faketime zbar-tools \
+                chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages run test bench install lock clean

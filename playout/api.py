@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,8 @@ from playout.auth import (
     require,
     set_session_cookie,
 )
+from playout.errors import PlayoutError
+from playout.intake import MAX_SCRIPT_BYTES
 
 if TYPE_CHECKING:
     from playout.daemon import Station
@@ -35,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 Status = Literal["playing", "played", "failed", "interrupted", "skipped", "missed"]
 Kind = Literal["month", "quarter"]
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="lý do từ chối, cho người gửi")
 
 
 class Login(BaseModel):
@@ -177,7 +183,7 @@ def create_app(station: Station) -> FastAPI:
         return [
             {
                 "id": b.id,
-                "name": b.path.name,
+                "name": b.script.name,
                 "title": b.title,
                 "topic": b.topic,
                 "priority": b.priority,
@@ -222,6 +228,66 @@ def create_app(station: Station) -> FastAPI:
             b, link_of(b), station_name=c.qr.station_name, programme=c.bulletin.programme_name
         )
 
+    # -- uploads and approval (pinned to the content's SHA-256) ---------------------------------------------
+
+    def refused(exc: PlayoutError) -> HTTPException:
+        status = {"BULLETIN_NOT_FOUND": 404, "BULLETIN_STATE_CONFLICT": 409, "SCRIPT_TOO_LARGE": 413}
+        return HTTPException(status.get(exc.code, 422), detail={"code": exc.code, "message": exc.message})
+
+    @app.post("/api/bulletins", summary="Tải kịch bản lên (chờ duyệt)", status_code=201)
+    async def upload(file: UploadFile, who: Annotated[Principal, Depends(require("upload"))]) -> dict:
+        # Read one byte past the cap: enough to refuse an oversize file without holding all of it.
+        data = await file.read(MAX_SCRIPT_BYTES + 1)
+        try:
+            record, script = station.approvals.submit(
+                data, file.filename or "kich-ban.txt", who=who.name, source="upload"
+            )
+        except PlayoutError as exc:
+            logger.info("upload of %r by %s refused: %s", file.filename, who.name, exc.code)
+            raise refused(exc) from None
+        return {**record.as_dict(), "warnings": list(script.warnings)}
+
+    @app.get("/api/scripts", summary="Các phiên bản kịch bản và trạng thái duyệt")
+    def scripts(
+        who: Annotated[Principal, Depends(require("preview"))],
+        status: Annotated[
+            Literal["pending", "approved", "rejected", "withdrawn", "superseded"] | None, Query()
+        ] = None,
+    ) -> list[dict]:
+        return [r.as_dict() for r in station.approvals.records(status)]
+
+    def decide(action: str, sha256: str, who: Principal, reason: str | None = None) -> dict:
+        store = station.approvals
+        try:
+            if action == "approve":
+                record = store.approve(sha256, who=who.name)
+            elif action == "reject":
+                record = store.reject(sha256, who=who.name, reason=reason or "")
+            else:
+                record = store.withdraw(sha256, who=who.name)
+        except PlayoutError as exc:
+            raise refused(exc) from None
+        station.wake_library()  # render now, not at the next rescan
+        return record.as_dict()
+
+    @app.post("/api/scripts/{sha256}/approve", summary="Duyệt đúng phiên bản này (theo mã SHA-256)")
+    def approve(sha256: str, who: Annotated[Principal, Depends(require("approve"))]) -> dict:
+        return decide("approve", sha256, who)
+
+    @app.post("/api/scripts/{sha256}/reject", summary="Từ chối")
+    def reject(sha256: str, body: Reason, who: Annotated[Principal, Depends(require("reject"))]) -> dict:
+        return decide("reject", sha256, who, body.reason)
+
+    @app.post("/api/scripts/{sha256}/withdraw", summary="Rút bản tin")
+    def withdraw(sha256: str, who: Annotated[Principal, Depends(require("withdraw"))]) -> dict:
+        return decide("withdraw", sha256, who)
+
+    @app.get("/api/audit", summary="Ai đã tải lên, duyệt, từ chối, rút bản tin nào")
+    def audit(
+        who: Annotated[Principal, Depends(require("log"))], limit: Annotated[int, Query(ge=1, le=5000)] = 200
+    ):
+        return station.approvals.audit(limit)
+
     # -- technician actions ----------------------------------------------------------------------------------
 
     @app.post("/api/playback/stop", summary="Dừng bản tin đang phát")
@@ -237,4 +303,7 @@ def create_app(station: Station) -> FastAPI:
         logger.warning("relay off requested by %s %s", who.kind, who.name)
         return {"relay_on": station.relay.is_on}
 
+    from playout import web  # the HTML pages for people (/, /ban-tin, /nhat-ky, /bao-cao)
+
+    web.install(app, station)
     return app

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import soundfile as sf
 import uvicorn
+import watchfiles
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -36,10 +37,12 @@ from apscheduler.triggers.cron import CronTrigger
 from gpio import Relay
 from playout import __version__, notify
 from playout.api import create_app
+from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot
 from playout.audio_out import Player, open_player
 from playout.config import StationConfig, Window, load_config
 from playout.errors import ConfigError, PlayoutError
+from playout.intake import MAX_SCRIPT_BYTES, is_script_file
 from playout.library import Bulletin, Library
 from tts.engines import available_engines
 from tts.render import Renderer
@@ -108,6 +111,7 @@ class Station:
         self._config_mtime = self._mtime()
         self.api_server = None
         self._reload_requested = threading.Event()
+        self._library_wake = threading.Event()
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(self.tz)
@@ -127,7 +131,8 @@ class Station:
         # importing modules that import each other deadlock on Python's module locks.
         logger.info("speech engines: %s", ", ".join(available_engines()))
         self.renderer = Renderer(cfg)
-        self.library = Library(cfg, self.renderer)
+        self.approvals = ApprovalStore(cfg.paths.data / "playout.db", cfg.paths.data / "scripts", self.tz)
+        self.library = Library(cfg, self.renderer, self.approvals)
         self.library.scan()
         self.clock_synced = clock_synchronised()
         if self.clock_synced is False:
@@ -144,6 +149,7 @@ class Station:
         if self.serve_api:
             self._start_api()  # before the worker threads: it finishes its own imports while starting
         self._spawn("library", self._library_loop)
+        self._spawn("inbox", self._inbox_loop)
         self.scheduler.start()
         self.started_at = self.now()
         self.catch_up()
@@ -152,12 +158,14 @@ class Station:
 
     def stop(self, reason: str = "dừng dịch vụ") -> None:
         self.stopping.set()
+        self._library_wake.set()
         self.stop_playback(reason)
 
     def close(self) -> None:
         """Stop every part in reverse order; the relay is off at the end, whatever failed before."""
         notify.notify("STOPPING=1")
         self.stopping.set()
+        self._library_wake.set()
         self.stop_playback("dừng dịch vụ")
         for name, attr, step in (
             ("api", None, lambda: self._stop_api()),
@@ -170,6 +178,7 @@ class Station:
             ("audio out", "player", lambda: self.player.close()),
             ("renderer", "renderer", lambda: self.renderer.close()),
             ("as-run log", "log", lambda: self.log.close()),
+            ("approvals", "approvals", lambda: self.approvals.close()),
         ):
             if attr is not None and not hasattr(self, attr):
                 continue  # start() failed before this part existed
@@ -431,7 +440,42 @@ class Station:
                     self.catch_up()  # a window may be open and waiting for these
             except Exception:  # noqa: BLE001 - the station keeps airing what it has
                 logger.exception("library update failed")
-            self.stopping.wait(self.config.daemon.rescan_s)
+            self._library_wake.wait(self.config.daemon.rescan_s)
+            self._library_wake.clear()
+
+    def wake_library(self) -> None:
+        """Render and pick up changes now (an approval), not at the next rescan."""
+        self._library_wake.set()
+
+    def _inbox_loop(self) -> None:
+        """Scripts dropped into bulletins/inbox/ wait for approval, like uploads (watchfiles, no polling)."""
+        inbox = self.config.paths.bulletins / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        for path in sorted(inbox.iterdir()):
+            self._submit_from_inbox(path)
+        try:
+            for changes in watchfiles.watch(
+                inbox, stop_event=self.stopping, rust_timeout=1000, yield_on_timeout=False
+            ):
+                for change, name in sorted(changes, key=lambda c: c[1]):
+                    if change != watchfiles.Change.deleted:
+                        self._submit_from_inbox(Path(name))
+        except Exception:  # noqa: BLE001 - a broken watcher must not take the station down
+            logger.exception("watching %s failed; inbox scripts are picked up at the next start", inbox)
+
+    def _submit_from_inbox(self, path: Path) -> None:
+        if not is_script_file(path):
+            return
+        try:
+            record, _ = self.approvals.submit(
+                path.read_bytes()[: MAX_SCRIPT_BYTES + 1], path.name, who="thư mục inbox", source="inbox"
+            )
+        except PlayoutError as exc:
+            logger.error("inbox script %s refused: [%s] %s", path.name, exc.code, exc.message)
+        except OSError as exc:
+            logger.warning("inbox script %s unreadable: %s", path.name, exc)
+        else:
+            logger.info("inbox script %s is %s (%s)", path.name, record.status, record.sha256[:12])
 
     def _spawn(self, name: str, target) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)

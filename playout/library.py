@@ -16,9 +16,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from playout.approvals import ApprovalStore
 from playout.config import StationConfig
 from playout.errors import PlayoutError
-from playout.intake import Script, is_script_file, read_script
+from playout.intake import Script, is_script_file, parse_script, read_script
 from tts.render import Renderer
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,10 @@ class Bulletin:
 
 
 class Library:
-    def __init__(self, config: StationConfig, renderer: Renderer):
+    def __init__(self, config: StationConfig, renderer: Renderer, approvals: ApprovalStore | None = None):
         self.config = config
         self.renderer = renderer
+        self.approvals = approvals
         self.folder = config.paths.bulletins / "approved"
         self._by_path: dict[Path, Bulletin] = {}
         self._refused: dict[Path, tuple[float, str]] = {}
@@ -76,9 +78,32 @@ class Library:
     def scan(self) -> list[Bulletin]:
         """Pick up new, changed and removed scripts; returns the bulletins that are new."""
         found = sorted(p for p in self.folder.glob("*") if is_script_file(p)) if self.folder.is_dir() else []
+        # Versions approved over the web, read from their immutable content-addressed copies.
+        records = (
+            {self.approvals.path_of(r): r for r in self.approvals.records("approved")}
+            if self.approvals
+            else {}
+        )
         new: list[Bulletin] = []
         with self._lock:
-            for gone in set(self._by_path) - set(found):
+            for path, record in records.items():
+                if path in self._by_path:
+                    continue
+                try:
+                    script = parse_script(path.read_bytes(), record.name)
+                except (OSError, PlayoutError) as exc:
+                    logger.error(
+                        "approved script %s (%s) unreadable: %s", record.name, record.sha256[:12], exc
+                    )
+                    continue
+                approved = dt.datetime.fromisoformat(record.decided_at or record.submitted_at)
+                bulletin = Bulletin(id=record.sha256, path=path, script=script, approved_at=approved)
+                self._by_path[path] = bulletin
+                new.append(bulletin)
+                logger.info(
+                    "bulletin %s approved by %s: %s", record.sha256[:12], record.decided_by, bulletin.title
+                )
+            for gone in set(self._by_path) - set(found) - set(records):
                 logger.info("bulletin withdrawn: %s", gone.name)
                 del self._by_path[gone]
             for path in found:

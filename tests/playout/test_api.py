@@ -15,7 +15,7 @@ from playout.auth import hash_password, hash_token
 from playout.daemon import Station
 from tests.station import write_script
 
-TECH, OPER = "tech-token-0123456789abcdef", "oper-token-0123456789abcdef"
+TECH, OPER, APPR = "tech-token-0123456789abcdef", "oper-token-0123456789abcdef", "appr-token-0123456789abcdef"
 
 
 @pytest.fixture
@@ -40,6 +40,7 @@ def station(make_config, tmp_path, monkeypatch):
             "tokens": [
                 {"name": "giam-sat", "token_hash": hash_token(TECH), "roles": ["technician"]},
                 {"name": "may-quet", "token_hash": hash_token(OPER), "roles": ["operator"]},
+                {"name": "lanh-dao", "token_hash": hash_token(APPR), "roles": ["approver"]},
             ],
         },
         qr={"station_name": "Đài truyền thanh phường Đông Hải"},
@@ -141,3 +142,82 @@ def test_reports(client):
         .startswith("<svg")
     )
     assert client.get("/api/reports/month/2026/13", headers=bearer(TECH)).status_code == 422
+
+
+def upload(client, name, data, token=OPER):
+    return client.post("/api/bulletins", files={"file": (name, data, "text/plain")}, headers=bearer(token))
+
+
+def wait_library(client, predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ids = {b["id"]: b["status"] for b in client.get("/api/bulletins", headers=bearer(OPER)).json()}
+        if predicate(ids):
+            return ids
+        time.sleep(0.2)
+    raise AssertionError(f"library never matched: {ids}")
+
+
+def test_upload_abuse_is_refused_clearly(client):
+    assert upload(client, "x.txt", "Xin chào.".encode(), token=TECH).status_code == 403
+    big = upload(client, "to.txt", b"a " * 600_000)
+    assert big.status_code == 413 and big.json()["detail"]["code"] == "SCRIPT_TOO_LARGE"
+    escaped = upload(client, "../../etc/passwd.txt", "Kính thưa bà con. Xin cảm ơn.".encode())
+    assert escaped.status_code == 201 and escaped.json()["name"] == "passwd.txt"
+    exe = upload(client, "virus.exe", b"MZ\x90\x00")
+    assert exe.status_code == 422 and exe.json()["detail"]["code"] == "SCRIPT_TYPE_UNSUPPORTED"
+    junk = upload(client, "rac.txt", bytes(range(256)) * 20)
+    assert junk.status_code == 422 and junk.json()["detail"]["code"] == "SCRIPT_NOT_TEXT"
+    assert "message" in junk.json()["detail"]  # Vietnamese, for the operator
+
+
+def test_approval_is_pinned_to_the_content(client, station):
+    v1 = upload(client, "thong-bao.md", "Bà con nhớ cập nhật ứng dụng VNeID. Xin cảm ơn.".encode()).json()
+    assert v1["status"] == "pending"
+    assert client.post(f"/api/scripts/{v1['sha256']}/approve", headers=bearer(OPER)).status_code == 403
+    ok = client.post(f"/api/scripts/{v1['sha256']}/approve", headers=bearer(APPR))
+    assert ok.json()["status"] == "approved" and ok.json()["decided_by"] == "lanh-dao"
+    wait_library(client, lambda ids: ids.get(v1["sha256"]) == "ready")
+    # Edited after approval: a new pending version; the approved one keeps airing meanwhile.
+    v2 = upload(
+        client, "thong-bao.md", "Bà con nhớ cập nhật ứng dụng VNeID mới nhất. Xin cảm ơn.".encode()
+    ).json()
+    assert v2["status"] == "pending" and v2["sha256"] != v1["sha256"]
+    ids = wait_library(client, lambda ids: v1["sha256"] in ids)
+    assert v2["sha256"] not in ids
+    client.post(f"/api/scripts/{v2['sha256']}/approve", headers=bearer(APPR))
+    wait_library(client, lambda ids: ids.get(v2["sha256"]) == "ready" and v1["sha256"] not in ids)
+    old = {r["sha256"]: r["status"] for r in client.get("/api/scripts", headers=bearer(OPER)).json()}
+    assert old[v1["sha256"]] == "superseded"
+    # Reject and withdraw; a decision on the wrong state is a conflict, not a crash.
+    v3 = upload(client, "khac.md", "Một bản tin khác. Xin cảm ơn.".encode()).json()
+    rejected = client.post(
+        f"/api/scripts/{v3['sha256']}/reject", json={"reason": "trùng nội dung"}, headers=bearer(APPR)
+    )
+    assert rejected.json()["status"] == "rejected"
+    assert client.post(f"/api/scripts/{v3['sha256']}/withdraw", headers=bearer(OPER)).status_code == 409
+    client.post(f"/api/scripts/{v2['sha256']}/withdraw", headers=bearer(OPER))
+    wait_library(client, lambda ids: v2["sha256"] not in ids)
+    assert client.post("/api/scripts/khong-co/approve", headers=bearer(APPR)).status_code == 404
+    trail = [
+        (a["action"], a["who"], a["sha256"]) for a in client.get("/api/audit", headers=bearer(TECH)).json()
+    ]
+    assert trail[::-1][:4] == [
+        ("submit", "may-quet", v1["sha256"]),
+        ("approve", "lanh-dao", v1["sha256"]),
+        ("submit", "may-quet", v2["sha256"]),
+        ("approve", "lanh-dao", v2["sha256"]),
+    ]
+
+
+def test_the_inbox_folder_is_a_door_too(client, station, tmp_path):
+    inbox = tmp_path / "bulletins" / "inbox"
+    write_script(inbox, "tu-thu-muc.txt", "Bản tin thả vào thư mục chờ duyệt. Xin cảm ơn.")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pending = client.get("/api/scripts?status=pending", headers=bearer(OPER)).json()
+        if any(r["name"] == "tu-thu-muc.txt" for r in pending):
+            break
+        time.sleep(0.2)
+    (record,) = [r for r in pending if r["name"] == "tu-thu-muc.txt"]
+    assert record["source"] == "inbox" and record["submitted_by"] == "thư mục inbox"

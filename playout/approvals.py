@@ -1,0 +1,201 @@
+"""Approval of scripts, pinned to their content (SQLite, the station's database).
+
+Three doors, one code path: an upload (``POST /api/bulletins``), a file in ``bulletins/inbox/`` (both
+wait as ``pending``), or a file in ``bulletins/approved/`` (a trusted drop on the Pi itself, recorded as
+approved by the local operator and handled by the library directly).  Every version is identified by the
+SHA-256 of its bytes and stored as an immutable copy (``var/scripts/SHA.ext``): what was approved is
+exactly what airs.  Editing a script makes a new pending version; the approved one keeps airing until the
+new one is approved, which then supersedes it.  Every action is in the audit trail with who and which hash.
+
+    store = ApprovalStore(Path("var/playout.db"), Path("var/scripts"), tz)
+    record = store.submit(data, "tin.md", who="hoa", source="upload")
+    store.approve(record.sha256, who="lan")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from playout.atomic import atomic_write_bytes
+from playout.errors import PlayoutError
+from playout.intake import MAX_SCRIPT_BYTES, Script, parse_script
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scripts (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    suffix TEXT NOT NULL,
+    title TEXT,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending','approved','rejected','withdrawn','superseded')),
+    submitted_by TEXT NOT NULL,
+    submitted_at TEXT NOT NULL,
+    decided_by TEXT,
+    decided_at TEXT,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS scripts_name ON scripts (name, status);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    name TEXT,
+    detail TEXT
+);
+"""
+
+
+class ApprovalError(PlayoutError):
+    code = "APPROVAL_REFUSED"
+
+
+@dataclass(frozen=True)
+class ScriptRecord:
+    sha256: str
+    name: str
+    suffix: str
+    title: str | None
+    source: str
+    status: str
+    submitted_by: str
+    submitted_at: str
+    decided_by: str | None
+    decided_at: str | None
+    reason: str | None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class ApprovalStore:
+    def __init__(self, db_path: Path, folder: Path, tz: dt.tzinfo = dt.UTC):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.tz = tz
+        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _now(self) -> str:
+        return dt.datetime.now(self.tz).isoformat(timespec="milliseconds")
+
+    def path_of(self, record: ScriptRecord) -> Path:
+        return self.folder / f"{record.sha256}{record.suffix}"
+
+    # -- the doors ------------------------------------------------------------------------------------------
+
+    def submit(self, data: bytes, filename: str, *, who: str, source: str) -> tuple[ScriptRecord, Script]:
+        """Check a script like every door does and keep it as ``pending``; the same bytes twice are one."""
+        if len(data) > MAX_SCRIPT_BYTES:
+            raise ApprovalError("Tệp quá lớn (tối đa 1 MB)", code="SCRIPT_TOO_LARGE", filename=filename)
+        script = parse_script(data, filename)  # raises ScriptRejected with the operator's message
+        suffix = Path(script.name).suffix.lower()
+        existing = self.get(script.content_sha256)
+        if existing is not None:
+            return existing, script
+        atomic_write_bytes(self.folder / f"{script.content_sha256}{suffix}", data)
+        now = self._now()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO scripts (sha256, name, suffix, title, source, status, submitted_by,"
+                " submitted_at) VALUES (?,?,?,?,?,'pending',?,?)",
+                (script.content_sha256, script.name, suffix, script.meta.title, source, who, now),
+            )
+        self._audit(who, "submit", script.content_sha256, script.name, source)
+        logger.info(
+            "script %s (%s) submitted by %s via %s", script.name, script.content_sha256[:12], who, source
+        )
+        return self.get(script.content_sha256), script
+
+    # -- decisions ------------------------------------------------------------------------------------------
+
+    def approve(self, sha256: str, *, who: str) -> ScriptRecord:
+        record = self._require(sha256, allowed=("pending", "rejected", "withdrawn"), action="duyệt")
+        now = self._now()
+        with self._lock:
+            # The newly approved version replaces older approved versions of the same script name.
+            self._db.execute(
+                "UPDATE scripts SET status='superseded', decided_at=?, reason=?"
+                " WHERE name=? AND status='approved'",
+                (now, f"thay bằng bản {sha256[:12]}", record.name),
+            )
+            self._db.execute(
+                "UPDATE scripts SET status='approved', decided_by=?, decided_at=?, reason=NULL"
+                " WHERE sha256=?",
+                (who, now, sha256),
+            )
+        self._audit(who, "approve", sha256, record.name)
+        return self.get(sha256)
+
+    def reject(self, sha256: str, *, who: str, reason: str) -> ScriptRecord:
+        record = self._require(sha256, allowed=("pending",), action="từ chối")
+        self._decide(sha256, "rejected", who, reason)
+        self._audit(who, "reject", sha256, record.name, reason)
+        return self.get(sha256)
+
+    def withdraw(self, sha256: str, *, who: str) -> ScriptRecord:
+        record = self._require(sha256, allowed=("pending", "approved"), action="rút")
+        self._decide(sha256, "withdrawn", who, None)
+        self._audit(who, "withdraw", sha256, record.name)
+        return self.get(sha256)
+
+    def _decide(self, sha256: str, status: str, who: str, reason: str | None) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE scripts SET status=?, decided_by=?, decided_at=?, reason=? WHERE sha256=?",
+                (status, who, self._now(), reason, sha256),
+            )
+
+    def _require(self, sha256: str, *, allowed: tuple[str, ...], action: str) -> ScriptRecord:
+        record = self.get(sha256)
+        if record is None:
+            raise ApprovalError("Không có bản tin này", code="BULLETIN_NOT_FOUND")
+        if record.status not in allowed:
+            raise ApprovalError(
+                f"Không thể {action} bản tin đang ở trạng thái “{record.status}”",
+                code="BULLETIN_STATE_CONFLICT",
+            )
+        return record
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def get(self, sha256: str) -> ScriptRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM scripts WHERE sha256=?", (sha256,)).fetchone()
+        return ScriptRecord(**dict(row)) if row else None
+
+    def records(self, status: str | None = None) -> list[ScriptRecord]:
+        sql, args = "SELECT * FROM scripts", ()
+        if status:
+            sql, args = sql + " WHERE status=?", (status,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY submitted_at DESC", args).fetchall()
+        return [ScriptRecord(**dict(r)) for r in rows]
+
+    def audit(self, limit: int = 200) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def _audit(self, who: str, action: str, sha256: str, name: str | None, detail: str | None = None) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO audit (at, who, action, sha256, name, detail) VALUES (?,?,?,?,?,?)",
+                (self._now(), who, action, sha256, name, detail),
+            )

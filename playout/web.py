@@ -1,0 +1,358 @@
+"""The station's small web page for people: server-rendered Vietnamese HTML, no JavaScript framework.
+
+Mounted next to the JSON API by ``install(app, station)``.  Every page needs a session cookie (``/dang-nhap``
+sets one); roles and CSRF are checked by the same ``playout.auth.require`` the API uses, and its refusals are
+shown as pages here (401 → the login form, 403 → a Vietnamese explanation) instead of JSON.  Nothing is
+loaded from the Internet: the Pi may have none, and the CSS is inline in ``templates/web/base.html``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hmac
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+from starlette.datastructures import UploadFile
+
+from playout import qr, reports
+from playout.asrun import STATUSES
+from playout.auth import (
+    CSRF_FIELD,
+    Authenticator,
+    Principal,
+    RateLimited,
+    clear_session_cookie,
+    optional_principal,
+    require,
+    set_session_cookie,
+)
+from playout.errors import PlayoutError
+from playout.intake import MAX_SCRIPT_BYTES, TOPICS
+
+if TYPE_CHECKING:
+    from playout.daemon import Station
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "web"
+
+#: Library states (rendering pipeline) and script-version states (approval), in Vietnamese.
+BULLETIN_STATUS_VI = {"pending": "Chờ đọc", "rendering": "Đang đọc", "ready": "Sẵn sàng", "failed": "Lỗi"}
+SCRIPT_STATUS_VI = {
+    "pending": "Chờ duyệt",
+    "approved": "Đã duyệt",
+    "rejected": "Bị từ chối",
+    "withdrawn": "Đã rút",
+    "superseded": "Đã thay bằng bản mới",
+}
+NOTICES_VI = {
+    "tai-len": "Đã tải kịch bản lên, đang chờ duyệt.",
+    "duyet": "Đã duyệt. Bản tin đang được đọc thành âm thanh.",
+    "tu-choi": "Đã từ chối kịch bản.",
+    "rut": "Đã rút bản tin.",
+}
+#: (path, label, actions any of which shows the page)
+PAGES = (
+    ("/", "Tổng quan", ()),
+    ("/ban-tin", "Bản tin", ("preview", "upload", "approve", "reject", "withdraw")),
+    ("/nhat-ky", "Nhật ký", ("log",)),
+    ("/bao-cao", "Báo cáo", ("reports",)),
+)
+_CHECKS = {a: require(a) for a in ("preview", "upload", "approve", "reject", "withdraw", "log", "reports")}
+_DECISIONS = {"duyet": "approve", "tu-choi": "reject", "rut": "withdraw"}
+
+
+def _time(value: str | None, fmt: str = "%H:%M:%S") -> str:
+    if not value:
+        return ""
+    try:
+        return dt.datetime.fromisoformat(value).strftime(fmt)
+    except ValueError:
+        return value
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters["clock"] = _time
+    env.filters["when"] = lambda v: _time(v, "%d/%m/%Y %H:%M")
+    # Operators read topic names, not slugs.
+    env.filters["topic_name"] = lambda slug: TOPICS.get(slug, slug) if slug else ""
+    return env
+
+
+class _Refused(Exception):
+    """A page's answer when the caller may not see it: a redirect to the login form or a 403 page."""
+
+    def __init__(self, response: Response):
+        self.response = response
+
+
+def install(app: FastAPI, station: Station) -> None:
+    templates = Jinja2Templates(env=_environment())
+    router = APIRouter(include_in_schema=False)
+
+    def page(request: Request, template: str, who: Principal | None, status_code: int = 200, **context):
+        nav = [
+            (path, label)
+            for path, label, actions in PAGES
+            if who and (not actions or any(map(who.can, actions)))
+        ]
+        return templates.TemplateResponse(
+            request,
+            template,
+            {"who": who, "nav": nav, "csrf_field": CSRF_FIELD, "path": request.url.path, **context},
+            status_code=status_code,
+        )
+
+    def forbidden(request: Request, who: Principal | None, message: str) -> _Refused:
+        return _Refused(page(request, "403.html", who, status_code=403, message=message))
+
+    async def check(request: Request, *actions: str) -> Principal:
+        """The caller if any of ``actions`` is allowed (and, for a POST, the CSRF token matches)."""
+        who = await optional_principal(request)
+        if who is None:
+            raise _Refused(RedirectResponse("/dang-nhap", status_code=303))
+        if not actions:
+            return who
+        refusal = None
+        for action in actions:
+            try:
+                return await _CHECKS[action](request)
+            except HTTPException as exc:
+                refusal = refusal or exc.detail
+                if "CSRF" in str(exc.detail):
+                    break
+        raise forbidden(request, who, str(refusal))
+
+    def guarded(handler):
+        @functools.wraps(handler)  # FastAPI reads the handler's parameters through __wrapped__
+        async def run(request: Request, **kwargs):
+            try:
+                return await handler(request, **kwargs)
+            except _Refused as refused:
+                return refused.response
+
+        return run
+
+    # -- sessions --------------------------------------------------------------------------------------------
+
+    @router.get("/dang-nhap")
+    async def login_form(request: Request):
+        return page(request, "login.html", None, error=None, name="")
+
+    @router.post("/dang-nhap")
+    async def login(request: Request):
+        form = await request.form()
+        name, password = str(form.get("name") or ""), str(form.get("password") or "")
+        auth: Authenticator = request.app.state.auth
+        try:
+            session = auth.login(name, password, request.client.host if request.client else "?")
+        except RateLimited as exc:
+            return page(request, "login.html", None, 429, error=exc.message, name=name)
+        if session is None:
+            error = "Sai tên đăng nhập hoặc mật khẩu."
+            return page(request, "login.html", None, 401, error=error, name=name)
+        response = RedirectResponse("/", status_code=303)
+        set_session_cookie(response, auth, session)
+        return response
+
+    @router.post("/dang-xuat")
+    async def logout(request: Request):
+        who = await optional_principal(request)
+        if who is not None:
+            token = str((await request.form()).get(CSRF_FIELD) or "")
+            if not hmac.compare_digest(token.encode(), (who.csrf or "").encode()):
+                return page(request, "403.html", who, 403, message="Phiên làm việc không hợp lệ (CSRF)")
+        response = RedirectResponse("/dang-nhap", status_code=303)
+        clear_session_cookie(response)
+        return response
+
+    # -- overview --------------------------------------------------------------------------------------------
+
+    @router.get("/")
+    @guarded
+    async def overview(request: Request):
+        who = await check(request)
+        health = station.health()
+        last = health.get("last_result")
+        if last:
+            last = {**last, "status_vi": reports.STATUS_NAMES.get(last["status"], last["status"])}
+        return page(request, "overview.html", who, health=health, last=last)
+
+    # -- bulletins -------------------------------------------------------------------------------------------
+
+    def bulletins_page(request: Request, who: Principal, *, notice=None, error=None, status_code=200):
+        records = station.approvals.records()
+        library = []
+        for b in station.library.bulletins():
+            try:
+                has_link = bool(qr.bulletin_link(b, station.config.qr.base_url))
+            except ValueError:
+                has_link = False
+            library.append(
+                {
+                    "id": b.id,
+                    "title": b.title,
+                    "topic": b.topic,
+                    "department": b.script.meta.department,
+                    "status": b.status,
+                    "status_vi": BULLETIN_STATUS_VI.get(b.status, b.status),
+                    "error": b.error,
+                    "duration_s": b.summary.get("duration_s"),
+                    "has_link": has_link,
+                }
+            )
+        return page(
+            request,
+            "bulletins.html",
+            who,
+            status_code,
+            library=library,
+            records=[{**r.as_dict(), "status_vi": SCRIPT_STATUS_VI.get(r.status, r.status)} for r in records],
+            notice=notice,
+            error=error,
+        )
+
+    @router.get("/ban-tin")
+    @guarded
+    async def bulletins(request: Request):
+        who = await check(request, *PAGES[1][2])
+        notice = NOTICES_VI.get(request.query_params.get("xong", ""))
+        return bulletins_page(request, who, notice=notice)
+
+    @router.post("/ban-tin/tai-len")
+    @guarded
+    async def upload(request: Request):
+        who = await check(request, "upload")
+        file = (await request.form()).get("file")
+        if not isinstance(file, UploadFile) or not file.filename:
+            return bulletins_page(request, who, error="Chưa chọn tệp kịch bản.", status_code=422)
+        data = await file.read(MAX_SCRIPT_BYTES + 1)
+        try:
+            station.approvals.submit(data, file.filename, who=who.name, source="upload")
+        except PlayoutError as exc:
+            logger.info("web upload of %r by %s refused: %s", file.filename, who.name, exc.code)
+            status = 413 if exc.code == "SCRIPT_TOO_LARGE" else 422
+            return bulletins_page(request, who, error=exc.message, status_code=status)
+        return RedirectResponse("/ban-tin?xong=tai-len", status_code=303)
+
+    @router.post("/ban-tin/{sha256}/{verb}")
+    @guarded
+    async def decide(request: Request, sha256: str, verb: str):
+        action = _DECISIONS.get(verb)
+        if action is None:
+            raise HTTPException(404)
+        who = await check(request, action)
+        store = station.approvals
+        try:
+            if action == "approve":
+                store.approve(sha256, who=who.name)
+            elif action == "reject":
+                reason = str((await request.form()).get("reason") or "").strip()[:500]
+                if not reason:
+                    return bulletins_page(request, who, error="Cần ghi lý do từ chối.", status_code=422)
+                store.reject(sha256, who=who.name, reason=reason)
+            else:
+                store.withdraw(sha256, who=who.name)
+        except PlayoutError as exc:
+            status = {"BULLETIN_NOT_FOUND": 404, "BULLETIN_STATE_CONFLICT": 409}.get(exc.code, 422)
+            return bulletins_page(request, who, error=exc.message, status_code=status)
+        station.wake_library()
+        return RedirectResponse(f"/ban-tin?xong={verb}", status_code=303)
+
+    # -- as-run log ------------------------------------------------------------------------------------------
+
+    @router.get("/nhat-ky")
+    @guarded
+    async def log(request: Request):
+        who = await check(request, "log")
+        q = request.query_params
+        errors, since, until = [], None, None
+        try:
+            if q.get("tu"):
+                since = dt.datetime.combine(dt.date.fromisoformat(q["tu"]), dt.time(), tzinfo=station.tz)
+            if q.get("den"):
+                day = dt.date.fromisoformat(q["den"]) + dt.timedelta(days=1)
+                until = dt.datetime.combine(day, dt.time(), tzinfo=station.tz)
+        except ValueError:
+            errors.append("Ngày không hợp lệ (dạng năm-tháng-ngày).")
+        status = q.get("trang_thai") if q.get("trang_thai") in STATUSES else None
+        topic = (q.get("chu_de") or "").strip()[:50] or None
+        rows = station.log.plays(
+            since=since, until=until, status=[status] if status else None, topic=topic, limit=300
+        )
+        for row in rows:
+            row["status_vi"] = reports.STATUS_NAMES.get(row["status"], row["status"])
+        params = {"since": since and since.isoformat(), "until": until and until.isoformat()}
+        params |= {"status": status, "topic": topic}
+        csv_url = "/api/plays.csv?" + urlencode({k: v for k, v in params.items() if v})
+        return page(
+            request,
+            "log.html",
+            who,
+            rows=rows,
+            csv_url=csv_url.rstrip("?"),
+            statuses=reports.STATUS_NAMES,
+            filters={"tu": q.get("tu", ""), "den": q.get("den", ""), "trang_thai": status, "chu_de": topic},
+            errors=errors,
+        )
+
+    # -- monthly report --------------------------------------------------------------------------------------
+
+    @router.get("/bao-cao")
+    @guarded
+    async def report(request: Request):
+        who = await check(request, "reports")
+        now = station.now()
+        year, month = now.year, now.month
+        chosen = request.query_params.get("thang", "")
+        try:
+            if chosen:
+                year, month = (int(part) for part in chosen.split("-", 1))
+            start, end = reports.period_bounds("month", year, month, station.tz)
+        except ValueError:
+            year, month = now.year, now.month
+            start, end = reports.period_bounds("month", year, month, station.tz)
+        quarter_start, _ = reports.period_bounds("quarter", year, (month - 1) // 3 + 1, station.tz)
+        received = [
+            {
+                "department": b.script.meta.department,
+                "received_at": b.approved_at.astimezone(station.tz),
+                "title": b.title,
+                "topic": b.topic,
+            }
+            for b in station.library.bulletins()
+        ]
+        rows = station.log.plays(since=min(start, quarter_start), until=end, limit=1_000_000)
+        result = reports.build_report(
+            "month",
+            year,
+            month,
+            plays=rows,
+            received=received,
+            settings=station.config.reports,
+            tz=station.tz,
+        )
+        return page(
+            request,
+            "report.html",
+            who,
+            report=result,
+            month=f"{year:04d}-{month:02d}",
+            chart=Markup(reports.weekly_chart_svg(result)),  # built with every text escaped
+            statuses=reports.STATUS_NAMES,
+            csv_url=f"/api/reports/month/{year}/{month}.csv",
+        )
+
+    app.include_router(router)

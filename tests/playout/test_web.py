@@ -1,0 +1,306 @@
+"""The web page for people: TestClient for roles/CSRF, then a real Chromium against a real uvicorn.
+
+One Station (real SQLite, real espeak renders, mock relay pins) serves the whole module.  Screenshots at a
+phone's size go to tests/artifacts/web/ (gitignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from playout.api import create_app
+from playout.asrun import Slot
+from playout.audio_out import NullPlayer
+from playout.auth import hash_password
+from playout.config import parse_config
+from playout.daemon import Station
+from tests.station import write_script
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "web"
+PHONE = {"width": 390, "height": 844}
+PASSWORDS = {"hoa": "mat-khau-cua-hoa", "duyet": "mat-khau-cua-duyet", "lan": "mat-khau-cua-lan"}
+SCRIPT = """---
+title: Cài đặt ứng dụng VNeID
+topic: dich-vu-cong
+department: Công an phường
+link: https://vneid.gov.vn/huong-dan
+---
+Kính thưa bà con. Bà con hãy cài đặt ứng dụng VNeID để làm thủ tục trực tuyến. Xin cảm ơn.
+"""
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory):
+    root = tmp_path_factory.mktemp("web")
+    write_script(
+        root / "bulletins" / "approved",
+        "dvc.md",
+        "Bà con truy cập Cổng Dịch vụ công. Xin cảm ơn.",
+        title="Dịch vụ công <trực tuyến>",
+        topic="dich-vu-cong",
+        department="Công an phường",
+        link="https://dichvucong.gov.vn/p/home/dvc-trang-chu.html",
+    )
+    roles = {"hoa": "operator", "duyet": "approver", "lan": "technician"}
+    config = parse_config(
+        {
+            "paths": {"data": str(root / "var"), "bulletins": str(root / "bulletins")},
+            "tts": {"engines": ["espeak"]},
+            "bulletin": {"length_s": 12, "lead_in": "", "outro": "Hết."},
+            "auth": {
+                "accounts": [
+                    {"name": n, "password_hash": hash_password(PASSWORDS[n]), "roles": [r]}
+                    for n, r in roles.items()
+                ]
+            },
+            "qr": {"station_name": "Đài truyền thanh phường Đông Hải"},
+        },
+        base=root,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GPIOZERO_PIN_FACTORY", "mock")
+        st = Station(config, player=NullPlayer(), serve_api=False)
+        st.start()
+        deadline = time.monotonic() + 30
+        while not st.library.ready() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Two rows in the as-run log: one aired three hours ago, then one missed.
+        (bulletin,) = st.library.ready()
+        morning = st.now().replace(microsecond=0) - dt.timedelta(hours=3)
+        row = st.log.start(Slot("sang", morning), bulletin)
+        st.log.finish(row, "played", relay_on_at=morning, relay_off_at=morning + dt.timedelta(seconds=20))
+        missed = st.log.start(Slot("chieu", morning + dt.timedelta(hours=2)))
+        st.log.finish(missed, "missed", error="Trạm khởi động lại muộn")
+        yield st
+        st.close()
+
+
+def logged_in(station, name):
+    client = TestClient(create_app(station))
+    resp = client.post("/dang-nhap", data={"name": name, "password": PASSWORDS[name]}, follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/"
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)
+    return client, csrf
+
+
+def test_anonymous_visitors_are_sent_to_the_login_form(station):
+    client = TestClient(create_app(station))
+    for path in ("/", "/ban-tin", "/nhat-ky", "/bao-cao"):
+        resp = client.get(path, follow_redirects=False)
+        assert resp.status_code == 303 and resp.headers["location"] == "/dang-nhap"
+    form = client.get("/dang-nhap")
+    assert form.status_code == 200 and '<html lang="vi">' in form.text
+    assert 'name="viewport"' in form.text and "Đăng nhập" in form.text
+    assert "http://" not in form.text and "https://" not in form.text  # nothing from the Internet
+
+
+def test_wrong_password_shows_the_form_again_then_rate_limits(station):
+    client = TestClient(create_app(station))
+    wrong = client.post("/dang-nhap", data={"name": "hoa", "password": "doan-sai-roi"})
+    assert wrong.status_code == 401 and "Sai tên đăng nhập hoặc mật khẩu" in wrong.text
+    assert 'value="hoa"' in wrong.text and "playout_session" not in wrong.headers.get("set-cookie", "")
+    codes = [client.post("/dang-nhap", data={"name": "hoa", "password": "sai"}).status_code for _ in range(5)]
+    limited = client.post("/dang-nhap", data={"name": "hoa", "password": "sai"})
+    assert codes[-1] == 429 and limited.status_code == 429 and "thử lại sau" in limited.text
+
+
+@pytest.mark.parametrize(
+    "name, allowed, refused",
+    [
+        ("hoa", ["/", "/ban-tin"], ["/nhat-ky", "/bao-cao"]),
+        ("duyet", ["/", "/ban-tin"], ["/nhat-ky", "/bao-cao"]),
+        ("lan", ["/", "/nhat-ky", "/bao-cao"], ["/ban-tin"]),
+    ],
+)
+def test_each_role_sees_its_pages_and_a_vietnamese_403_elsewhere(station, name, allowed, refused):
+    client, _ = logged_in(station, name)
+    for path in allowed:
+        assert client.get(path).status_code == 200, path
+    for path in refused:
+        resp = client.get(path)
+        assert resp.status_code == 403 and "Tài khoản không có quyền" in resp.text, path
+        assert f'href="{path}"' not in resp.text  # not offered in the menu either
+
+
+def test_pages_show_the_station_and_escape_office_text(station):
+    oper, _ = logged_in(station, "hoa")
+    home = oper.get("/").text
+    assert "Rơ-le loa" in home and "Đồng hồ" in home and "Thư viện" in home and "Bị lỡ" in home
+    page = oper.get("/ban-tin").text
+    assert "Dịch vụ công &lt;trực tuyến&gt;" in page and "<trực tuyến>" not in page
+    assert 'action="/ban-tin/tai-len"' in page and "Duyệt</button>" not in page
+    approver = logged_in(station, "duyet")[0].get("/ban-tin").text
+    assert 'action="/ban-tin/tai-len"' not in approver and "<audio" not in approver
+    tech, _ = logged_in(station, "lan")
+    log = tech.get("/nhat-ky", params={"trang_thai": "missed"}).text
+    assert "Bị lỡ" in log and "Trạm khởi động lại muộn" in log and "trực tuyến" not in log
+    assert 'href="/api/plays.csv?status=missed"' in log
+    report = tech.get("/bao-cao").text
+    assert "<svg" in report and "Số lần phát mỗi tuần" in report
+    assert re.search(r'href="/api/reports/month/\d{4}/\d{1,2}\.csv"', report)
+
+
+def test_forms_need_the_csrf_token_and_the_role(station):
+    oper, csrf = logged_in(station, "hoa")
+    file = {"file": ("thong-bao.md", "Thông báo thử. Xin cảm ơn.".encode(), "text/markdown")}
+    missing = oper.post("/ban-tin/tai-len", files=file, follow_redirects=False)
+    assert missing.status_code == 403 and "CSRF" in missing.text
+    wrong = oper.post("/ban-tin/tai-len", files=file, data={"csrf_token": "x"}, follow_redirects=False)
+    assert wrong.status_code == 403
+    ok = oper.post("/ban-tin/tai-len", files=file, data={"csrf_token": csrf}, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/ban-tin?xong=tai-len"
+    (record,) = [r for r in station.approvals.records("pending") if r.name == "thong-bao.md"]
+    exe = {"file": ("virus.exe", b"MZ\x90\x00", "application/octet-stream")}
+    refused = oper.post("/ban-tin/tai-len", files=exe, data={"csrf_token": csrf})
+    assert refused.status_code == 422 and 'class="msg err"' in refused.text
+    # An operator may not approve; an approver must send the token; a rejection needs a reason.
+    assert oper.post(f"/ban-tin/{record.sha256}/duyet", data={"csrf_token": csrf}).status_code == 403
+    approver, token = logged_in(station, "duyet")
+    assert approver.post(f"/ban-tin/{record.sha256}/tu-choi", data={"reason": "trùng"}).status_code == 403
+    assert approver.post(f"/ban-tin/{record.sha256}/tu-choi", data={"csrf_token": token}).status_code == 422
+    done = approver.post(
+        f"/ban-tin/{record.sha256}/tu-choi", data={"csrf_token": token, "reason": "trùng nội dung"}
+    )
+    assert done.status_code == 200 and "Đã từ chối" in done.text and "Lý do: trùng nội dung" in done.text
+    again = approver.post(
+        f"/ban-tin/{record.sha256}/tu-choi", data={"csrf_token": token, "reason": "lần nữa"}
+    )
+    assert again.status_code == 409 and "Không thể từ chối" in again.text
+    assert oper.post("/dang-xuat", follow_redirects=False).status_code == 403
+    out = oper.post("/dang-xuat", data={"csrf_token": csrf}, follow_redirects=False)
+    assert out.status_code == 303 and oper.get("/", follow_redirects=False).status_code == 303
+
+
+# ---------------------------------------------------------------- a real browser
+
+
+@contextlib.contextmanager
+def serve(app):
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name="web-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def login(browser, base, name):
+    context = browser.new_context(viewport=PHONE, base_url=base, locale="vi-VN", accept_downloads=True)
+    page = context.new_page()
+    page.goto("/")
+    assert page.url.endswith("/dang-nhap")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORDS[name])
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+    return page
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_operator_approver_and_technician_in_a_real_browser(station, tmp_path):
+    assert CHROMIUM.exists(), "Chromium is missing: `make setup` installs it (apt-get install chromium)"
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    script = tmp_path / "vneid.md"
+    script.write_text(SCRIPT, "utf-8")
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+    with serve(create_app(station)) as base, sync_playwright() as pw:
+        os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        try:
+            # The login form, then a wrong password.
+            anon = browser.new_context(viewport=PHONE, base_url=base).new_page()
+            anon.goto("/dang-nhap")
+            anon.fill("#name", "hoa")
+            anon.fill("#password", "khong-dung-dau")
+            anon.click("button[type=submit]")
+            assert "Sai tên đăng nhập hoặc mật khẩu" in anon.inner_text(".msg.err")
+            shot(anon, "dang-nhap")
+
+            # Operator: the overview, then upload a script through the form.
+            oper = login(browser, base, "hoa")
+            assert "Tổng quan" in oper.inner_text("h1") and "Rơ-le loa" in oper.content()
+            shot(oper, "tong-quan")
+            oper.click("nav >> text=Bản tin")
+            oper.set_input_files("#file", str(script))
+            oper.click("text=Tải lên")
+            assert "đang chờ duyệt" in oper.inner_text(".msg.ok")
+            card = oper.locator(".card[data-sha]", has_text="Cài đặt ứng dụng VNeID")
+            assert "Chờ duyệt" in card.inner_text()
+            sha = card.get_attribute("data-sha")
+
+            # Approver, in a browser context of their own.
+            appr = login(browser, base, "duyet")
+            appr.goto("/ban-tin")
+            appr.locator(f'.card[data-sha="{sha}"] button:has-text("Duyệt")').click()
+            assert "Đã duyệt" in appr.inner_text(f'.card[data-sha="{sha}"]')
+            shot(appr, "ban-tin-nguoi-duyet")
+
+            # Operator again: wait for the render, listen, open the poster.
+            audio = oper.locator(f'.card[data-id="{sha}"] audio')
+            deadline = time.monotonic() + 30
+            while not audio.count() and time.monotonic() < deadline:
+                time.sleep(0.3)
+                oper.reload()
+            assert audio.count() == 1, "the approved bulletin never became ready"
+            src = audio.get_attribute("src")
+            wav = oper.request.get(src)
+            assert wav.status == 200 and wav.headers["content-type"] == "audio/wav"
+            assert wav.body()[:4] == b"RIFF"
+            shot(oper, "ban-tin")
+            poster = oper.locator(f'.card[data-id="{sha}"] a:has-text("Áp phích")').get_attribute("href")
+            oper.goto(poster)
+            assert "Nghe – Quét – Thực hành" in oper.content()
+            shot(oper, "ap-phich")
+
+            # Technician: filter the log, download the CSV, look at the report.
+            tech = login(browser, base, "lan")
+            tech.goto("/nhat-ky")
+            tech.select_option("#trang_thai", "played")
+            tech.click("button:has-text('Lọc')")
+            tech.wait_for_url(re.compile(r"trang_thai=played"))
+            rows = tech.locator("tbody tr")
+            assert rows.count() == 1 and "Đã phát" in rows.first.inner_text()
+            shot(tech, "nhat-ky")
+            with tech.expect_download() as download:
+                tech.click("#csv")
+            body = Path(download.value.path()).read_bytes()
+            assert body.startswith(b"\xef\xbb\xbf")
+            text = body.decode("utf-8-sig")
+            assert "Dịch vụ công <trực tuyến>" in text and "Trạm khởi động lại muộn" not in text
+            tech.click("nav >> text=Báo cáo")
+            assert tech.locator("main svg").count() == 1
+            shot(tech, "bao-cao")
+        finally:
+            browser.close()
