@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from playout import __version__, qr, reports
+from playout import __version__, metrics, qr, reports
 from playout.auth import (
     Authenticator,
     Principal,
@@ -287,6 +288,25 @@ def create_app(station: Station) -> FastAPI:
         who: Annotated[Principal, Depends(require("log"))], limit: Annotated[int, Query(ge=1, le=5000)] = 200
     ):
         return station.approvals.audit(limit)
+
+    @app.get("/api/schedule", summary="Các khung giờ sắp tới (14 ngày) và bản tin sẽ phát")
+    def schedule(
+        who: Annotated[Principal, Depends(require("preview"))], days: Annotated[int, Query(ge=1, le=31)] = 14
+    ) -> list[dict]:
+        return station.upcoming(days)
+
+    @app.post("/api/bulletins/{bulletin_id}/play-now", summary="Phát ngay bản tin (ngoài khung giờ)")
+    def play_now(bulletin_id: str, who: Annotated[Principal, Depends(require("play_now"))]) -> dict:
+        b = bulletin(bulletin_id)
+        if b.status != "ready":
+            raise HTTPException(409, detail=f"Bản tin chưa sẵn sàng ({b.status})")
+        return {"slot": station.play_now(b, who.name)}
+
+    registry = metrics.registry_for(station)
+
+    @app.get("/metrics", summary="Chỉ số cho Prometheus")
+    def prometheus(who: Annotated[Principal, Depends(require("health_full"))]) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- technician actions ----------------------------------------------------------------------------------
 

@@ -193,6 +193,12 @@ class ApprovalStore:
             rows = self._db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [dict(r) for r in rows]
 
+    def record_action(
+        self, who: str, action: str, sha256: str, name: str | None, detail: str | None = None
+    ) -> None:
+        """Put an action on a bulletin (play now, …) in the audit trail."""
+        self._audit(who, action, sha256, name, detail)
+
     def _audit(self, who: str, action: str, sha256: str, name: str | None, detail: str | None = None) -> None:
         with self._lock:
             self._db.execute(

@@ -230,6 +230,15 @@ class AsRunLog:
             ).fetchall()
         return {r[0]: r[1] for r in rows}
 
+    def status_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM plays GROUP BY status").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def total_underruns(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(SUM(underruns), 0) FROM plays").fetchone()[0])
+
     def last(self) -> dict | None:
         rows = self.plays(limit=1)
         return rows[0] if rows else None

@@ -414,6 +414,49 @@ class Station:
         logger.warning("stopping playback of %s: %s", current.bulletin.title, reason)
         return True
 
+    def play_now(self, bulletin: Bulletin, who: str) -> str:
+        """Air a bulletin at once, outside the windows (an admin's action, in the audit trail)."""
+        at = self.now()
+        key = f"manual/{at:%Y-%m-%dT%H:%M:%S}/{bulletin.id[:12]}"
+        logger.warning("play now requested by %s: %s", who, bulletin.title)
+        self.approvals.record_action(who, "play_now", bulletin.id, bulletin.script.name)
+        self._spawn(key, lambda: self.air(bulletin, Slot("phát ngay", at), key))
+        return key
+
+    def upcoming(self, days: int = 14) -> list[dict]:
+        """The coming slots and the bulletin each will air: the daemon's own rotation, run forward."""
+        counts = dict(self.log.play_counts())
+        now = self.now()
+        blackout = set(self.config.blackout_dates)
+        out: list[dict] = []
+        for offset in range(days):
+            day = now.date() + dt.timedelta(days=offset)
+            starts = sorted(
+                (dt.datetime.combine(day, w.start, tzinfo=self.tz), w)
+                for w in self.config.windows
+                if w.airs_on(day, blackout) and dt.datetime.combine(day, w.end, tzinfo=self.tz) > now
+            )
+            for start, window in starts:
+                aired: set[str] = set()
+                for i in range(window.plays):
+                    slot = Slot(window.name, start, i)
+                    if self.log.has_slot(slot.key):
+                        continue
+                    b = self.library.pick(day, counts, aired)
+                    out.append(
+                        {
+                            "window": window.name,
+                            "at": start.isoformat(timespec="seconds"),
+                            "play": i,
+                            "bulletin_id": b.id if b else None,
+                            "title": b.title if b else None,
+                        }
+                    )
+                    if b is not None:
+                        counts[b.id] = counts.get(b.id, 0) + 1
+                        aired.add(b.id)
+        return out
+
     # -- emergencies ---------------------------------------------------------------------------------------
 
     def _check_emergencies(self) -> None:

@@ -188,7 +188,7 @@ def install(app: FastAPI, station: Station) -> None:
         last = health.get("last_result")
         if last:
             last = {**last, "status_vi": reports.STATUS_NAMES.get(last["status"], last["status"])}
-        return page(request, "overview.html", who, health=health, last=last)
+        return page(request, "overview.html", who, health=health, last=last, upcoming=station.upcoming(14))
 
     # -- bulletins -------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from playout.auth import hash_password, hash_token
 from playout.daemon import Station
 from tests.station import write_script
 
+ADMIN = "admin-token-0123456789abcdef"
 TECH, OPER, APPR = "tech-token-0123456789abcdef", "oper-token-0123456789abcdef", "appr-token-0123456789abcdef"
 
 
@@ -32,6 +33,7 @@ def station(make_config, tmp_path, monkeypatch):
     )
     config = make_config(
         bulletin={"length_s": 12, "lead_in": "", "outro": "Hết."},
+        relay={"pre_roll_s": 0.2, "tail_s": 0.1},
         auth={
             "accounts": [
                 {"name": "lan", "password_hash": hash_password("mat-khau-cua-lan"), "roles": ["technician"]},
@@ -41,6 +43,7 @@ def station(make_config, tmp_path, monkeypatch):
                 {"name": "giam-sat", "token_hash": hash_token(TECH), "roles": ["technician"]},
                 {"name": "may-quet", "token_hash": hash_token(OPER), "roles": ["operator"]},
                 {"name": "lanh-dao", "token_hash": hash_token(APPR), "roles": ["approver"]},
+                {"name": "quan-tri", "token_hash": hash_token(ADMIN), "roles": ["admin"]},
             ],
         },
         qr={"station_name": "Đài truyền thanh phường Đông Hải"},
@@ -221,3 +224,35 @@ def test_the_inbox_folder_is_a_door_too(client, station, tmp_path):
         time.sleep(0.2)
     (record,) = [r for r in pending if r["name"] == "tu-thu-muc.txt"]
     assert record["source"] == "inbox" and record["submitted_by"] == "thư mục inbox"
+
+
+def test_upcoming_slots_follow_the_rotation(client, station):
+    upcoming = client.get("/api/schedule", headers=bearer(OPER)).json()
+    assert 26 <= len(upcoming) <= 28  # two windows a day for 14 days, less those already over today
+    assert {u["window"] for u in upcoming} == {"sáng", "chiều"}
+    assert all(u["title"] == "Dịch vụ công <trực tuyến>" for u in upcoming)  # the only bulletin
+    assert upcoming == sorted(upcoming, key=lambda u: u["at"])
+
+
+def test_metrics_for_prometheus(client):
+    assert client.get("/metrics").status_code == 401
+    text = client.get("/metrics", headers=bearer(TECH)).text
+    assert "playout_relay_on 0.0" in text
+    assert 'playout_slots_total{status="played"}' in text
+    assert 'playout_bulletins{status="ready"} 1.0' in text
+
+
+def test_play_now_airs_outside_windows_and_says_who(client, station):
+    (b,) = client.get("/api/bulletins", headers=bearer(OPER)).json()
+    assert client.post(f"/api/bulletins/{b['id']}/play-now", headers=bearer(TECH)).status_code == 403
+    slot = client.post(f"/api/bulletins/{b['id']}/play-now", headers=bearer(ADMIN)).json()["slot"]
+    deadline = time.monotonic() + 30
+    rows = []
+    while time.monotonic() < deadline:
+        rows = [r for r in station.log.plays() if r["slot_key"] == slot]
+        if rows and rows[0]["status"] == "played":
+            break
+        time.sleep(0.2)
+    assert rows and rows[0]["status"] == "played" and rows[0]["window"] == "phát ngay"
+    trail = client.get("/api/audit", headers=bearer(TECH)).json()
+    assert ("play_now", "quan-tri") in {(a["action"], a["who"]) for a in trail}
