@@ -5,13 +5,12 @@ Everything but a minimal ``GET /api/health`` needs a role (see ``playout.auth``)
 Times are ISO 8601 with the station's offset.  OpenAPI at ``/docs``.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, UploadFile
+from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -37,7 +36,39 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Status = Literal["playing", "played", "failed", "interrupted", "skipped", "missed"]
-Kind = Literal["month", "quarter"]
+
+
+class ErrorBody(BaseModel):
+    detail: Any = Field(
+        description="thông báo lỗi (tiếng Việt), hoặc {code, message} cho kịch bản bị từ chối"
+    )
+
+
+_ERRORS = {
+    401: "Cần đăng nhập",
+    403: "Không có quyền (hoặc thiếu mã CSRF)",
+    404: "Không có bản tin này",
+    409: "Trạng thái hiện tại không cho phép",
+    413: "Tệp quá lớn (tối đa 1 MB)",
+    429: "Thử đăng nhập quá nhiều lần",
+    422: "Kịch bản bị từ chối: {code, message} (hoặc lỗi dữ liệu gửi lên)",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give (schemathesis holds us to them)."""
+    # The content type is spelled out: FastAPI would otherwise document an HTML or WAV route's errors in
+    # that route's media type, but errors are always JSON.
+    body = {"application/json": {"schema": ErrorBody.model_json_schema()}}
+    return {code: {"description": _ERRORS[code], "content": body} for code in codes}
+
+
+def media(media_type: str, *codes: int) -> dict[str, Any]:
+    """Route options for a non-JSON answer, so OpenAPI says what a client really gets."""
+    return {
+        "response_class": Response,
+        "responses": {200: {"content": {media_type: {}}, "description": "OK"}, **errors(*codes)},
+    }
 
 
 class Reason(BaseModel):
@@ -49,23 +80,29 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-def _aware(*times: dt.datetime | None) -> None:
-    for t in times:
+def invalid(loc: tuple[str, ...], message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, so clients parse one format."""
+    return HTTPException(422, detail=[{"loc": list(loc), "msg": message, "type": "value_error"}])
+
+
+def _aware(since: dt.datetime | None, until: dt.datetime | None) -> None:
+    for name, t in (("since", since), ("until", until)):
         if t is not None and t.tzinfo is None:
-            raise HTTPException(422, detail="Thời điểm phải có múi giờ, ví dụ 2026-11-21T06:00:00+07:00")
+            raise invalid(("query", name), "Thời điểm phải có múi giờ, ví dụ 2026-11-21T06:00:00+07:00")
 
 
-def create_app(station: Station) -> FastAPI:
+def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluates annotations at import
     app = FastAPI(
         title="Loa phường thông minh",
         version=__version__,
         description="Trạm phát thanh phường: bản tin, mã QR, nhật ký phát sóng, báo cáo, tình trạng trạm",
+        responses=errors(401, 403),
     )
     cfg = station.config
     secret = load_or_create_secret(cfg.auth.secret_file or cfg.paths.data / "auth.secret")
     app.state.auth = Authenticator(cfg.auth, secret)
 
-    def bulletin(bulletin_id: str) -> Bulletin:
+    def bulletin(bulletin_id: str) -> "Bulletin":  # noqa: UP037
         found = next((b for b in station.library.bulletins() if b.id == bulletin_id), None)
         if found is None:
             raise HTTPException(404, detail="Không có bản tin này")
@@ -73,7 +110,7 @@ def create_app(station: Station) -> FastAPI:
 
     # -- sessions -------------------------------------------------------------------------------------------
 
-    @app.post("/api/login", summary="Đăng nhập (trang web); trả về mã CSRF")
+    @app.post("/api/login", summary="Đăng nhập (trang web); trả về mã CSRF", responses=errors(429))
     def login(body: Login, request: Request, response: Response) -> dict:
         auth: Authenticator = request.app.state.auth
         try:
@@ -116,7 +153,7 @@ def create_app(station: Station) -> FastAPI:
             since=since, until=until, status=status, topic=topic, limit=limit, offset=offset
         )
 
-    @app.get("/api/plays.csv", summary="Nhật ký phát sóng, CSV (UTF-8 có BOM cho Excel)")
+    @app.get("/api/plays.csv", summary="Nhật ký phát sóng, CSV (UTF-8 có BOM cho Excel)", **media("text/csv"))
     def plays_csv(
         who: Annotated[Principal, Depends(require("log"))],
         since: dt.datetime | None = None,
@@ -134,11 +171,13 @@ def create_app(station: Station) -> FastAPI:
 
     # -- reports ---------------------------------------------------------------------------------------------
 
+    # No "from __future__ import annotations" in this module: FastAPI must see real types, including
+    # the ones made inside create_app below.
     def build(kind: str, year: int, number: int) -> reports.Report:
         try:
             start, end = reports.period_bounds(kind, year, number, station.tz)
         except ValueError as exc:
-            raise HTTPException(422, detail=str(exc)) from None
+            raise invalid(("path", "number"), str(exc)) from None
         quarter_start, _ = reports.period_bounds("quarter", year, (start.month - 1) // 3 + 1, station.tz)
         received = [
             {
@@ -154,28 +193,41 @@ def create_app(station: Station) -> FastAPI:
             kind, year, number, plays=rows, received=received, settings=station.config.reports, tz=station.tz
         )
 
-    @app.get("/api/reports/{kind}/{year}/{number}.csv", summary="Báo cáo tháng / quý, CSV")
-    def report_csv(
-        kind: Kind, year: int, number: int, who: Annotated[Principal, Depends(require("reports"))]
-    ) -> Response:
-        return Response(
-            reports.report_csv(build(kind, year, number)),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="bao-cao-{kind}-{year}-{number}.csv"'},
-        )
+    # One set of routes per period kind, so the schema itself says which numbers exist (1–12, 1–4).
+    Year = Annotated[int, FastApiPath(ge=2000, le=2100, description="năm")]
+    for kind, label, most in (("month", "tháng", 12), ("quarter", "quý", 4)):
+        Number = Annotated[int, FastApiPath(ge=1, le=most, description=label)]
 
-    @app.get("/api/reports/{kind}/{year}/{number}/chart.svg", summary="Biểu đồ số lần phát mỗi tuần")
-    def report_chart(
-        kind: Kind, year: int, number: int, who: Annotated[Principal, Depends(require("reports"))]
-    ) -> Response:
-        return Response(reports.weekly_chart_svg(build(kind, year, number)), media_type="image/svg+xml")
+        def routes(kind: str = kind, label: str = label, Number=Number) -> None:  # noqa: N803 - a type
+            base = f"/api/reports/{kind}/{{year}}/{{number}}"
+            Who = Annotated[Principal, Depends(require("reports"))]
 
-    # Registered after the .csv and chart routes: "{number}" would also match "4.csv".
-    @app.get("/api/reports/{kind}/{year}/{number}", summary="Báo cáo tháng / quý")
-    def report(
-        kind: Kind, year: int, number: int, who: Annotated[Principal, Depends(require("reports"))]
-    ) -> dict:
-        return build(kind, year, number).model_dump(mode="json")
+            # The .csv and chart routes first: "{number}" would also match "4.csv".
+            @app.get(f"{base}.csv", summary=f"Báo cáo {label}, CSV", **media("text/csv"))
+            def report_csv(year: Year, number: Number, who: Who) -> Response:
+                return Response(
+                    reports.report_csv(build(kind, year, number)),
+                    media_type="text/csv; charset=utf-8",
+                    headers={
+                        "Content-Disposition": f'attachment; filename="bao-cao-{kind}-{year}-{number}.csv"'
+                    },
+                )
+
+            @app.get(
+                f"{base}/chart.svg",
+                summary=f"Biểu đồ số lần phát mỗi tuần ({label})",
+                **media("image/svg+xml"),
+            )
+            def report_chart(year: Year, number: Number, who: Who) -> Response:
+                return Response(
+                    reports.weekly_chart_svg(build(kind, year, number)), media_type="image/svg+xml"
+                )
+
+            @app.get(base, summary=f"Báo cáo {label}")
+            def report(year: Year, number: Number, who: Who) -> dict:
+                return build(kind, year, number).model_dump(mode="json")
+
+        routes()
 
     # -- bulletins, preview and QR codes ---------------------------------------------------------------------
 
@@ -200,28 +252,37 @@ def create_app(station: Station) -> FastAPI:
             for b in station.library.bulletins()
         ]
 
-    @app.get("/api/bulletins/{bulletin_id}/audio", summary="Nghe thử bản tin đã đọc")
-    def audio(bulletin_id: str, who: Annotated[Principal, Depends(require("preview"))]) -> FileResponse:
+    @app.get(
+        "/api/bulletins/{bulletin_id}/audio",
+        summary="Nghe thử bản tin đã đọc",
+        **media("audio/wav", 404, 409),
+    )
+    def audio(bulletin_id: str, who: Annotated[Principal, Depends(require("preview"))]) -> Response:
         b = bulletin(bulletin_id)
         if b.status != "ready" or b.audio_path is None:
             raise HTTPException(409, detail=f"Bản tin chưa sẵn sàng ({b.status})")
         return FileResponse(b.audio_path, media_type="audio/wav", filename=f"{b.path.stem}.wav")
 
-    def link_of(b: Bulletin) -> str:
+    def link_of(b: "Bulletin") -> str:  # noqa: UP037
         try:
             return qr.bulletin_link(b, station.config.qr.base_url)
         except ValueError as exc:
             raise HTTPException(409, detail=str(exc)) from None
 
-    @app.get("/api/bulletins/{bulletin_id}/qr.png", summary="Mã QR (PNG)")
+    @app.get("/api/bulletins/{bulletin_id}/qr.png", summary="Mã QR (PNG)", **media("image/png", 404, 409))
     def qr_png(bulletin_id: str, who: Annotated[Principal, Depends(require("qr"))]) -> Response:
         return Response(qr.qr_png(link_of(bulletin(bulletin_id))), media_type="image/png")
 
-    @app.get("/api/bulletins/{bulletin_id}/qr.svg", summary="Mã QR (SVG)")
+    @app.get("/api/bulletins/{bulletin_id}/qr.svg", summary="Mã QR (SVG)", **media("image/svg+xml", 404, 409))
     def qr_svg(bulletin_id: str, who: Annotated[Principal, Depends(require("qr"))]) -> Response:
         return Response(qr.qr_svg(link_of(bulletin(bulletin_id))), media_type="image/svg+xml")
 
-    @app.get("/api/bulletins/{bulletin_id}/poster", summary="Áp phích A5 để in", response_class=HTMLResponse)
+    @app.get(
+        "/api/bulletins/{bulletin_id}/poster",
+        summary="Áp phích A5 để in",
+        response_class=HTMLResponse,
+        responses=errors(404, 409),
+    )
     def poster(bulletin_id: str, who: Annotated[Principal, Depends(require("qr"))]) -> str:
         b = bulletin(bulletin_id)
         c = station.config
@@ -235,7 +296,9 @@ def create_app(station: Station) -> FastAPI:
         status = {"BULLETIN_NOT_FOUND": 404, "BULLETIN_STATE_CONFLICT": 409, "SCRIPT_TOO_LARGE": 413}
         return HTTPException(status.get(exc.code, 422), detail={"code": exc.code, "message": exc.message})
 
-    @app.post("/api/bulletins", summary="Tải kịch bản lên (chờ duyệt)", status_code=201)
+    @app.post(
+        "/api/bulletins", summary="Tải kịch bản lên (chờ duyệt)", responses=errors(413, 422), status_code=201
+    )
     async def upload(file: UploadFile, who: Annotated[Principal, Depends(require("upload"))]) -> dict:
         # Read one byte past the cap: enough to refuse an oversize file without holding all of it.
         data = await file.read(MAX_SCRIPT_BYTES + 1)
@@ -271,15 +334,19 @@ def create_app(station: Station) -> FastAPI:
         station.wake_library()  # render now, not at the next rescan
         return record.as_dict()
 
-    @app.post("/api/scripts/{sha256}/approve", summary="Duyệt đúng phiên bản này (theo mã SHA-256)")
+    @app.post(
+        "/api/scripts/{sha256}/approve",
+        summary="Duyệt đúng phiên bản này (theo mã SHA-256)",
+        responses=errors(404, 409),
+    )
     def approve(sha256: str, who: Annotated[Principal, Depends(require("approve"))]) -> dict:
         return decide("approve", sha256, who)
 
-    @app.post("/api/scripts/{sha256}/reject", summary="Từ chối")
+    @app.post("/api/scripts/{sha256}/reject", summary="Từ chối", responses=errors(404, 409))
     def reject(sha256: str, body: Reason, who: Annotated[Principal, Depends(require("reject"))]) -> dict:
         return decide("reject", sha256, who, body.reason)
 
-    @app.post("/api/scripts/{sha256}/withdraw", summary="Rút bản tin")
+    @app.post("/api/scripts/{sha256}/withdraw", summary="Rút bản tin", responses=errors(404, 409))
     def withdraw(sha256: str, who: Annotated[Principal, Depends(require("withdraw"))]) -> dict:
         return decide("withdraw", sha256, who)
 
@@ -295,7 +362,11 @@ def create_app(station: Station) -> FastAPI:
     ) -> list[dict]:
         return station.upcoming(days)
 
-    @app.post("/api/bulletins/{bulletin_id}/play-now", summary="Phát ngay bản tin (ngoài khung giờ)")
+    @app.post(
+        "/api/bulletins/{bulletin_id}/play-now",
+        summary="Phát ngay bản tin (ngoài khung giờ)",
+        responses=errors(404, 409),
+    )
     def play_now(bulletin_id: str, who: Annotated[Principal, Depends(require("play_now"))]) -> dict:
         b = bulletin(bulletin_id)
         if b.status != "ready":
@@ -304,7 +375,7 @@ def create_app(station: Station) -> FastAPI:
 
     registry = metrics.registry_for(station)
 
-    @app.get("/metrics", summary="Chỉ số cho Prometheus")
+    @app.get("/metrics", summary="Chỉ số cho Prometheus", **media("text/plain"))
     def prometheus(who: Annotated[Principal, Depends(require("health_full"))]) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

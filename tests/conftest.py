@@ -24,6 +24,9 @@ def make_config(tmp_path):
     def make(**sections):
         data = {"paths": {"data": str(tmp_path / "var"), "bulletins": str(tmp_path / "bulletins")}}
         data["tts"] = {"engines": ["espeak"]}
+        # No air windows unless a test asks: the defaults (06:00, 17:00) would make a test station air
+        # for real when the suite happens to run inside one of them.
+        data["windows"] = []
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 data[key] = {**data[key], **value}

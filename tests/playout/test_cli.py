@@ -128,7 +128,7 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
 
     token = "demo-test-token-0123456789"
     cfg.write_text(
-        f"bulletin: {{length_s: 20}}\ntts: {{engines: [espeak]}}\napi: {{port: {port}}}\n"
+        f"bulletin: {{length_s: 20}}\ntts: {{engines: [espeak]}}\napi: {{port: {port}}}\nwindows: []\n"
         f"auth: {{tokens: [{{name: t, token_hash: '{hash_token(token)}', roles: [technician]}}]}}\n",
         "utf-8",
     )

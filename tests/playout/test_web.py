@@ -57,6 +57,7 @@ def station(tmp_path_factory):
         {
             "paths": {"data": str(root / "var"), "bulletins": str(root / "bulletins")},
             "tts": {"engines": ["espeak"]},
+            "windows": [],  # the station must not air during the test, whatever the hour
             "bulletin": {"length_s": 12, "lead_in": "", "outro": "Hết."},
             "auth": {
                 "accounts": [
