@@ -343,12 +343,97 @@ def bench_daemon(plays: int = 20, idle_s: float = 60.0) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_api(rows: int = 100_000, rate: int = 100, seconds: float = 10.0) -> None:
+    """GET /api/plays over a year-sized as-run log at 100 requests/s; the daemon's memory with the web app."""
+    import datetime as dt
+    import sqlite3
+    import threading
+    import urllib.request
+
+    sys.path.insert(0, str(ROOT))
+    from playout.asrun import AsRunLog
+    from tests.station import AUTH, DaemonRun
+
+    print(f"\nAPI: GET /api/plays with {rows:,} as-run rows at {rate} requests/s for {seconds:.0f} s")
+    work = Path(tempfile.mkdtemp(prefix="playout-bench-api-"))
+    db = work / "var" / "playout.db"
+    AsRunLog(db).close()  # the schema
+    tz = dt.timezone(dt.timedelta(hours=7))
+    start = dt.datetime(2024, 1, 1, 6, 0, tzinfo=tz)
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO plays (slot_key, window, scheduled_at, status, bulletin_id, title, topic, underruns,"
+            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                (
+                    f"k{i}",
+                    "sáng",
+                    (t := (start + dt.timedelta(hours=12 * i)).isoformat()),
+                    "played",
+                    f"b{i % 40}",
+                    f"Bản tin số {i % 40}",
+                    "dich-vu-cong",
+                    0,
+                    t,
+                    t,
+                )
+                for i in range(rows)
+            ),
+        )
+    cmd = [str(Path(sys.executable).parent / "playout")]
+    with DaemonRun(work, cmd, {"windows": []}) as run:
+        run.wait_log("ready", 60)
+        url = f"http://127.0.0.1:{run.port}/api/plays?limit=100"
+        latencies: list[float] = []
+        failures = [0]
+
+        def client(offset: float, per_thread: int) -> None:
+            # Open-loop pacing: each request has its slot, a slow answer does not slow the schedule down.
+            t0 = time.perf_counter() + offset
+            for i in range(per_thread):
+                delay = t0 + i * (threads / rate) - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                began = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH), timeout=5) as r:
+                        r.read()
+                    latencies.append((time.perf_counter() - began) * 1000)
+                except OSError:
+                    failures[0] += 1
+
+        threads = 4
+        per_thread = int(rate * seconds / threads)
+        workers = [
+            threading.Thread(target=client, args=(k / rate, per_thread), daemon=True) for k in range(threads)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        status = Path(f"/proc/{run.proc.pid}/status").read_text()
+        rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1]) / 1024
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    line("requests answered / failed", f"{len(latencies)} / {failures[0]}")
+    line("GET /api/plays p50", f"{p50:.1f} ms")
+    line("GET /api/plays p99", f"{p99:.1f} ms", "target < 50 ms", p99 < 50)
+    line("daemon RSS with the API and web app", f"{rss:.0f} MiB", "target <= 100 MiB", rss <= 100)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     # Failures are provoked on purpose here (a stalled service); their warnings are expected noise.
     logging.basicConfig(level=logging.ERROR)
     print(f"playout benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
     only = set(sys.argv[1:])
-    for name, fn in (("render", bench_render), ("edge", bench_edge), ("daemon", bench_daemon)):
+    for name, fn in (
+        ("render", bench_render),
+        ("edge", bench_edge),
+        ("daemon", bench_daemon),
+        ("api", bench_api),
+    ):
         if not only or name in only:
             fn()
 
