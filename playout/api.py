@@ -171,27 +171,11 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
 
     # -- reports ---------------------------------------------------------------------------------------------
 
-    # No "from __future__ import annotations" in this module: FastAPI must see real types, including
-    # the ones made inside create_app below.
     def build(kind: str, year: int, number: int) -> reports.Report:
         try:
-            start, end = reports.period_bounds(kind, year, number, station.tz)
+            return station.report(kind, year, number)
         except ValueError as exc:
             raise invalid(("path", "number"), str(exc)) from None
-        quarter_start, _ = reports.period_bounds("quarter", year, (start.month - 1) // 3 + 1, station.tz)
-        received = [
-            {
-                "department": b.script.meta.department,
-                "received_at": b.approved_at.astimezone(station.tz),
-                "title": b.title,
-                "topic": b.topic,
-            }
-            for b in station.library.bulletins()
-        ]
-        rows = station.log.plays(since=min(start, quarter_start), until=end, limit=1_000_000)
-        return reports.build_report(
-            kind, year, number, plays=rows, received=received, settings=station.config.reports, tz=station.tz
-        )
 
     # One set of routes per period kind, so the schema itself says which numbers exist (1–12, 1–4).
     Year = Annotated[int, FastApiPath(ge=2000, le=2100, description="năm")]

@@ -35,7 +35,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from gpio import Relay
-from playout import __version__, notify
+from playout import __version__, notify, reports
 from playout.api import create_app
 from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot
@@ -422,6 +422,25 @@ class Station:
         self.approvals.record_action(who, "play_now", bulletin.id, bulletin.script.name)
         self._spawn(key, lambda: self.air(bulletin, Slot("phát ngay", at), key))
         return key
+
+    def report(self, kind: str, year: int, number: int) -> reports.Report:
+        """The monthly or quarterly report from the as-run log and the library (raises ValueError)."""
+        start, end = reports.period_bounds(kind, year, number, self.tz)
+        # Quarterly quotas count from the quarter's start even in a month's report.
+        quarter_start, _ = reports.period_bounds("quarter", year, (start.month - 1) // 3 + 1, self.tz)
+        received = [
+            {
+                "department": b.script.meta.department,
+                "received_at": b.approved_at.astimezone(self.tz),
+                "title": b.title,
+                "topic": b.topic,
+            }
+            for b in self.library.bulletins()
+        ]
+        rows = self.log.plays(since=min(start, quarter_start), until=end, limit=1_000_000)
+        return reports.build_report(
+            kind, year, number, plays=rows, received=received, settings=self.config.reports, tz=self.tz
+        )
 
     def upcoming(self, days: int = 14) -> list[dict]:
         """The coming slots and the bulletin each will air: the daemon's own rotation, run forward."""

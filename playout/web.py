@@ -320,30 +320,10 @@ def install(app: FastAPI, station: Station) -> None:
         try:
             if chosen:
                 year, month = (int(part) for part in chosen.split("-", 1))
-            start, end = reports.period_bounds("month", year, month, station.tz)
-        except ValueError:
+            result = station.report("month", year, month)
+        except ValueError:  # a bad ?thang= shows the current month
             year, month = now.year, now.month
-            start, end = reports.period_bounds("month", year, month, station.tz)
-        quarter_start, _ = reports.period_bounds("quarter", year, (month - 1) // 3 + 1, station.tz)
-        received = [
-            {
-                "department": b.script.meta.department,
-                "received_at": b.approved_at.astimezone(station.tz),
-                "title": b.title,
-                "topic": b.topic,
-            }
-            for b in station.library.bulletins()
-        ]
-        rows = station.log.plays(since=min(start, quarter_start), until=end, limit=1_000_000)
-        result = reports.build_report(
-            "month",
-            year,
-            month,
-            plays=rows,
-            received=received,
-            settings=station.config.reports,
-            tz=station.tz,
-        )
+            result = station.report("month", year, month)
         return page(
             request,
             "report.html",
