@@ -76,7 +76,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "stop": _TECHNICIAN,
     "relay_off": _TECHNICIAN,
     # Airing something right now bypasses the schedule and the approval queue: admin only.
-    "play_now": _ADMIN,
+    "play_now": _TECHNICIAN,  # a technician action in the ward plan: play a bulletin now (logged with who)
     "admin": _ADMIN,
 }
 

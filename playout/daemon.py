@@ -601,6 +601,17 @@ class Station:
         nxt = self.next_slot()
         return f"{nxt[0]} at {nxt[1].isoformat(timespec='seconds')}" if nxt else "none"
 
+    def engines_ready(self) -> dict[str, bool]:
+        """Whether each engine of the chain can read now, without synthesizing or touching the network:
+        espeak-ng installed, the Piper model present, the Edge service not in a remembered outage."""
+        out = {}
+        for name in self.config.tts.engines:
+            try:
+                out[name] = self.renderer._engine(name).ready()
+            except PlayoutError:
+                out[name] = False
+        return out
+
     def health(self) -> dict:
         nxt = self.next_slot()
         current = self._now
@@ -632,6 +643,7 @@ class Station:
             if last is None
             else {k: last[k] for k in ("slot_key", "status", "title", "error")},
             "audio": self.player.describe(),
+            "tts_engines": self.engines_ready(),
             "library": {
                 "ready": len(self.library.ready()),
                 "total": len(self.library.bulletins()),

@@ -40,6 +40,9 @@ class EspeakEngine(Engine):
     def voices(self) -> Sequence[str]:
         return tuple(ESPEAK_VOICES)
 
+    def ready(self) -> bool:
+        return self.binary is not None
+
     def words_per_minute(self, rate_pct: int) -> int:
         return max(80, round(self.settings.espeak_wpm * (1 + rate_pct / 100)))
 
