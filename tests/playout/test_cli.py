@@ -150,7 +150,10 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
                 )
                 with urllib.request.urlopen(request, timeout=2) as r:
                     health = json.loads(r.read())
+                # The API answers before the library thread has loaded the (already cached) render.
+                if health["library"]["ready"] == 1:
                     break
+                time.sleep(0.3)
             except OSError:
                 time.sleep(0.3)
         assert health is not None, proc.stderr.read() if proc.poll() is not None else "no API"
