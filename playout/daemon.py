@@ -607,7 +607,7 @@ class Station:
         out = {}
         for name in self.config.tts.engines:
             try:
-                out[name] = self.renderer._engine(name).ready()
+                out[name] = self.renderer.engine(name).ready()
             except PlayoutError:
                 out[name] = False
         return out

@@ -155,3 +155,20 @@ class DaemonRun:
             self.stop()
             if self.proc.poll() is None:
                 self.proc.kill()
+
+
+def start_station(config, ready: int = 1, timeout: float = 30.0):
+    """An in-process Station (mock relay pins, audio discarded in real time), started, with ``ready``
+    bulletins rendered; the caller closes it."""
+    from playout.audio_out import NullPlayer
+    from playout.daemon import Station
+
+    station = Station(config, player=NullPlayer(), serve_api=False)
+    station.start()
+    deadline = time.monotonic() + timeout
+    while len(station.library.ready()) < ready and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if len(station.library.ready()) < ready:
+        station.close()
+        raise AssertionError(f"bulletins not rendered in {timeout:.0f} s: {station.library.bulletins()}")
+    return station

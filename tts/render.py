@@ -135,7 +135,7 @@ class Renderer:
 
     # -- planning -------------------------------------------------------------------------------------
 
-    def _engine(self, name: str) -> Engine:
+    def engine(self, name: str) -> Engine:
         if name not in self._engines:
             self._engines[name] = get_engine(name, self.config.tts)
         return self._engines[name]
@@ -200,12 +200,12 @@ class Renderer:
         """The engine that will most likely read the script: estimates are calibrated per engine."""
         for name in self.chain:
             try:
-                engine = self._engine(name)
+                engine = self.engine(name)
             except EngineError:
                 continue
             if engine.ready():
                 return engine
-        return self._engine("espeak")
+        return self.engine("espeak")
 
     def _warnings(self, script: Script, spoken: SpokenScript, layout: fit.Layout) -> list[str]:
         warnings = list(script.warnings)
@@ -259,7 +259,7 @@ class Renderer:
         attempts: list[str] = []
         for name in self.chain:
             try:
-                engine = self._engine(name)
+                engine = self.engine(name)
             except EngineError as exc:
                 logger.warning(
                     "engine %s unavailable for %s: %s", name, script.name, exc.detail or exc.message

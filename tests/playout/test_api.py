@@ -11,10 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from playout.api import create_app
-from playout.audio_out import NullPlayer
 from playout.auth import hash_password, hash_token
-from playout.daemon import Station
-from tests.station import write_script
+from tests.station import start_station, write_script
 
 ADMIN = "admin-token-0123456789abcdef"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -58,11 +56,7 @@ def station(make_config, tmp_path, monkeypatch):
         },
         qr={"station_name": "Đài truyền thanh phường Đông Hải"},
     )
-    st = Station(config, player=NullPlayer(), serve_api=False)
-    st.start()
-    deadline = time.monotonic() + 30
-    while not st.library.ready() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    st = start_station(config)
     yield st
     st.close()
 

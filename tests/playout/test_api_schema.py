@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from playout.api import create_app
-from playout.audio_out import NullPlayer
 from playout.auth import hash_token
 from playout.config import parse_config
-from playout.daemon import Station
-from tests.station import write_script
+from tests.station import start_station, write_script
 
 ADMIN = "schema-admin-token-0123456789"
 
@@ -41,11 +37,7 @@ def app(tmp_path_factory):
     )
     mp = pytest.MonkeyPatch()
     mp.setenv("GPIOZERO_PIN_FACTORY", "mock")
-    station = Station(config, player=NullPlayer(), serve_api=False)
-    station.start()
-    deadline = time.monotonic() + 30
-    while not station.library.ready() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    station = start_station(config)
     yield create_app(station)
     station.close()
     mp.undo()

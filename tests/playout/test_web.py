@@ -20,11 +20,9 @@ from fastapi.testclient import TestClient
 
 from playout.api import create_app
 from playout.asrun import Slot
-from playout.audio_out import NullPlayer
 from playout.auth import hash_password
 from playout.config import parse_config
-from playout.daemon import Station
-from tests.station import write_script
+from tests.station import start_station, write_script
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "web"
@@ -71,11 +69,7 @@ def station(tmp_path_factory):
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GPIOZERO_PIN_FACTORY", "mock")
-        st = Station(config, player=NullPlayer(), serve_api=False)
-        st.start()
-        deadline = time.monotonic() + 30
-        while not st.library.ready() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        st = start_station(config)
         # Two rows in the as-run log: one aired three hours ago, then one missed.
         (bulletin,) = st.library.ready()
         morning = st.now().replace(microsecond=0) - dt.timedelta(hours=3)

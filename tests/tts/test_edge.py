@@ -7,12 +7,12 @@ import time
 
 import pytest
 import soundfile as sf
-from tests.fake_edge import FakeEdge
 
 from playout.config import TtsSettings
 from playout.errors import EngineError, EngineUnavailable
 from playout.intake import parse_script
 from tests.conftest import require
+from tests.fake_edge import FakeEdge
 from tts.audio import active_s
 from tts.engines import edge as edge_engine
 from tts.engines import get_engine
