@@ -39,6 +39,15 @@ def _load(args):
     return load_config(_config_path(args.config))
 
 
+def _station_words(config) -> None:
+    """Put the station lexicon in force for this command; say on stderr what in it was refused."""
+    from tts.normalize import load_station_lexicon
+
+    state = load_station_lexicon(config.paths.lexicon)
+    for problem in state.problems:
+        print(f"playout: từ điển {state.path.name}: {problem}", file=sys.stderr)
+
+
 def _fail(exc: PlayoutError, prefix: str = "") -> None:
     print(f"playout: {prefix}[{exc.code}] {exc.message}", file=sys.stderr)
 
@@ -73,6 +82,7 @@ def cmd_render(args) -> int:
     from tts.render import Renderer
 
     config = _load(args)
+    _station_words(config)
     scripts = _expand(args.scripts)
     if not scripts:
         print("playout: không có kịch bản nào để đọc", file=sys.stderr)
@@ -115,6 +125,7 @@ def cmd_check(args) -> int:
     from tts.render import Renderer
 
     config = _load(args)
+    _station_words(config)
     renderer = Renderer(config, engines=[args.engine] if args.engine else None)
     status = EXIT_OK
     for path in _expand(args.scripts):
@@ -157,6 +168,11 @@ def cmd_check(args) -> int:
 def cmd_normalize(args) -> int:
     from tts.normalize import to_spoken
 
+    try:
+        _station_words(_load(args))
+    except PlayoutError as exc:
+        # The shipped lexicon still reads: a broken schedule.yaml must not stop an operator checking text.
+        _fail(exc, "cấu hình không dùng được, chỉ dùng từ điển có sẵn: ")
     if args.text:
         print(to_spoken(" ".join(args.text)))
         return EXIT_OK
@@ -324,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("normalize", help="in cách đọc của văn bản (không có TEXT: đọc từng dòng từ stdin)")
+    p = with_config(
+        sub.add_parser("normalize", help="in cách đọc của văn bản (không có TEXT: đọc từng dòng từ stdin)")
+    )
     p.add_argument("text", nargs="*", metavar="TEXT")
     p.set_defaults(func=cmd_normalize)
 

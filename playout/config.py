@@ -157,6 +157,9 @@ class ApiSettings(_Section):
 class PathSettings(_Section):
     bulletins: Path = Path("bulletins")
     data: Path = Path("var")
+    # The operators' own words (how to say "VNeID", a ward's place names), on top of the shipped lexicon;
+    # watched while the station runs. A missing file is fine.
+    lexicon: Path = Path("lexicon.tsv")
 
 
 class QrSettings(_Section):
@@ -215,7 +218,11 @@ class StationConfig(_Section):
         return self.model_copy(
             update={
                 "paths": self.paths.model_copy(
-                    update={"bulletins": anchor(self.paths.bulletins), "data": anchor(self.paths.data)}
+                    update={
+                        "bulletins": anchor(self.paths.bulletins),
+                        "data": anchor(self.paths.data),
+                        "lexicon": anchor(self.paths.lexicon),
+                    }
                 ),
                 "bulletin": self.bulletin.model_copy(update={"music_bed": anchor(self.bulletin.music_bed)}),
                 "tts": self.tts.model_copy(update={"piper_model": anchor(self.tts.piper_model)}),

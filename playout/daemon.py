@@ -45,6 +45,7 @@ from playout.errors import ConfigError, PlayoutError
 from playout.intake import MAX_SCRIPT_BYTES, is_script_file
 from playout.library import Bulletin, Library
 from tts.engines import available_engines
+from tts.normalize import StationLexicon, load_station_lexicon
 from tts.render import Renderer
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class Station:
         self.clock_synced: bool | None = None
         self.last_error: str | None = None
         self._config_mtime = self._mtime()
+        self._lexicon_stamp: tuple | None = None
+        self.lexicon: StationLexicon | None = None
         self.api_server = None
         self._reload_requested = threading.Event()
         self._library_wake = threading.Event()
@@ -130,6 +133,7 @@ class Station:
         # Import every engine here, in the main thread, before any worker thread exists: two threads
         # importing modules that import each other deadlock on Python's module locks.
         logger.info("speech engines: %s", ", ".join(available_engines()))
+        self.load_lexicon()
         self.renderer = Renderer(cfg)
         self.approvals = ApprovalStore(cfg.paths.data / "playout.db", cfg.paths.data / "scripts", self.tz)
         self.library = Library(cfg, self.renderer, self.approvals)
@@ -225,6 +229,8 @@ class Station:
                 if self._reload_requested.is_set() or self._mtime() != self._config_mtime:
                     self._reload_requested.clear()
                     self.reload_config()
+                if self._lexicon_file_stamp() != self._lexicon_stamp:
+                    self.load_lexicon()
 
     def healthy(self) -> bool:
         """Pinged to systemd's watchdog only while the scheduler and the background work are alive."""
@@ -573,11 +579,42 @@ class Station:
             self.last_error = exc.message
             logger.error("schedule.yaml not applied, the last good settings stay in force:\n%s", exc.message)
             return False
+        old_lexicon = self.config.paths.lexicon
         self.config = new
         self.library.config = new
         self._plan_jobs()
+        if new.paths.lexicon != old_lexicon:
+            self.load_lexicon()
         logger.info("schedule.yaml reloaded: %s", self.next_slot_text())
         return True
+
+    # -- station lexicon ------------------------------------------------------------------------------------
+
+    def _lexicon_file_stamp(self) -> tuple | None:
+        try:
+            st = self.config.paths.lexicon.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def load_lexicon(self) -> StationLexicon:
+        """Put the operators' lexicon in force; bulletins whose spoken form it changes are read again.
+
+        Called at start and whenever the file changes. The audio already rendered keeps airing until the
+        new one is ready, and a lexicon that cannot be read leaves the previous entries in force.
+        """
+        self._lexicon_stamp = self._lexicon_file_stamp()
+        before = self.lexicon.digest if self.lexicon else None
+        state = load_station_lexicon(self.config.paths.lexicon)
+        self.lexicon = state
+        for problem in state.problems:
+            logger.warning("station lexicon %s: %s", state.path, problem)
+        if before is not None and state.digest != before:
+            logger.info("station lexicon changed (%d entries): re-reading bulletins", state.entries)
+            if hasattr(self, "library"):
+                self.library.mark_stale()
+                self.wake_library()
+        return state
 
     # -- status --------------------------------------------------------------------------------------------
 
@@ -649,6 +686,7 @@ class Station:
                 "total": len(self.library.bulletins()),
                 "refused": self.library.refused(),
             },
+            "lexicon": self.lexicon.to_dict() if self.lexicon else None,
             "disk_free_mb": round(usage.free / 2**20),
             "last_error": self.last_error,
         }

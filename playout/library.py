@@ -39,6 +39,9 @@ class Bulletin:
     audio_path: Path | None = None
     summary: dict = field(default_factory=dict)
     error: str | None = None
+    # The audio is ready but was read with an older station lexicon: it keeps airing while a new reading
+    # is made, and is replaced only when that succeeds.
+    stale: bool = False
 
     @property
     def title(self) -> str:
@@ -149,12 +152,23 @@ class Library:
 
     # -- rendering ahead of time ----------------------------------------------------------------------------
 
+    def mark_stale(self) -> None:
+        """The way words are read changed (station lexicon): read every bulletin again, in the background."""
+        for bulletin in self.bulletins():
+            if bulletin.status == "ready":
+                bulletin.stale = True
+            elif bulletin.status == "failed":
+                bulletin.status, bulletin.error = "pending", None  # a new word may be what it lacked
+
     def render_pending(self, stop: threading.Event | None = None) -> int:
         """Render every bulletin that has no audio yet; returns how many became ready."""
         done = 0
         for bulletin in self.bulletins():
             if stop is not None and stop.is_set():
                 break
+            if bulletin.status == "ready" and bulletin.stale:
+                self._refresh(bulletin)
+                continue
             if bulletin.status not in ("pending",):
                 continue
             bulletin.status = "rendering"
@@ -172,6 +186,19 @@ class Library:
             bulletin.status = "ready"
             done += 1
         return done
+
+    def _refresh(self, bulletin: Bulletin) -> None:
+        bulletin.stale = False
+        try:
+            result = self.renderer.render(bulletin.script)
+        except Exception as exc:  # noqa: BLE001 - the audio it has keeps airing
+            logger.error(
+                "bulletin %s: new reading failed, the previous audio stays (%s)", bulletin.path.name, exc
+            )
+            return
+        if result.path != bulletin.audio_path:
+            logger.info("bulletin %s read again with the new lexicon", bulletin.path.name)
+        bulletin.audio_path, bulletin.summary = result.path, result.summary
 
     # -- rotation -------------------------------------------------------------------------------------------
 

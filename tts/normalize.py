@@ -34,6 +34,7 @@ Reading choices (Northern broadcast usage):
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import logging
 import operator
@@ -46,7 +47,17 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["number_to_words", "split_sentences", "syllable_count", "to_spoken", "unknown_abbreviations"]
+__all__ = [
+    "LexiconProblem",
+    "StationLexicon",
+    "load_station_lexicon",
+    "number_to_words",
+    "split_sentences",
+    "station_lexicon",
+    "syllable_count",
+    "to_spoken",
+    "unknown_abbreviations",
+]
 
 # ---------------------------------------------------------------------------------------------------
 # Protected spans. Each pass turns something into words and wraps the words in a pair of private-use
@@ -204,6 +215,12 @@ def _month_name(month: int) -> str:
 # Lexicon (tts/data/lexicon.tsv)
 # ---------------------------------------------------------------------------------------------------
 _KINDS = ("abbr", "title", "word", "domain")
+LEXICON_CODE = "LEXICON_ENTRY_INVALID"
+_MAX_STATION_LEXICON_BYTES = 1024 * 1024
+_MAX_WRITTEN = 80
+_MAX_SPOKEN = 300
+# A spoken form is Vietnamese words: letters, spaces, and the hyphen or apostrophe some spellings use.
+_SPOKEN_OK = re.compile(r"[^\W\d_]+(?:[ '’-]+[^\W\d_]+)*")
 
 
 @dataclass
@@ -216,6 +233,42 @@ class _Lexicon:
     pattern: re.Pattern[str] | None = None  # matches any abbr/title/word entry in running text
 
 
+@dataclass(frozen=True)
+class LexiconProblem:
+    """One line of the station lexicon that could not be used, said so the operator can fix it."""
+
+    line: int  # 0: the file as a whole
+    message: str  # Vietnamese
+    text: str = ""
+    code: str = LEXICON_CODE
+
+    def __str__(self) -> str:
+        where = f"dòng {self.line}: " if self.line else ""
+        return f"[{self.code}] {where}{self.message}"
+
+
+@dataclass(frozen=True)
+class StationLexicon:
+    """The station's own lexicon as loaded: how many entries are in force and what was refused."""
+
+    path: Path | None
+    entries: int = 0
+    problems: tuple[LexiconProblem, ...] = ()
+    digest: str = ""  # sha256 of the file in force ("" without one): a change means re-rendering
+    applied: bool = True  # False: the file could not be read and the previous entries stay in force
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path) if self.path else None,
+            "entries": self.entries,
+            "applied": self.applied,
+            "problems": [{"line": p.line, "code": p.code, "message": p.message} for p in self.problems],
+        }
+
+
+_Entry = tuple[str, str, str]  # written, spoken, kind
+
+
 def _read_lexicon_file() -> str:
     try:
         return resources.files("tts").joinpath("data").joinpath("lexicon.tsv").read_text(encoding="utf-8")
@@ -226,34 +279,86 @@ def _read_lexicon_file() -> str:
         return (Path(__file__).with_name("data") / "lexicon.tsv").read_text(encoding="utf-8")
 
 
-def _parse_lexicon(source: str) -> _Lexicon:
-    lex = _Lexicon()
-    alternatives: dict[str, str] = {}
-    titles = set()
+def _split_entry(raw: str) -> list[str]:
+    # Operators edit the station file in any editor: a TAB is the separator, and where an editor turned
+    # tabs into spaces, "WRITTEN = SPOKEN" is accepted too.
+    sep = "\t" if "\t" in raw else "="
+    return [c.strip() for c in raw.split(sep)]
+
+
+def _check_entry(cols: list[str]) -> tuple[_Entry | None, str | None]:
+    """(entry, None) or (None, why in Vietnamese)."""
+    if len(cols) == 2:
+        cols = [*cols, "abbr" if cols[0].isupper() else "word"]
+    if len(cols) != 3:
+        return None, "cần dạng CHỮ VIẾT<TAB>CÁCH ĐỌC (hoặc CHỮ VIẾT = CÁCH ĐỌC), có thể thêm <TAB>LOẠI"
+    written, spoken, kind = cols[0], " ".join(cols[1].lower().split()), cols[2].lower()
+    if not written:
+        return None, "thiếu chữ viết (cột đầu)"
+    if not spoken:
+        return None, f"thiếu cách đọc cho {written!r}"
+    if kind not in _KINDS:
+        return None, f"loại {cols[2]!r} không có; dùng abbr, title, word hoặc domain"
+    if len(written) > _MAX_WRITTEN or len(spoken) > _MAX_SPOKEN:
+        return None, f"quá dài (chữ viết tối đa {_MAX_WRITTEN}, cách đọc tối đa {_MAX_SPOKEN} ký tự)"
+    if _SENTINELS.search(written) or not any(ch.isalnum() for ch in written):
+        return None, f"chữ viết {written!r} phải có chữ cái hoặc chữ số"
+    if any(ch.isdigit() for ch in spoken):
+        return None, f"cách đọc của {written!r} có chữ số; hãy viết số bằng chữ (ví dụ 'bốn gờ')"
+    if not _SPOKEN_OK.fullmatch(spoken):
+        return None, f"cách đọc của {written!r} chỉ được gồm chữ cái và dấu cách"
+    return (written, spoken, kind), None
+
+
+def _lexicon_entries(source: str, origin: str) -> tuple[list[_Entry], list[LexiconProblem]]:
+    entries: list[_Entry] = []
+    problems: list[LexiconProblem] = []
+    seen: dict[tuple[str, str], int] = {}
     for number, raw in enumerate(source.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        cols = [c.strip() for c in raw.split("\t")]
-        if len(cols) == 2:
-            cols.append("abbr" if cols[0].isupper() else "word")
-        if len(cols) != 3 or not cols[0] or not cols[1] or cols[2] not in _KINDS:
-            logger.warning("lexicon.tsv line %d ignored: expected WRITTEN<TAB>SPOKEN<TAB>KIND", number)
+        entry, why = _check_entry(_split_entry(raw))
+        if entry is None:
+            problems.append(LexiconProblem(number, f"bỏ qua: {why}", text=line[:200]))
+            logger.warning("%s line %d ignored: %s", origin, number, why)
             continue
-        written, spoken, kind = cols[0], cols[1].lower(), cols[2]
-        if kind == "word":
-            lex.address.setdefault(written.casefold(), spoken)
-        elif kind == "domain":
-            lex.address[written.casefold()] = spoken
-            continue
-        lex.exact[written] = spoken
-        if kind == "word":
-            lex.folded[written.casefold()] = spoken
-            alternatives[written] = f"(?i:{re.escape(written)})"
-        else:
-            alternatives[written] = re.escape(written)
-            if kind == "title":
-                titles.add(written)
+        key = (entry[0], entry[2])
+        if key in seen:
+            problems.append(
+                LexiconProblem(
+                    number, f"{entry[0]!r} đã có ở dòng {seen[key]}; dùng dòng này", text=line[:200]
+                )
+            )
+        seen[key] = number
+        entries.append(entry)
+    return entries, problems
+
+
+def _build_lexicon(*layers: list[_Entry]) -> _Lexicon:
+    """One lexicon from layers of entries; a later layer (the station's file) overrides an earlier one."""
+    lex = _Lexicon()
+    alternatives: dict[str, str] = {}
+    titles = set()
+    for entries in layers:
+        # Web-address parts: word entries first, then domain entries, so within a layer "domain" wins.
+        for kind_order in (("word",), ("domain",)):
+            for written, spoken, kind in entries:
+                if kind in kind_order:
+                    lex.address[written.casefold()] = spoken
+        for written, spoken, kind in entries:
+            if kind == "domain":
+                continue
+            lex.exact[written] = spoken
+            if kind == "word":
+                lex.folded[written.casefold()] = spoken
+                alternatives[written] = f"(?i:{re.escape(written)})"
+            else:
+                alternatives[written] = re.escape(written)
+                if kind == "title":
+                    titles.add(written)
+                else:
+                    titles.discard(written)
     if alternatives:
         # Longest first, so "UBMTTQVN" wins over "UBMTTQ" and "TP.HCM" over "TP".
         keys = sorted(alternatives, key=len, reverse=True)
@@ -264,13 +369,90 @@ def _parse_lexicon(source: str) -> _Lexicon:
     return lex
 
 
+def _parse_lexicon(source: str) -> _Lexicon:
+    return _build_lexicon(_lexicon_entries(source, "lexicon.tsv")[0])
+
+
 @functools.lru_cache(maxsize=1)
-def _lexicon() -> _Lexicon:
+def _shipped_entries() -> tuple[_Entry, ...]:
     try:
-        return _parse_lexicon(_read_lexicon_file())
+        return tuple(_lexicon_entries(_read_lexicon_file(), "lexicon.tsv")[0])
     except (OSError, UnicodeDecodeError) as exc:
         logger.error("lexicon.tsv unreadable (%s): abbreviations will be spelled letter by letter", exc)
-        return _Lexicon()
+        return ()
+
+
+# The station's entries in force, and the lexicon built from both files. Replaced as a whole (one
+# assignment) when the station file changes, so a render running in another thread sees the old or the
+# new lexicon, never half of each.
+_station_entries: tuple[_Entry, ...] = ()
+_station_state = StationLexicon(path=None)
+_active: _Lexicon | None = None
+
+
+def _lexicon() -> _Lexicon:
+    global _active
+    lex = _active
+    if lex is None:
+        lex = _active = _build_lexicon(list(_shipped_entries()), list(_station_entries))
+    return lex
+
+
+def _reset_lexicon() -> None:
+    """Forget the built lexicon (tests replace the shipped file)."""
+    global _active
+    _shipped_entries.cache_clear()
+    _active = None
+
+
+def station_lexicon() -> StationLexicon:
+    """The station lexicon in force (path, entries, problems)."""
+    return _station_state
+
+
+def load_station_lexicon(path: Path | str | None) -> StationLexicon:
+    """Read the operators' lexicon file and put it in force on top of the shipped one.
+
+    A missing file is no error (the station has no words of its own yet). A line that cannot be used is
+    skipped and reported, the rest is in force. A file that cannot be read at all (wrong encoding, too
+    large, unreadable) is reported and the entries loaded before stay in force: an edit half-saved by
+    an editor must not make the station spell "UBND" for a day.
+    """
+    global _station_entries, _station_state, _active
+    path = Path(path) if path is not None else None
+    problems: list[LexiconProblem] = []
+    entries: list[_Entry] = []
+    digest = ""
+    if path is not None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        except OSError as exc:
+            return _keep_previous(path, f"không đọc được tệp ({exc.strerror})", "LEXICON_UNREADABLE")
+        if len(raw) > _MAX_STATION_LEXICON_BYTES:
+            return _keep_previous(path, "tệp quá lớn (tối đa 1 MB)", "LEXICON_TOO_LARGE")
+        try:
+            source = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return _keep_previous(path, "tệp phải được lưu bằng mã UTF-8", "LEXICON_ENCODING")
+        source = unicodedata.normalize("NFC", source)
+        entries, problems = _lexicon_entries(source, str(path))
+        digest = hashlib.sha256(raw).hexdigest() if raw else ""
+    _station_entries = tuple(entries)
+    _active = _build_lexicon(list(_shipped_entries()), entries)
+    _station_state = StationLexicon(path, len(entries), tuple(problems), digest)
+    return _station_state
+
+
+def _keep_previous(path: Path, why: str, code: str) -> StationLexicon:
+    global _station_state
+    logger.error("station lexicon %s not applied (%s): the previous entries stay in force", path, code)
+    problem = LexiconProblem(0, f"{why}; các mục đã nạp trước vẫn được dùng", code=code)
+    _station_state = StationLexicon(
+        path, len(_station_entries), (problem,), _station_state.digest, applied=False
+    )
+    return _station_state
 
 
 def _lookup(written: str) -> str | None:

@@ -1,0 +1,136 @@
+"""The operators' station lexicon: on top of the shipped one, refused lines reported, never a crash."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tts import normalize
+from tts.normalize import load_station_lexicon, station_lexicon, to_spoken
+
+DIGIT = re.compile(r"[0-9]")
+
+
+@pytest.fixture(autouse=True)
+def no_station_words():
+    load_station_lexicon(None)
+    yield
+    load_station_lexicon(None)
+
+
+def test_station_entries_add_words_and_override_the_shipped_ones(tmp_path):
+    path = tmp_path / "lexicon.tsv"
+    path.write_text(
+        "# our words\n"
+        "CSGT\tcảnh sát giao thông\n"
+        "VNeID = vi en e ai đi\n"
+        "Zalo\tza lô\n"
+        "hoaxuan\thòa xuân\tdomain\n"
+        "KP\tkhu phố\ttitle\n",
+        "utf-8",
+    )
+    assert to_spoken("CSGT và Zalo") == "xê ét gờ tê và da lô"
+    state = load_station_lexicon(path)
+    assert (state.entries, state.problems, state.applied) == (5, (), True)
+    assert station_lexicon() is state
+    assert to_spoken("CSGT nhắc bà con cài VNeID và zalo") == (
+        "cảnh sát giao thông nhắc bà con cài vi en e ai đi và za lô"
+    )
+    assert to_spoken("Xem hoaxuan.danang.gov.vn") == "xem hòa xuân chấm da nang chấm gốp chấm vê en"
+    assert to_spoken("Họp tại KP. Hòa An") == "họp tại khu phố hòa an"
+    # abbr entries are case-sensitive: "csgt" in lower case is not the abbreviation
+    assert "cảnh sát" not in to_spoken("csgt")
+    # the shipped lexicon is still there underneath
+    assert to_spoken("UBND") == "ủy ban nhân dân"
+
+
+def test_malformed_lines_are_reported_with_line_numbers_and_the_rest_applies(tmp_path):
+    path = tmp_path / "lexicon.tsv"
+    path.write_text(
+        "OTP\tô tê pê\n"  # 1 fine
+        "chỉ một cột\n"  # 2 no separator
+        "XYZ\t\n"  # 3 no spoken form
+        "4G\tbốn 4\n"  # 4 digit in the spoken form
+        "Q\tquy\tfoo\n"  # 5 unknown kind
+        "HTTP\thát tê tê pê; chấm\n"  # 6 punctuation in the spoken form
+        "\tkhông gì\n"  # 7 nothing written
+        "OTP\tmã ô tê pê\n",  # 8 duplicate of line 1: the later one is used
+        "utf-8",
+    )
+    state = load_station_lexicon(path)
+    lines = {p.line: p for p in state.problems}
+    assert sorted(lines) == [2, 3, 4, 5, 6, 7, 8]
+    assert all(p.code == "LEXICON_ENTRY_INVALID" for p in state.problems)
+    assert "CHỮ VIẾT<TAB>CÁCH ĐỌC" in lines[2].message
+    assert "thiếu cách đọc" in lines[3].message
+    assert "chữ số" in lines[4].message
+    assert "abbr, title, word hoặc domain" in lines[5].message
+    assert "chữ cái" in lines[6].message
+    assert "dòng 1" in lines[8].message
+    assert str(lines[4]).startswith("[LEXICON_ENTRY_INVALID] dòng 4: ")
+    assert state.entries == 2
+    assert to_spoken("Nhập OTP") == "nhập mã ô tê pê"
+    assert state.to_dict()["problems"][0] == {
+        "line": 2,
+        "code": "LEXICON_ENTRY_INVALID",
+        "message": lines[2].message,
+    }
+
+
+def test_an_unreadable_file_keeps_the_entries_in_force(tmp_path):
+    path = tmp_path / "lexicon.tsv"
+    path.write_text("CSGT\tcảnh sát giao thông\n", "utf-8")
+    good = load_station_lexicon(path)
+    path.write_bytes("CSGT\tcảnh sát\n".encode("cp1258", "ignore"))  # the old Windows code page
+    state = load_station_lexicon(path)
+    assert not state.applied
+    assert [p.code for p in state.problems] == ["LEXICON_ENCODING"]
+    assert "UTF-8" in state.problems[0].message
+    assert state.entries == 1 and state.digest == good.digest
+    assert to_spoken("CSGT") == "cảnh sát giao thông"
+
+    path.write_bytes(b"A\ta\n" * 300_000)
+    state = load_station_lexicon(path)
+    assert [p.code for p in state.problems] == ["LEXICON_TOO_LARGE"]
+    assert to_spoken("CSGT") == "cảnh sát giao thông"
+
+
+def test_a_missing_file_is_no_error_and_clears_the_station_words(tmp_path):
+    path = tmp_path / "lexicon.tsv"
+    path.write_text("\ufeffCSGT\tcảnh sát giao thông\n", "utf-8")  # a BOM from Notepad is fine
+    assert load_station_lexicon(path).entries == 1
+    path.unlink()
+    state = load_station_lexicon(path)
+    assert (state.entries, state.problems, state.digest, state.applied) == (0, (), "", True)
+    assert to_spoken("CSGT") == "xê ét gờ tê"
+
+
+def test_the_digest_follows_the_content(tmp_path):
+    path = tmp_path / "lexicon.tsv"
+    path.write_text("CSGT\tcảnh sát giao thông\n", "utf-8")
+    first = load_station_lexicon(path).digest
+    assert load_station_lexicon(path).digest == first
+    path.write_text("CSGT\tcảnh sát giao thông\nCSKV\tcảnh sát khu vực\n", "utf-8")
+    assert load_station_lexicon(path).digest != first
+
+
+def test_the_repository_station_lexicon_is_clean():
+    from pathlib import Path
+
+    state = load_station_lexicon(Path(__file__).parents[2] / "lexicon.tsv")
+    assert state.problems == () and state.entries >= 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from("AĐZaz ưở=\t\n#.-/4@gG"), max_size=120), st.text(max_size=60))
+def test_any_station_file_neither_crashes_nor_puts_a_digit_in_speech(tmp_path_factory, source, text):
+    path = tmp_path_factory.mktemp("lex") / "lexicon.tsv"
+    path.write_text(source, "utf-8")
+    state = load_station_lexicon(path)
+    assert state.applied
+    spoken = to_spoken(text + " A Z G 4G az")
+    assert not DIGIT.search(spoken)
+    normalize._reset_lexicon()
