@@ -11,6 +11,12 @@ Public API:
     unknown_abbreviations(text)  -> all-capital tokens the lexicon does not know, for operator warnings
     syllable_count(spoken)       -> spoken syllables, to estimate reading time
     number_to_words(n)           -> Vietnamese cardinal (2024 = "hai nghìn không trăm hai mươi tư")
+    load_station_lexicon(path)   -> put the operators' lexicon file in force (StationLexicon: entries,
+                                    problems per line); station_lexicon() tells which is in force
+
+Measured against tests/tts/data/normalize_set.tsv (hand-written readings of ward-bulletin sentences, every
+category below) by tests/tts/test_normalize_set.py and `make bench normalize` (which also scores the
+peer library vietnormalizer on the same sentences).
 
 Reading choices (Northern broadcast usage):
     * 14 "mười bốn" but 24 "hai mươi tư"; "mốt" only after "mươi" (21, not 11); "lăm" after mười/mươi;
@@ -24,8 +30,18 @@ Reading choices (Northern broadcast usage):
     * Document codes ("85/KH-UBND", "57-NQ/TW") are dropped, the number kept: "Kế hoạch số 85/KH-UBND" is
       read "kế hoạch số tám mươi lăm". The issuing body is always named in the sentence anyway, and
       "ka hát gạch ngang ủy ban nhân dân" helps no listener.
+    * "d/m" is a date after date words ("ngày", "dịp", "trước"...) and in a list of dates ("19/8 và 2/9"),
+      a fraction after "chiếm", "khoảng", "bằng"... or before "số", "dân số", "tổng"... ("1/10 dân số"
+      "một phần mười dân số"), and otherwise a date when it can be one. "a:b" is a ratio ("một trên năm
+      trăm") after "tỷ lệ" or when it cannot be a clock time.
+    * 111-115 are hotlines after "gọi", "tổng đài", "đường dây nóng" (also later in the same sentence),
+      but quantities before "đường", "hộ", "người"... ("số 115 đường Trần Phú" is a house number).
+    * Roman numerals are read after the words documents put them after (Quý, khóa, thế kỷ, lần thứ,
+      hạng, loại...); after "thứ" as ordinals ("lần thứ IV" "lần thứ tư").
     * Web addresses are read label by label with "chấm" ("dichvucong.gov.vn" = "dịch vụ công chấm gốp chấm
-      vê en"); the "https://" prefix, query strings and fragments are dropped.
+      vê en"); the "https://" prefix, query strings and fragments are dropped. A label with no entry is
+      split into toneless syllables, and known abbreviations inside it are spelled ("ubndphuong" "u bê
+      en dê phuong").
     * Unknown all-capital abbreviations are spelled with Vietnamese letter names ("XYZ" = "ích i dét").
     * The output is lower case: engines ignore case, and the same audio for "Quý IV" and "quý IV" keeps
       the render cache and the tests stable.
@@ -70,6 +86,21 @@ _NUM_OPEN, _NUM_CLOSE = "\ue000", "\ue001"
 _TXT_OPEN, _TXT_CLOSE = "\ue002", "\ue003"
 _PROTECTED = re.compile("[\ue000\ue002][^\ue000-\ue003]*[\ue001\ue003]")
 _SENTINELS = re.compile("[\ue000-\ue003]")
+
+
+def _sub_free_in_context(pattern: re.Pattern[str], repl, text: str) -> str:
+    """Like _sub_free, but matched on the whole line, so ``repl`` can look at what comes before and after
+    (spoken spans included); matches that touch a protected span are left alone."""
+    spans = [m.span() for m in _PROTECTED.finditer(text)]
+    out, last = [], 0
+    for m in pattern.finditer(text):
+        if any(a < m.end() and m.start() < b for a, b in spans):
+            continue
+        out.append(text[last : m.start()])
+        out.append(repl(m))
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _num(words: str) -> str:
@@ -231,6 +262,8 @@ class _Lexicon:
     # en dê"), since a listener has to type the letters
     address: dict[str, str] = field(default_factory=dict)
     pattern: re.Pattern[str] | None = None  # matches any abbr/title/word entry in running text
+    # pieces of a web-address label: "ubnd" in "ubndphuong" (spelled), "dichvucong" in "dichvucongtructuyen"
+    address_chunks: dict[str, tuple[float, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -359,6 +392,13 @@ def _build_lexicon(*layers: list[_Entry]) -> _Lexicon:
                     titles.add(written)
                 else:
                     titles.discard(written)
+    for written, _spoken, kind in (e for entries in layers for e in entries):
+        key = written.casefold()
+        if kind in ("abbr", "title") and len(key) >= 2 and set(key) <= _ASCII_LETTERS:
+            lex.address_chunks.setdefault(key, (1.5, _spell(written)))
+    lex.address_chunks.update(
+        {k: (0.9, v) for k, v in lex.address.items() if len(k) >= 4 and set(k) <= _ASCII_LETTERS}
+    )
     if alternatives:
         # Longest first, so "UBMTTQVN" wins over "UBMTTQ" and "TP.HCM" over "TP".
         keys = sorted(alternatives, key=len, reverse=True)
@@ -507,30 +547,45 @@ def _is_vietnamese_word(token: str) -> bool:
     return _is_syllable(lower)
 
 
-def _segment_syllables(word: str) -> list[str] | None:
+def _segment_syllables(word: str, chunks: dict[str, tuple[float, str]] | None = None) -> list[str] | None:
     """Split a lower-case run like "binhdanhocvuso" into toneless syllables ("binh dan hoc vu so").
 
     Dynamic programming over the cheapest split: one point a syllable, half a point more for a syllable
-    without an initial consonant, which picks "dan hoc" over "danh oc". None if no split exists.
+    without an initial consonant, which picks "dan hoc" over "danh oc", and a tenth more for an "nh"/"ng"
+    onset inside the run, which picks "van hoa" over "va nhoa" and "ban hang" over "ba nhang" (a final
+    n or ng is far more common than a syllable starting with nh/ng after an open one). ``chunks`` are
+    known pieces with their cost and spoken form: lexicon words cost less than a syllable ("phuong" is
+    "phường"), abbreviations more ("ubnd" in "ubndphuong"), so a reading as syllables wins over spelling
+    where there is one. None if no split exists.
     """
     n = len(word)
     if n == 0 or n > 40:
         return None
-    best: list[tuple[float, int] | None] = [None] * (n + 1)
-    best[0] = (0.0, 0)
+    chunks = chunks or {}
+    longest = max(7, *(len(c) for c in chunks)) if chunks else 7
+    best: list[tuple[float, int, str] | None] = [None] * (n + 1)
+    best[0] = (0.0, 0, "")
     for end in range(1, n + 1):
-        for start in range(max(0, end - 7), end):
-            if best[start] is None or not _is_syllable(word[start:end]):
+        for start in range(max(0, end - longest), end):
+            if best[start] is None:
                 continue
-            cost = best[start][0] + 1 + (0.5 if word[start] in "aeiouy" else 0)
-            if best[end] is None or cost < best[end][0]:
-                best[end] = (cost, start)
+            piece = word[start:end]
+            options = []
+            if len(piece) <= 7 and _is_syllable(piece):
+                cost = 1 + (0.5 if piece[0] in "aeiouy" else 0)
+                options.append((cost + (0.1 if start and piece[:2] in ("nh", "ng") else 0), piece))
+            if piece in chunks:
+                options.append(chunks[piece])
+            for cost, spoken in options:
+                cost += best[start][0]
+                if best[end] is None or cost < best[end][0]:
+                    best[end] = (cost, start, spoken)
     if best[n] is None:
         return None
     parts, end = [], n
     while end:
-        start = best[end][1]
-        parts.append(word[start:end])
+        _, start, spoken = best[end]
+        parts.append(spoken)
         end = start
     return parts[::-1]
 
@@ -666,10 +721,11 @@ _QUERY = re.compile(r"[?#]")
 
 
 def _speak_word_part(run: str) -> str:
-    spoken = _lexicon().address.get(run.casefold())
+    lex = _lexicon()
+    spoken = lex.address.get(run.casefold())
     if spoken:
         return spoken
-    syllables = _segment_syllables(run.lower())
+    syllables = _segment_syllables(run.lower(), lex.address_chunks)
     return " ".join(syllables) if syllables else _spell(run)
 
 
@@ -758,7 +814,8 @@ def _doc_codes(line: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 _PHONE = re.compile(
     r"(?<![\w.,/+-])(?P<plus>\+[ \t]?84[ \t.-]?)?"
-    r"(?P<body>[0-9]{2,5}(?:[ .-][0-9]{2,4}){1,4}|0[0-9]{8,10}|1[89]00[0-9]{4})"
+    r"(?P<body>\(0[0-9]{1,3}\)[ \t]?[0-9]{2,8}(?:[ .-][0-9]{2,4}){0,3}"  # (024) 3942 5871
+    r"|[0-9]{2,5}(?:[ .-][0-9]{2,4}){1,4}|0[0-9]{8,10}|1[89]00[0-9]{4})"
     r"(?![\w]|[.,-][0-9])"
 )
 _EMERGENCY = frozenset({"111", "112", "113", "114", "115"})
@@ -789,7 +846,10 @@ def _phone_groups(digits: str) -> list[str]:
 
 def _phone_repl(m: re.Match[str]) -> str:
     international = bool(m.group("plus"))
-    groups = re.split(r"[ .-]", m.group("body"))
+    body = m.group("body")
+    if body.startswith("("):  # "(024) 3942 5871": the area code is read like any other group
+        body = body[1:].replace(")", " ", 1).replace("  ", " ")
+    groups = re.split(r"[ .-]", body)
     # Try the longest run of groups that is a phone number: "0905 123 456 12 lần" keeps "12 lần".
     for k in range(len(groups), 0, -1):
         digits = "".join(groups[:k])
@@ -799,21 +859,37 @@ def _phone_repl(m: re.Match[str]) -> str:
         spoken = ", ".join(_read_digits(g) for g in spoken_groups)
         if international:
             spoken = "cộng tám tư, " + spoken
-        rest = m.group("body")[len(" ".join(groups[:k])) :]
+        rest = body[len(" ".join(groups[:k])) :]
         return _num(spoken) + rest
     return m.group()
 
 
+# After a number, words that make it an address or a count, not a hotline: "số 115 đường Trần Phú".
+_ADDRESS_AFTER = re.compile(
+    r"[ \t]*(?i:đường|phố|ngõ|ngách|kiệt|hẻm|hẽm|lô|thôn|tổ|khu|khối|căn|phòng|hộ|người|ngôi|nhà|tầng)(?!\w)"
+)
+_HOTLINE_TOPIC = re.compile(r"(?i:tổng đài|đường dây nóng|hotline|gọi|số điện thoại|sđt|điện thoại)")
+_BARE_EMERGENCY = re.compile(r"(?<![\w.,/])(?P<num>11[1-5])(?![\w]|[.,/:-][0-9])")
+
+
 def _hotline_repl(m: re.Match[str]) -> str:
     context = m.group("ctx").strip(" \t:").lower()
-    if context == "số" and m.group("num") not in _EMERGENCY:
-        return m.group()  # "Quyết định số 1008": a document number, a quantity
+    if context == "số" and (m.group("num") not in _EMERGENCY or _ADDRESS_AFTER.match(m.string, m.end())):
+        return m.group()  # "Quyết định số 1008", "số 115 đường Trần Phú": a quantity
     return m.group("ctx") + _num(_read_digits(m.group("num")))
+
+
+def _bare_emergency_repl(m: re.Match[str]) -> str:
+    # "Tổng đài quốc gia bảo vệ trẻ em 111 tiếp nhận ...": the switchboard named earlier in the sentence.
+    if _HOTLINE_TOPIC.search(m.string, 0, m.start()) and not _ADDRESS_AFTER.match(m.string, m.end()):
+        return _num(_read_digits(m.group("num")))
+    return m.group()
 
 
 def _phones(line: str) -> str:
     line = _sub_free(_PHONE, _phone_repl, line)
-    return _sub_free(_HOTLINE, _hotline_repl, line)
+    line = _sub_free(_HOTLINE, _hotline_repl, line)
+    return _sub_free_in_context(_BARE_EMERGENCY, _bare_emergency_repl, line)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -823,7 +899,7 @@ def _phones(line: str) -> str:
 _ROMAN = r"(?:(?=[IVXL])(?:XL|L?X{0,3})(?:IX|IV|V?I{0,3}))"
 _ROMAN_CONTEXT_WORDS = (
     "quý|khóa|khoá|thế kỷ|thế kỉ|đại hội|chương|phần|mục|tập|lần thứ|kỳ|kì|phụ lục|giai đoạn|hội nghị|"
-    "kỳ họp|nhiệm kỳ|lớp"
+    "kỳ họp|nhiệm kỳ|lớp|hạng|loại|bậc|thứ"
 )
 _ROMAN_SEP = r"[ \t]*(?:,|và|-|–|đến)[ \t]*"
 _ROMAN_CONTEXT = re.compile(
@@ -853,6 +929,8 @@ def _roman_repl(m: re.Match[str]) -> str:
         if i % 2:
             sep = part.strip()
             words.append(", " if sep == "," else " và " if sep == "và" else " đến ")
+        elif m.group("ctx").rstrip().lower().endswith("thứ"):
+            words.append(_ordinal_words(_roman_value(part)))  # "lần thứ I" is "lần thứ nhất"
         else:
             words.append(number_to_words(_roman_value(part)))
     spoken = "".join(words)
@@ -924,17 +1002,45 @@ def _month_year_repl(m: re.Match[str]) -> str:
     return (m.group("thang") or "") + _num(f"{_read_integer(m.group('m'))} năm {number_to_words(year)}")
 
 
+# Words around "d/m" that make it a part of a whole: "chiếm 1/10 dân số", "trích 1/10 số tiền".
+# fmt: off
+_FRACTION_BEFORE = frozenset({
+    "chiếm", "bằng", "trích", "gần", "khoảng", "hơn", "dưới", "trên", "còn", "đạt", "giảm", "tăng", "mất",
+    "quá", "thiểu", "đa", "nhất", "cả", "tới", "lại",
+})
+# fmt: on
+_FRACTION_AFTER = re.compile(
+    r"[ \t]+(?i:số|dân|tổng|mức|diện tích|kinh phí|lượng|thời gian|phần|trong|của|quãng|chiều|khối"
+    r"|cơ cấu)(?!\w)"
+)
+# A date list goes on being dates: "dịp 19/8 và 2/9", "ngày 1/5, 2/5".
+_AFTER_A_DATE = re.compile(
+    "(?:(?<![\\w/.,])[0-9]{1,2}/[0-9]{1,2}(?:/[0-9]{4})?|tháng[^\ue000\ue001]*\ue001)"
+    "[ \\t]*(?:,|và|hoặc|đến|-|–)[ \\t]*$"
+)
+
+
+def _fraction_words(num: int, den: int) -> str:
+    return f"{number_to_words(num)} phần {number_to_words(den)}"
+
+
 def _day_month_repl(m: re.Match[str]) -> str:
     d_text, m_text = m.group("d"), m.group("m")
     day, month = int(d_text), int(m_text)
-    if _previous_word(m.string, m.start()) in _DATE_CONTEXT and _valid_date(day, month):
+    before = m.string[max(0, m.start() - 80) : m.start()]
+    previous = _previous_word(m.string, m.start())
+    if _valid_date(day, month) and (previous in _DATE_CONTEXT or _AFTER_A_DATE.search(before)):
         return _num(_date_words(day, month))
     if (day, month) == (24, 7):  # "24/7": round the clock
         return _num("hai mươi tư trên bảy")
+    if 0 < day < month and (previous in _FRACTION_BEFORE or _FRACTION_AFTER.match(m.string, m.end())):
+        return _num(_fraction_words(day, month))
     if len(d_text) == 1 and len(m_text) == 1 and 0 < day < month:  # "1/3 trang": a fraction
-        return _num(f"{number_to_words(day)} phần {number_to_words(month)}")
+        return _num(_fraction_words(day, month))
     if _valid_date(day, month):
         return _num(_date_words(day, month))
+    if 0 < day < month:  # "1/20": not a date, a part of a whole
+        return _num(_fraction_words(day, month))
     return m.group()  # read as "X trên Y" by the number pass
 
 
@@ -948,7 +1054,7 @@ def _month_alone_repl(m: re.Match[str]) -> str:
 def _dates(line: str) -> str:
     line = _sub_free(_DATE_FULL, _date_full_repl, line)
     line = _sub_free(_MONTH_YEAR, _month_year_repl, line)
-    line = _sub_free(_DAY_MONTH, _day_month_repl, line)
+    line = _sub_free_in_context(_DAY_MONTH, _day_month_repl, line)
     return _sub_free(_MONTH_ALONE, _month_alone_repl, line)
 
 
@@ -982,7 +1088,28 @@ def _time_repl(m: re.Match[str]) -> str:
     return _num(_time_words(hours, minutes, seconds))
 
 
+# "tỷ lệ 1:500", "3:1": a ratio, "a trên b". A clock time has two-digit minutes and no "tỷ lệ" before it.
+_RATIO = re.compile(
+    r"(?<![\w/.,:])(?P<a>[0-9]{1,3}(?:\.[0-9]{3})*)[ \t]?:[ \t]?(?P<b>[0-9]{1,3}(?:\.[0-9]{3})*)"
+    r"(?![\w:]|[.,][0-9])"
+)
+_TIME_BEFORE = frozenset({"lúc", "từ", "đến", "tới", "vào", "sáng", "chiều", "tối", "trưa", "đêm", "hồi"})
+_RATIO_TOPIC = re.compile(r"(?i:tỷ lệ|tỉ lệ|tỷ số|tỉ số|tỷ xích|tỉ xích|theo tỷ|theo tỉ)")
+
+
+def _ratio_repl(m: re.Match[str]) -> str:
+    a, b = m.group("a"), m.group("b")
+    clock = len(b) == 2 and int(b) < 60 and int(a.replace(".", "")) <= 24
+    if clock and (
+        _previous_word(m.string, m.start()) in _TIME_BEFORE
+        or not _RATIO_TOPIC.search(m.string, max(0, m.start() - 60), m.start())
+    ):
+        return m.group()  # "họp lúc 7:30" even in a sentence about a "tỷ lệ"
+    return _num(f"{_read_number(a)} trên {_read_number(b)}")
+
+
 def _times(line: str) -> str:
+    line = _sub_free_in_context(_RATIO, _ratio_repl, line)
     line = _sub_free(_TIME_H, _time_repl, line)
     return _sub_free(_TIME_COLON, _time_repl, line)
 
@@ -994,9 +1121,12 @@ _ORDINAL = re.compile(r"(?P<ctx>(?<!\w)(?i:thứ)[ \t]+)(?P<n>[0-9]{1,3})(?![\w]
 _NAMED_NUMBER = re.compile(r"(?P<ctx>(?<!\w)(?i:đề án)[ \t]+)(?P<n>0[0-9]+)(?![\w]|[.,][0-9])")
 
 
+def _ordinal_words(n: int) -> str:
+    return {1: "nhất", 4: "tư"}.get(n) or number_to_words(n)
+
+
 def _ordinal_repl(m: re.Match[str]) -> str:
-    n = int(m.group("n"))
-    spoken = {1: "nhất", 4: "tư"}.get(n) or number_to_words(n)
+    spoken = _ordinal_words(int(m.group("n")))
     return _num(m.group("ctx") + spoken)  # "từ thứ 2 - thứ 6": the dash is "đến"
 
 
@@ -1141,18 +1271,40 @@ def _numbers(line: str) -> str:
 _RANGE = re.compile("\ue001[ \t]*[-–—~−][ \t]*\ue000")
 _OVER = re.compile("\ue001[ \t]*/[ \t]*\ue000")
 _PER_WORDS = (
-    "ngày|tuần|tháng|năm|quý|giờ|phút|giây|lần|người|hộ|buổi|kỳ|đợt|lượt|bản tin|tiết|ca|chuyến|"
-    "km|kg|m2|m²|lít|h"
+    "ngày|tuần|tháng|năm|quý|giờ|phút|giây|lần|người|hộ|buổi|kỳ|đợt|lượt|bản tin|bản|tiết|ca|chuyến|"
+    "suất|chiếc|cái|con|thửa|lô|phòng|học sinh|trẻ|xe|bộ|hồ sơ|trang|gói|liều|mũi|lớp|điểm|"
+    "km2|km²|km|kg|tấn|tạ|m3|m³|m2|m²|ha|lít|h"
 )
 _RATE = re.compile(rf"(?<=[^\W\d_]|\ue001|\ue003)[ \t]*/[ \t]*(?P<per>(?i:{_PER_WORDS})){_NA}")
-_PER_SPOKEN = {"km": "ki lô mét", "kg": "ki lô gam", "m2": "mét vuông", "m²": "mét vuông", "h": "giờ"}
+# "8.000đ/bản", "15.000 đồng/suất ăn": after a sum of money, "/" is "mỗi" whatever the word.
+_MONEY_RATE = re.compile(r"(?<=đồng\ue001)[ \t]*/[ \t]*(?P<per>[^\W\d_][^\W_]*[²³]?)")
+
+
+def _per_unit(word: str) -> str:
+    """The word after "đồng/": a unit is said in full ("kWh" "ki lô oát giờ"), any other word as it is."""
+    return _UNITS.get(word) or _PER_SPOKEN.get(word.lower()) or word
+
+
+_PER_SPOKEN = {
+    "km": "ki lô mét",
+    "kg": "ki lô gam",
+    "m2": "mét vuông",
+    "m²": "mét vuông",
+    "m3": "mét khối",
+    "m³": "mét khối",
+    "km2": "ki lô mét vuông",
+    "km²": "ki lô mét vuông",
+    "ha": "héc ta",
+    "h": "giờ",
+}
 
 
 def _between_numbers(line: str) -> str:
     line = _RANGE.sub(f"{_NUM_CLOSE} đến {_NUM_OPEN}", line)  # "6h00 - 6h30", "1-2 lần", "2023 - 2030"
     line = _OVER.sub(f"{_NUM_CLOSE} trên {_NUM_OPEN}", line)  # "100/100"
     # "02 ngày/tuần" "hai ngày mỗi tuần", "3 phút/bản tin", "1-2 lần/ngày"
-    return _RATE.sub(lambda m: " mỗi " + _PER_SPOKEN.get(m.group("per").lower(), m.group("per")), line)
+    line = _RATE.sub(lambda m: " mỗi " + _PER_SPOKEN.get(m.group("per").lower(), m.group("per")), line)
+    return _MONEY_RATE.sub(lambda m: " mỗi " + _per_unit(m.group("per")), line)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -25,11 +25,11 @@ def wait_until(predicate, timeout: float, what: str):
 def running(make_config, tmp_path, monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     lexicon = tmp_path / "lexicon.tsv"
-    lexicon.write_text("CSGT\tcảnh sát giao thông\n", "utf-8")
+    lexicon.write_text("KDL\tkhu du lịch\n", "utf-8")
     write_script(
         tmp_path / "bulletins" / "approved",
         "csgt.md",
-        "CSGT phường nhắc bà con đội mũ bảo hiểm.",
+        "Ban quản lý KDL nhắc bà con giữ vệ sinh chung.",
         title="An toàn giao thông",
     )
     config = make_config(
@@ -65,7 +65,7 @@ def test_an_edited_lexicon_is_applied_and_the_bulletin_read_again_while_the_old_
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    lexicon.write_text("CSGT\tcảnh sát giao thông đường bộ\nXE\t\n", "utf-8")
+    lexicon.write_text("KDL\tkhu du lịch sinh thái\nXE\t\n", "utf-8")
     wait_until(lambda: bulletin.summary["cache_key"] != first_key, 30, "the bulletin read again")
     stop_watching.set()
     watcher.join()
@@ -79,7 +79,7 @@ def test_an_edited_lexicon_is_applied_and_the_bulletin_read_again_while_the_old_
 
     # Saved in the wrong encoding: reported, the entries in force stay, nothing is read again.
     key = bulletin.summary["cache_key"]
-    lexicon.write_bytes("CSGT\tcảnh sát\n".encode("cp1258", "ignore"))
+    lexicon.write_bytes("KDL\tkhu dân cư\n".encode("cp1258", "ignore"))
     wait_until(lambda: not station.health()["lexicon"]["applied"], 15, "the encoding problem")
     assert station.health()["lexicon"]["problems"][0]["code"] == "LEXICON_ENCODING"
     time.sleep(1.5)
@@ -87,16 +87,16 @@ def test_an_edited_lexicon_is_applied_and_the_bulletin_read_again_while_the_old_
 
 
 def test_normalize_command_uses_the_station_lexicon_and_reports_bad_lines(tmp_path, playout_cmd):
-    (tmp_path / "lexicon.tsv").write_text("CSKV = cảnh sát khu vực\nhỏng\n", "utf-8")
+    (tmp_path / "lexicon.tsv").write_text("KDL = khu du lịch\nhỏng\n", "utf-8")
     (tmp_path / "schedule.yaml").write_text("paths: {lexicon: lexicon.tsv}\n", "utf-8")
     out = subprocess.run(
-        [*playout_cmd, "normalize", "--config", str(tmp_path / "schedule.yaml"), "CSKV tổ 5 họp lúc 19h30"],
+        [*playout_cmd, "normalize", "--config", str(tmp_path / "schedule.yaml"), "KDL tổ 5 họp lúc 19h30"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "cảnh sát khu vực tổ năm họp lúc mười chín giờ ba mươi"
+    assert out.stdout.strip() == "khu du lịch tổ năm họp lúc mười chín giờ ba mươi"
     assert "lexicon.tsv: [LEXICON_ENTRY_INVALID] dòng 2:" in out.stderr
 
     # A broken schedule.yaml still lets an operator check a sentence with the shipped lexicon.

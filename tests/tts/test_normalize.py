@@ -745,3 +745,48 @@ def test_number_to_words_never_raises_and_has_no_digit(n):
     assert words == " ".join(words.split())
     if not re.fullmatch(r"1[89]00[0-9]{4}", str(n)):  # 1800xxxx / 1900xxxx are phone numbers
         assert to_spoken(str(n)) == words
+
+
+# --- the cases the normalization set (tests/tts/data) taught, with their counterparts ----------------
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        # ratios and clock times
+        ("tỷ lệ 1:500", "tỷ lệ một trên năm trăm"),
+        ("theo tỷ lệ 1:20 trước khi phun", "theo tỷ lệ một trên hai mươi trước khi phun"),
+        ("đạt 4:1", "đạt bốn trên một"),
+        ("họp lúc 19:30", "họp lúc mười chín giờ ba mươi"),
+        ("Tỷ lệ tiêm đạt 90%, họp lúc 7:30", "tỷ lệ tiêm đạt chín mươi phần trăm, họp lúc bảy giờ ba mươi"),
+        # fractions and dates
+        ("chiếm gần 1/10 dân số", "chiếm gần một phần mười dân số"),
+        ("bằng 7/10 mức đóng", "bằng bảy phần mười mức đóng"),
+        ("khoảng 1/20 tổng số hộ", "khoảng một phần hai mươi tổng số hộ"),
+        ("dịp 19/8 và 2/9", "dịp mười chín tháng tám và hai tháng chín"),
+        ("ngày 1/5, 2/5", "ngày một tháng năm, hai tháng năm"),
+        ("hạn nộp 1/10", "hạn nộp một tháng mười"),
+        # hotlines and house numbers
+        ("Tổng đài bảo vệ trẻ em 111 tiếp nhận", "tổng đài bảo vệ trẻ em một một một tiếp nhận"),
+        ("gọi 113 hoặc 114", "gọi một một ba hoặc một một bốn"),
+        ("tại số 115 đường Trần Phú", "tại số một trăm mười lăm đường trần phú"),
+        ("có 114 hộ", "có một trăm mười bốn hộ"),
+        ("máy bàn (024) 3942 5871", "máy bàn không hai bốn, ba chín bốn hai, năm tám bảy một"),
+        # Roman numerals as ordinals and after more words
+        ("lần thứ I", "lần thứ nhất"),
+        ("Hội nghị lần thứ IV", "hội nghị lần thứ tư"),
+        ("đô thị loại I", "đô thị loại một"),
+        ("Huân chương Lao động hạng III", "huân chương lao động hạng ba"),
+        # rates after money
+        ("8.000đ/bản", "tám nghìn đồng mỗi bản"),
+        ("7.500 đồng/m3", "bảy nghìn năm trăm đồng mỗi mét khối"),
+        ("1.984 đồng/kWh", "một nghìn chín trăm tám mươi tư đồng mỗi ki lô oát giờ"),
+        # abbreviations added to the shipped lexicon
+        ("thứ 7, CN", "thứ bảy, chủ nhật"),
+        ("CLB dưỡng sinh Hội NCT", "câu lạc bộ dưỡng sinh hội người cao tuổi"),
+        # address labels: abbreviations inside, syllables split the likelier way
+        ("ubndphuong@danang.gov.vn", "u bê en dê phuong a còng đà nẵng chấm gốp chấm vê en"),
+        ("vanhoaxahoi@gmail.com", "van hoa xa hoi a còng gờ meo chấm com"),
+        ("banhang.vn", "ban hang chấm vê en"),
+    ],
+)
+def test_learned_from_the_normalization_set(text, spoken):
+    assert to_spoken(text) == spoken

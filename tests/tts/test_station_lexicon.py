@@ -25,24 +25,24 @@ def test_station_entries_add_words_and_override_the_shipped_ones(tmp_path):
     path = tmp_path / "lexicon.tsv"
     path.write_text(
         "# our words\n"
-        "CSGT\tcảnh sát giao thông\n"
+        "KDL\tkhu du lịch\n"
         "VNeID = vi en e ai đi\n"
         "Zalo\tza lô\n"
         "hoaxuan\thòa xuân\tdomain\n"
         "KP\tkhu phố\ttitle\n",
         "utf-8",
     )
-    assert to_spoken("CSGT và Zalo") == "xê ét gờ tê và da lô"
+    assert to_spoken("KDL và Zalo") == "ca dê e lờ và da lô"
     state = load_station_lexicon(path)
     assert (state.entries, state.problems, state.applied) == (5, (), True)
     assert station_lexicon() is state
-    assert to_spoken("CSGT nhắc bà con cài VNeID và zalo") == (
-        "cảnh sát giao thông nhắc bà con cài vi en e ai đi và za lô"
+    assert to_spoken("KDL nhắc bà con cài VNeID và zalo") == (
+        "khu du lịch nhắc bà con cài vi en e ai đi và za lô"
     )
-    assert to_spoken("Xem hoaxuan.danang.gov.vn") == "xem hòa xuân chấm da nang chấm gốp chấm vê en"
+    assert to_spoken("Xem hoaxuan.danang.gov.vn") == "xem hòa xuân chấm đà nẵng chấm gốp chấm vê en"
     assert to_spoken("Họp tại KP. Hòa An") == "họp tại khu phố hòa an"
-    # abbr entries are case-sensitive: "csgt" in lower case is not the abbreviation
-    assert "cảnh sát" not in to_spoken("csgt")
+    # abbr entries are case-sensitive: "kdl" in lower case is not the abbreviation
+    assert "du lịch" not in to_spoken("kdl")
     # the shipped lexicon is still there underneath
     assert to_spoken("UBND") == "ủy ban nhân dân"
 
@@ -82,38 +82,38 @@ def test_malformed_lines_are_reported_with_line_numbers_and_the_rest_applies(tmp
 
 def test_an_unreadable_file_keeps_the_entries_in_force(tmp_path):
     path = tmp_path / "lexicon.tsv"
-    path.write_text("CSGT\tcảnh sát giao thông\n", "utf-8")
+    path.write_text("KDL\tkhu du lịch\n", "utf-8")
     good = load_station_lexicon(path)
-    path.write_bytes("CSGT\tcảnh sát\n".encode("cp1258", "ignore"))  # the old Windows code page
+    path.write_bytes("KDL\tkhu dân cư\n".encode("cp1258", "ignore"))  # the old Windows code page
     state = load_station_lexicon(path)
     assert not state.applied
     assert [p.code for p in state.problems] == ["LEXICON_ENCODING"]
     assert "UTF-8" in state.problems[0].message
     assert state.entries == 1 and state.digest == good.digest
-    assert to_spoken("CSGT") == "cảnh sát giao thông"
+    assert to_spoken("KDL") == "khu du lịch"
 
     path.write_bytes(b"A\ta\n" * 300_000)
     state = load_station_lexicon(path)
     assert [p.code for p in state.problems] == ["LEXICON_TOO_LARGE"]
-    assert to_spoken("CSGT") == "cảnh sát giao thông"
+    assert to_spoken("KDL") == "khu du lịch"
 
 
 def test_a_missing_file_is_no_error_and_clears_the_station_words(tmp_path):
     path = tmp_path / "lexicon.tsv"
-    path.write_text("\ufeffCSGT\tcảnh sát giao thông\n", "utf-8")  # a BOM from Notepad is fine
+    path.write_text("\ufeffKDL\tkhu du lịch\n", "utf-8")  # a BOM from Notepad is fine
     assert load_station_lexicon(path).entries == 1
     path.unlink()
     state = load_station_lexicon(path)
     assert (state.entries, state.problems, state.digest, state.applied) == (0, (), "", True)
-    assert to_spoken("CSGT") == "xê ét gờ tê"
+    assert to_spoken("KDL") == "ca dê e lờ"
 
 
 def test_the_digest_follows_the_content(tmp_path):
     path = tmp_path / "lexicon.tsv"
-    path.write_text("CSGT\tcảnh sát giao thông\n", "utf-8")
+    path.write_text("KDL\tkhu du lịch\n", "utf-8")
     first = load_station_lexicon(path).digest
     assert load_station_lexicon(path).digest == first
-    path.write_text("CSGT\tcảnh sát giao thông\nCSKV\tcảnh sát khu vực\n", "utf-8")
+    path.write_text("KDL\tkhu du lịch\nKCX\tkhu chế xuất\n", "utf-8")
     assert load_station_lexicon(path).digest != first
 
 
