@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The peer normalizer `make bench` compares against: its own venv, never installed with the station.
+PEER_VENV := .venv-peer
+PEER_STAMP := $(PEER_VENV)/.installed
 # Debian / Raspberry Pi OS packages the station uses at run time or in its tests.
 APT_PACKAGES := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv \
                 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd faketime zbar-tools \
@@ -41,8 +44,13 @@ run: setup
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
-bench: setup
-	$(VENV)/bin/python -m bench
+bench: setup $(PEER_STAMP)
+	$(VENV)/bin/python -m bench $(BENCH)
+
+$(PEER_STAMP): bench/peer-requirements.lock
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r bench/peer-requirements.lock
+	@touch $(PEER_STAMP)
 
 # On a Raspberry Pi, as root: a `playout` system user, the code and a venv under /opt/playout,
 # /etc/playout/schedule.yaml (kept if present), and the systemd service enabled and started.
@@ -54,4 +62,4 @@ lock:
 	uv pip compile pyproject.toml requirements-build.in --extra dev --universal --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(PEER_VENV) var .pytest_cache

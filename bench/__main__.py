@@ -423,6 +423,76 @@ def bench_api(rows: int = 100_000, rate: int = 100, seconds: float = 10.0) -> No
     shutil.rmtree(work, ignore_errors=True)
 
 
+PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
+
+
+def bench_normalize(repeats: int = 5) -> None:
+    """Issue 6: exact-match score per category on the test set, ours against vietnormalizer; throughput."""
+    from bench import normset
+    from tts.normalize import load_station_lexicon, to_spoken
+
+    print("normalize: tests/tts/data/normalize_set.tsv, words compared (bench/normset.py)")
+    load_station_lexicon(None)  # the shipped lexicon only: a station's own words are not the product
+    cases = normset.load()
+    texts = [c.text for c in cases]
+    ours = [to_spoken(t) for t in texts]
+    ours_s = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for t in texts:
+            to_spoken(t)
+        ours_s = min(ours_s, time.perf_counter() - t0)
+
+    peer, peer_s = None, None
+    if PEER_PYTHON.exists():
+        proc = subprocess.run(
+            [str(PEER_PYTHON), str(Path(__file__).with_name("peer_normalizer.py")), str(repeats)],
+            input=json.dumps(texts, ensure_ascii=False),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode == 0:
+            result = json.loads(proc.stdout)
+            peer, peer_s = result["outputs"], result["seconds"]
+        else:
+            print(f"  vietnormalizer failed: {proc.stderr.strip()[-300:]}")
+    else:
+        print("  vietnormalizer not installed (make bench installs it into .venv-peer)")
+
+    ours_score = normset.score(cases, ours)
+    peer_score = normset.score(cases, peer) if peer is not None else {}
+    print(f"  {'category':<20} {'n':>4} {'ours':>8} {'vietnormalizer':>15}")
+    ahead = True
+    for category in dict.fromkeys(c.category for c in cases):
+        right, n = ours_score[category]
+        p_right = peer_score.get(category, (None, n))[0]
+        peer_text = "-" if p_right is None else f"{100 * p_right / n:.1f} %"
+        if p_right is not None and right <= p_right:
+            ahead = False
+        print(f"  {category:<20} {n:>4} {100 * right / n:>6.1f} % {peer_text:>15}")
+    total = len(cases)
+    right = sum(r for r, _ in ours_score.values())
+    line(
+        "exact match, ours",
+        f"{right}/{total} {100 * right / total:.1f} %",
+        "target >= 97 %",
+        right / total >= 0.97,
+    )
+    if peer is not None:
+        p_right = sum(r for r, _ in peer_score.values())
+        line("exact match, vietnormalizer 0.2.3", f"{p_right}/{total} {100 * p_right / total:.1f} %")
+        line("ahead of the peer in every category", "yes" if ahead else "no", "", ahead)
+    line("throughput, ours", f"{total / ours_s:,.0f} sent/s")
+    if peer_s:
+        line("throughput, vietnormalizer", f"{total / peer_s:,.0f} sent/s", f"ratio {peer_s / ours_s:.2f}")
+    misses = [(c, o) for c, o in zip(cases, ours, strict=True) if not normset.matches(c, o)]
+    for case, spoken in misses:
+        print(f"  miss [{case.category}] line {case.line}: {case.text}")
+        print(f"       got: {spoken}\n  expected: {case.expected[0]}")
+    print()
+
+
 def main() -> None:
     # Failures are provoked on purpose here (a stalled service); their warnings are expected noise.
     logging.basicConfig(level=logging.ERROR)
@@ -433,6 +503,7 @@ def main() -> None:
         ("edge", bench_edge),
         ("daemon", bench_daemon),
         ("api", bench_api),
+        ("normalize", bench_normalize),
     ):
         if not only or name in only:
             fn()
