@@ -50,10 +50,15 @@ def station(tmp_path_factory):
         department="Công an phường",
         link="https://dichvucong.gov.vn/p/home/dvc-trang-chu.html",
     )
+    (root / "lexicon.tsv").write_text("KDL\tkhu du lịch\nOTP\tô tê 4\n", "utf-8")  # line 2: a digit
     roles = {"hoa": "operator", "duyet": "approver", "lan": "technician"}
     config = parse_config(
         {
-            "paths": {"data": str(root / "var"), "bulletins": str(root / "bulletins")},
+            "paths": {
+                "data": str(root / "var"),
+                "bulletins": str(root / "bulletins"),
+                "lexicon": str(root / "lexicon.tsv"),
+            },
             "tts": {"engines": ["espeak"]},
             "windows": [],  # the station must not air during the test, whatever the hour
             "bulletin": {"length_s": 12, "lead_in": "", "outro": "Hết."},
@@ -132,6 +137,8 @@ def test_pages_show_the_station_and_escape_office_text(station):
     oper, _ = logged_in(station, "hoa")
     home = oper.get("/").text
     assert "Rơ-le loa" in home and "Đồng hồ" in home and "Thư viện" in home and "Bị lỡ" in home
+    # the operators see what in their lexicon file the station could not use, and where
+    assert "Từ điển của trạm" in home and "1 mục" in home and "Dòng 2: bỏ qua: cách đọc của" in home
     page = oper.get("/ban-tin").text
     assert "Dịch vụ công &lt;trực tuyến&gt;" in page and "<trực tuyến>" not in page
     assert 'action="/ban-tin/tai-len"' in page and "Duyệt</button>" not in page
