@@ -737,6 +737,25 @@ def test_to_spoken_never_raises_and_has_no_digit(text):
     assert isinstance(unknown_abbreviations(text), list)
 
 
+# The rules that look around a match (dates in lists, ratios, hotlines, bracketed area codes, money rates,
+# address labels), fed their trigger words. _to_spoken has no safety net: a bug here raises.
+CONTEXTUAL = st.lists(
+    st.sampled_from([
+        *"0123456789/:().,@ -", "tỷ lệ ", "số ", "gọi ", "tổng đài ", "đường ", "đồng", "đ", "kWh", "m3",
+        "lần thứ ", "hạng ", "I", "V", "X", "và ", "chiếm ", "dân số", "lúc ", ".gov.vn", "ubnd", "phuong",
+        "(024) ", "115", "1.000", "0905",
+    ]),
+    max_size=30,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CONTEXTUAL)
+def test_the_context_rules_never_raise_nor_leave_a_digit(text):
+    spoken = normalize._to_spoken(text)
+    assert not ASCII_DIGIT.search(spoken)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=0, max_value=10**12))
 def test_number_to_words_never_raises_and_has_no_digit(n):
