@@ -155,8 +155,8 @@ class Library:
     def mark_stale(self) -> None:
         """The way words are read changed (station lexicon): read every bulletin again, in the background."""
         for bulletin in self.bulletins():
-            if bulletin.status == "ready":
-                bulletin.stale = True
+            if bulletin.status in ("ready", "rendering"):
+                bulletin.stale = True  # one being rendered now may have been read with the old lexicon
             elif bulletin.status == "failed":
                 bulletin.status, bulletin.error = "pending", None  # a new word may be what it lacked
 
