@@ -1097,12 +1097,21 @@ _TIME_BEFORE = frozenset({"lúc", "từ", "đến", "tới", "vào", "sáng", "c
 _RATIO_TOPIC = re.compile(r"(?i:tỷ lệ|tỉ lệ|tỷ số|tỉ số|tỷ xích|tỉ xích|theo tỷ|theo tỉ)")
 
 
+_SENTENCE_END = re.compile(r"[.;!?…](?=\s)")
+
+
+def _clause_start(text: str, pos: int) -> int:
+    """Where the sentence holding ``pos`` starts (a "tỷ lệ" in the sentence before says nothing)."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, pos)]
+    return ends[-1] if ends else 0
+
+
 def _ratio_repl(m: re.Match[str]) -> str:
     a, b = m.group("a"), m.group("b")
     clock = len(b) == 2 and int(b) < 60 and int(a.replace(".", "")) <= 24
     if clock and (
         _previous_word(m.string, m.start()) in _TIME_BEFORE
-        or not _RATIO_TOPIC.search(m.string, max(0, m.start() - 60), m.start())
+        or not _RATIO_TOPIC.search(m.string, _clause_start(m.string, m.start()), m.start())
     ):
         return m.group()  # "họp lúc 7:30" even in a sentence about a "tỷ lệ"
     return _num(f"{_read_number(a)} trên {_read_number(b)}")

@@ -776,6 +776,14 @@ def test_number_to_words_never_raises_and_has_no_digit(n):
         ("đạt 4:1", "đạt bốn trên một"),
         ("họp lúc 19:30", "họp lúc mười chín giờ ba mươi"),
         ("Tỷ lệ tiêm đạt 90%, họp lúc 7:30", "tỷ lệ tiêm đạt chín mươi phần trăm, họp lúc bảy giờ ba mươi"),
+        (
+            "Tỷ lệ giáo viên trên trẻ tại trường mầm non của phường hiện nay là 1:15.",
+            "tỷ lệ giáo viên trên trẻ tại trường mầm non của phường hiện nay là một trên mười lăm.",
+        ),
+        (
+            "Tỷ lệ đạt 90%. Hẹn gặp 7:30 tại nhà văn hóa.",
+            "tỷ lệ đạt chín mươi phần trăm. hẹn gặp bảy giờ ba mươi tại nhà văn hóa.",
+        ),
         # fractions and dates
         ("chiếm gần 1/10 dân số", "chiếm gần một phần mười dân số"),
         ("bằng 7/10 mức đóng", "bằng bảy phần mười mức đóng"),
