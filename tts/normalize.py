@@ -404,7 +404,7 @@ def _build_lexicon(*layers: list[_Entry]) -> _Lexicon:
         keys = sorted(alternatives, key=len, reverse=True)
         title_alt = "|".join(re.escape(t) for t in sorted(titles, key=len, reverse=True))
         body = "|".join(alternatives[k] for k in keys)
-        title_part = rf"(?P<title>{title_alt})\.(?=[ \t]*[^\W\d_])|" if titles else ""
+        title_part = rf"(?P<title>{title_alt})\.(?=[ \t]*[^\W_])|" if titles else ""
         lex.pattern = re.compile(rf"{_NB}(?:{title_part}(?P<entry>{body}){_NA})")
     return lex
 
@@ -1158,8 +1158,8 @@ def _lexicon_pass(line: str, shouting: bool) -> str:
             written = m.group("title")
             after = m.string[m.end() :].lstrip()
             spoken = lex.exact[written]
-            # "TP. Hồ Chí Minh": an abbreviation dot. "... của TP. người dân": a sentence end.
-            return _txt(spoken) + ("" if after[:1].isupper() else ".")
+            # "TP. Hồ Chí Minh", "KP. 3": an abbreviation dot. "... của TP. người dân": a sentence end.
+            return _txt(spoken) + ("" if after[:1].isupper() or after[:1].isdigit() else ".")
         written = m.group("entry")
         if shouting and written.isupper() and _is_vietnamese_word(written):
             return written  # "KHÔNG AI BỊ BỎ LẠI": the word "ai", not the abbreviation AI

@@ -41,6 +41,7 @@ def test_station_entries_add_words_and_override_the_shipped_ones(tmp_path):
     )
     assert to_spoken("Xem hoaxuan.danang.gov.vn") == "xem hòa xuân chấm đà nẵng chấm gốp chấm vê en"
     assert to_spoken("Họp tại KP. Hòa An") == "họp tại khu phố hòa an"
+    assert to_spoken("Họp tại KP. 3 lúc 19h") == "họp tại khu phố ba lúc mười chín giờ"
     # abbr entries are case-sensitive: "kdl" in lower case is not the abbreviation
     assert "du lịch" not in to_spoken("kdl")
     # the shipped lexicon is still there underneath
