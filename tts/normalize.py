@@ -1290,7 +1290,7 @@ _MONEY_RATE = re.compile(r"(?<=đồng\ue001)[ \t]*/[ \t]*(?P<per>[^\W\d_][^\W_]
 
 
 def _per_unit(word: str) -> str:
-    """The word after "đồng/": a unit is said in full ("kWh" "ki lô oát giờ"), any other word as it is."""
+    """The word after "/" in a rate: a unit is said in full ("kWh" "ki lô oát giờ"), a word as it is."""
     return _UNITS.get(word) or _PER_SPOKEN.get(word.lower()) or word
 
 
@@ -1312,7 +1312,7 @@ def _between_numbers(line: str) -> str:
     line = _RANGE.sub(f"{_NUM_CLOSE} đến {_NUM_OPEN}", line)  # "6h00 - 6h30", "1-2 lần", "2023 - 2030"
     line = _OVER.sub(f"{_NUM_CLOSE} trên {_NUM_OPEN}", line)  # "100/100"
     # "02 ngày/tuần" "hai ngày mỗi tuần", "3 phút/bản tin", "1-2 lần/ngày"
-    line = _RATE.sub(lambda m: " mỗi " + _PER_SPOKEN.get(m.group("per").lower(), m.group("per")), line)
+    line = _RATE.sub(lambda m: " mỗi " + _per_unit(m.group("per")), line)
     return _MONEY_RATE.sub(lambda m: " mỗi " + _per_unit(m.group("per")), line)
 
 

@@ -28,9 +28,9 @@ def running(make_config, tmp_path, monkeypatch):
     lexicon.write_text("KDL\tkhu du lịch\n", "utf-8")
     write_script(
         tmp_path / "bulletins" / "approved",
-        "csgt.md",
+        "kdl.md",
         "Ban quản lý KDL nhắc bà con giữ vệ sinh chung.",
-        title="An toàn giao thông",
+        title="Vệ sinh khu du lịch",
     )
     config = make_config(
         bulletin={"length_s": 12, "lead_in": "{title}", "outro": "Hết tin."}, paths={"lexicon": str(lexicon)}
