@@ -24,7 +24,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import soundfile as sf
@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 #: A wall-clock jump larger than this (against the monotonic clock) is a clock step.
 CLOCK_STEP_S = 5.0
 TICK_S = 0.5
+#: A play on air longer than its slot by this much is stuck (a hung audio device): the watchdog stops.
+STUCK_MARGIN_S = 30.0
 EMERGENCY_WINDOW = "khẩn cấp"
 
 
@@ -63,6 +65,7 @@ class NowPlaying:
     row: int
     stop: threading.Event
     reason: str = ""
+    since: float = field(default_factory=time.monotonic)
 
 
 def clock_synchronised() -> bool | None:
@@ -105,7 +108,11 @@ class Station:
         self.stopping = threading.Event()
         self._air_lock = threading.Lock()
         self._now: NowPlaying | None = None
+        # One-off threads (catch-up, play now, emergencies): joined at stop, never a health criterion.
         self._threads: list[threading.Thread] = []
+        # Long-lived workers whose death is a problem the watchdog reports.
+        self._workers: dict[str, threading.Thread] = {}
+        self._api_thread: threading.Thread | None = None
         self.started_at: dt.datetime | None = None
         self.clock_synced: bool | None = None
         self.last_error: str | None = None
@@ -152,8 +159,8 @@ class Station:
         self._plan_jobs()
         if self.serve_api:
             self._start_api()  # before the worker threads: it finishes its own imports while starting
-        self._spawn("library", self._library_loop)
-        self._spawn("inbox", self._inbox_loop)
+        self._workers["library"] = self._spawn("library", self._library_loop)
+        self._workers["inbox"] = self._spawn("inbox", self._inbox_loop)
         self.scheduler.start()
         self.started_at = self.now()
         self.catch_up()
@@ -232,13 +239,47 @@ class Station:
                 if self._lexicon_file_stamp() != self._lexicon_stamp:
                     self.load_lexicon()
 
-    def healthy(self) -> bool:
-        """Pinged to systemd's watchdog only while the scheduler and the background work are alive."""
+    def problems(self) -> list[dict]:
+        """What is wrong right now, each with a stable code and an operator's message (Vietnamese).
+
+        ``vital`` problems are the ones a restart cures: a long-lived part (scheduler, library worker,
+        inbox watcher) died, or the on-air path is stuck past the longest a play may take.  Only those stop
+        the systemd watchdog; the others (a dead API, say) are shown but the station keeps its watch, since
+        killing it mid-window would cost a bulletin.  One-off threads (a catch-up, play now, an emergency)
+        ending is normal and never a problem: that mistake had systemd kill the station after every play.
+        """
+        out: list[dict] = []
+
+        def add(code: str, message: str, vital: bool) -> None:
+            out.append({"code": code, "message": message, "vital": vital})
+
         sched = getattr(self, "scheduler", None)
         thread = getattr(sched, "_thread", None)
-        return bool(sched and sched.running and thread is not None and thread.is_alive()) and all(
-            t.is_alive() for t in self._threads
-        )
+        if sched is not None and not (sched.running and thread is not None and thread.is_alive()):
+            add("SCHEDULER_DEAD", "Bộ lập lịch đã dừng: các khung giờ sẽ không được phát", True)
+        for name, label in (("library", "Luồng dựng bản tin"), ("inbox", "Luồng theo dõi thư mục inbox")):
+            worker = self._workers.get(name)
+            if worker is not None and not worker.is_alive() and not self.stopping.is_set():
+                add(f"{name.upper()}_WORKER_DEAD", f"{label} đã dừng", True)
+        current = self._now
+        if current is not None:
+            on_for = time.monotonic() - current.since
+            limit = self.slot_length_s(current.bulletin) + STUCK_MARGIN_S
+            if on_for > limit:
+                add(
+                    "ON_AIR_STUCK",
+                    f"Bản tin đang phát đã quá {on_for:.0f} giây (tối đa {limit:.0f} giây): đường phát bị treo",
+                    True,
+                )
+        api = self.api_server
+        if api is not None and self._api_thread is not None and not self._api_thread.is_alive():
+            if not self.stopping.is_set():
+                add("API_DOWN", "Máy chủ web/API đã dừng; trạm vẫn phát theo lịch", False)
+        return out
+
+    def healthy(self) -> bool:
+        """Pinged to systemd's watchdog only while the long-lived parts are alive and not stuck."""
+        return not any(p["vital"] for p in self.problems())
 
     def clock_stepped(self, step_s: float) -> None:
         logger.warning("system clock stepped by %+.1f s: re-planning the schedule", step_s)
@@ -547,7 +588,7 @@ class Station:
 
     def _spawn(self, name: str, target) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive() or t.name == "library"]
+        self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
         thread.start()
         return thread
@@ -557,7 +598,7 @@ class Station:
             self._spawn(name, target)
 
     def _join_threads(self) -> None:
-        for t in list(self._threads):
+        for t in [*self._threads, *self._workers.values()]:
             t.join(timeout=5)
 
     # -- config reload -------------------------------------------------------------------------------------
@@ -654,8 +695,11 @@ class Station:
         current = self._now
         usage = shutil.disk_usage(self.config.paths.data)
         last = self.log.last() if hasattr(self, "log") else None
+        problems = self.problems()
         return {
-            "status": "ok" if self.healthy() else "degraded",
+            # Degraded always says why: every problem, vital (the watchdog stops) or not.
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
             "version": __version__,
             "time": self.now().isoformat(timespec="seconds"),
             "started_at": self.started_at.isoformat(timespec="seconds") if self.started_at else None,
@@ -705,6 +749,7 @@ class Station:
         )
         self.api_server = uvicorn.Server(config)
         thread = threading.Thread(target=self.api_server.run, name="api", daemon=True)
+        self._api_thread = thread
         thread.start()
         deadline = time.monotonic() + 10
         pause = (

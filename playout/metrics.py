@@ -53,9 +53,18 @@ class StationCollector:
             g = GaugeMetricFamily("playout_next_slot_timestamp_seconds", "When the next window starts")
             g.add_metric([], nxt[1].timestamp())
             yield g
-        healthy = GaugeMetricFamily("playout_healthy", "1 while the scheduler and background work are alive")
-        healthy.add_metric([], 1.0 if st.healthy() else 0.0)
+        problems = st.problems()
+        healthy = GaugeMetricFamily(
+            "playout_healthy", "1 while the long-lived parts are alive and the on-air path is not stuck"
+        )
+        healthy.add_metric([], 0.0 if any(p["vital"] for p in problems) else 1.0)
         yield healthy
+        problem = GaugeMetricFamily(
+            "playout_problem", "1 for each problem the station reports (health: problems)", labels=["code"]
+        )
+        for p in problems:
+            problem.add_metric([p["code"]], 1.0)
+        yield problem
 
 
 def registry_for(station: Station) -> CollectorRegistry:
