@@ -17,6 +17,8 @@ the monotonic clock every second; on a step it re-plans the jobs from the new ti
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import logging
 import os
 import shutil
@@ -40,6 +42,7 @@ from playout.api import create_app
 from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot
 from playout.audio_out import Player, open_player
+from playout.clock import UNTRUSTED_REASON, StationClock
 from playout.config import StationConfig, Window, load_config
 from playout.errors import ConfigError, PlayoutError
 from playout.intake import MAX_SCRIPT_BYTES, is_script_file
@@ -53,6 +56,9 @@ logger = logging.getLogger(__name__)
 #: A wall-clock jump larger than this (against the monotonic clock) is a clock step.
 CLOCK_STEP_S = 5.0
 TICK_S = 0.5
+NOTHING_READY = "chưa có bản tin nào đã duyệt và sẵn sàng phát"
+#: How often a slot that waits (for a trusted clock, for its audio) looks again.
+SLOT_WAIT_S = 2.0
 #: A play on air longer than its slot by this much is stuck (a hung audio device): the watchdog stops.
 STUCK_MARGIN_S = 30.0
 EMERGENCY_WINDOW = "khẩn cấp"
@@ -66,27 +72,6 @@ class NowPlaying:
     stop: threading.Event
     reason: str = ""
     since: float = field(default_factory=time.monotonic)
-
-
-def clock_synchronised() -> bool | None:
-    """Whether NTP has set the clock: True, False, or None when this machine cannot tell."""
-    marker = Path(os.environ.get("PLAYOUT_CLOCK_SYNC_FILE", "/run/systemd/timesync/synchronized"))
-    if marker.exists():
-        return True
-    if shutil.which("timedatectl"):
-        try:
-            out = subprocess.run(
-                ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-                capture_output=True,
-                text=True,
-                timeout=3,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if out.returncode == 0 and out.stdout.strip() in ("yes", "no"):
-            return out.stdout.strip() == "yes"
-    return None
 
 
 class Station:
@@ -107,6 +92,8 @@ class Station:
         self.serve_api = serve_api
         self.stopping = threading.Event()
         self._air_lock = threading.Lock()
+        self._windows_lock = threading.Lock()
+        self._windows_busy: set[tuple[str, dt.date]] = set()
         self._now: NowPlaying | None = None
         # One-off threads (catch-up, play now, emergencies): joined at stop, never a health criterion.
         self._threads: list[threading.Thread] = []
@@ -114,7 +101,7 @@ class Station:
         self._workers: dict[str, threading.Thread] = {}
         self._api_thread: threading.Thread | None = None
         self.started_at: dt.datetime | None = None
-        self.clock_synced: bool | None = None
+        self.clock: StationClock | None = None
         self.last_error: str | None = None
         self._config_mtime = self._mtime()
         self._lexicon_stamp: tuple | None = None
@@ -125,6 +112,23 @@ class Station:
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(self.tz)
+
+    @property
+    def clock_synced(self) -> bool | None:
+        """True on a trusted clock (NTP, RTC or confirmed), False when untrusted, None when unknown."""
+        if self.clock is None:
+            return None
+        state = self.clock.check().state
+        return None if state == "unknown" else state != "unsynchronized"
+
+    def clock_trusted(self) -> bool:
+        return self.clock is None or self.clock.check().trusted
+
+    def confirm_clock(self, who: str) -> dict:
+        """A technician vouches for the time shown (web page): scheduled slots air again until reboot."""
+        state = self.clock.confirm(who)
+        self.approvals.record_action(who, "confirm_clock", "-", None, self.now().isoformat(timespec="seconds"))
+        return state.to_dict()
 
     # -- start and stop ------------------------------------------------------------------------------------
 
@@ -145,11 +149,14 @@ class Station:
         self.approvals = ApprovalStore(cfg.paths.data / "playout.db", cfg.paths.data / "scripts", self.tz)
         self.library = Library(cfg, self.renderer, self.approvals)
         self.library.scan()
-        self.clock_synced = clock_synchronised()
-        if self.clock_synced is False:
-            logger.warning("the system clock is not synchronised (NTP): slots may air at the wrong time")
-        elif self.clock_synced is None:
-            logger.warning("cannot tell whether the system clock is synchronised")
+        self.clock = StationClock(cfg.paths.data, self.tz)
+        state = self.clock.check(fresh=True)
+        if state.state == "unsynchronized":
+            logger.warning("the system clock is not synchronised: scheduled slots wait until it is trusted")
+        elif state.state == "unknown":
+            logger.warning("cannot tell whether the system clock is synchronised: trusting it")
+        else:
+            logger.info("clock: %s", state.state)
         self.scheduler = BackgroundScheduler(
             timezone=self.tz,
             job_defaults={"coalesce": True, "max_instances": 1},
@@ -271,6 +278,10 @@ class Station:
                     f"Bản tin đang phát đã quá {on_for:.0f} giây (tối đa {limit:.0f} giây): đường phát bị treo",
                     True,
                 )
+        if self.clock is not None:
+            clock = self.clock.check()
+            if not clock.trusted:
+                add("CLOCK_UNTRUSTED", clock.message, False)
         api = self.api_server
         if api is not None and self._api_thread is not None and not self._api_thread.is_alive():
             if not self.stopping.is_set():
@@ -283,7 +294,8 @@ class Station:
 
     def clock_stepped(self, step_s: float) -> None:
         logger.warning("system clock stepped by %+.1f s: re-planning the schedule", step_s)
-        self.clock_synced = clock_synchronised()
+        if self.clock is not None:
+            self.clock.check(fresh=True)
         self._plan_jobs()
         self.catch_up()
 
@@ -354,7 +366,25 @@ class Station:
                     self.log.record(slot, "missed", error="trạm không hoạt động trong khung giờ này")
 
     def air_window(self, window: Window, start: dt.datetime) -> None:
-        """Air the window's plays, each only if it can still end before the window closes."""
+        """Air the window's plays, each only if it can still end before the window closes.
+
+        One thread per window and day (the cron job, a catch-up or a finished render may all ask).  A slot
+        whose bulletin is still being rendered, or that finds the clock untrusted, waits while the window
+        still has room for it, and is logged ``missed`` with the reason once it has not.
+        """
+        day = start.date()
+        busy = (window.name, day)
+        with self._windows_lock:
+            if busy in self._windows_busy:
+                return
+            self._windows_busy.add(busy)
+        try:
+            self._air_window(window, start)
+        finally:
+            with self._windows_lock:
+                self._windows_busy.discard(busy)
+
+    def _air_window(self, window: Window, start: dt.datetime) -> None:
         day = start.date()
         end = dt.datetime.combine(day, window.end, tzinfo=self.tz)
         if day in set(self.config.blackout_dates):
@@ -365,55 +395,141 @@ class Station:
             return
         aired: set[str] = set()
         for i in range(window.plays):
+            slot = Slot(window.name, start, i)
+            bulletin = self._air_slot(slot, end, day, aired)
+            if bulletin is not None:
+                aired.add(bulletin.id)
             if self.stopping.is_set():
                 return
-            slot = Slot(window.name, start, i)
+
+    def _air_slot(self, slot: Slot, end: dt.datetime, day: dt.date, aired: set[str]) -> Bulletin | None:
+        """Wait until the slot can air (trusted clock, audio ready), air it, or log why it did not."""
+        said: set[str] = set()
+        refused: set[str] = set()  # bulletins whose audio failed its check before keying
+        nothing_ready = False
+
+        def wait(reason: str) -> None:
+            if reason not in said:
+                said.add(reason)
+                logger.info("slot %s waits: %s", slot.key, reason)
+            self.stopping.wait(SLOT_WAIT_S)
+
+        while not self.stopping.is_set():
             if self.log.has_slot(slot.key):
-                continue
+                return None
+            trusted = self.clock_trusted()
             if self.now() + dt.timedelta(seconds=self.slot_length_s()) > end:
-                self.log.record(slot, "missed", error="không còn đủ thời gian trong khung giờ")
+                if not trusted:
+                    self.log.record(slot, "missed", error=UNTRUSTED_REASON)
+                elif nothing_ready:
+                    self.log.record(slot, "skipped", error=NOTHING_READY)
+                else:
+                    self.log.record(slot, "missed", error="không còn đủ thời gian trong khung giờ")
+                return None
+            if not trusted:
+                wait("the clock is not trusted yet")
                 continue
-            bulletin = self.library.pick(day, self.log.play_counts(), aired)
+            bulletin = self.library.pick(day, self.log.play_counts(), aired | refused)
+            if bulletin is not None and bulletin.id in refused:
+                bulletin = None  # only bulletins whose audio failed its check are left
+            nothing_ready = bulletin is None
             if bulletin is None:
-                if self.library.rendering() and self.now() + dt.timedelta(seconds=self.slot_length_s()) < end:
-                    # Just started, or just approved: audio is on its way.  Leave the slot unclaimed; the
-                    # library thread catches up when its renders are done, while the window has room.
-                    logger.info("slot %s waits for bulletins still being rendered", slot.key)
-                    return
-                self.log.record(slot, "skipped", error="chưa có bản tin nào đã duyệt và sẵn sàng phát")
+                # Audio may be on its way (the station just started, a script was approved at 06:01) or
+                # an approval may still come: the slot stays open while the window has room for it.
+                wait("bulletins are still being rendered" if self.library.rendering() else "no bulletin ready")
                 continue
             with self._air_lock:  # an emergency may be on air: wait for it, then check the clock again
                 if self.now() + dt.timedelta(seconds=self.slot_length_s(bulletin)) > end:
                     self.log.record(
                         slot, "missed", error="không còn đủ thời gian trong khung giờ", bulletin=bulletin
                     )
-                    continue
-                self._air_locked(bulletin, slot)
-            aired.add(bulletin.id)
+                    return None
+                outcome = self._air_locked(bulletin, slot, ends_by=end)
+            if outcome == "unverified":
+                refused.add(bulletin.id)  # air the next ready bulletin; this one is rendered again
+                continue
+            return bulletin
+        return None
 
     # -- the on-air sequence -------------------------------------------------------------------------------
 
     def air(self, bulletin: Bulletin, slot: Slot, key: str | None = None) -> str:
         with self._air_lock:
-            return self._air_locked(bulletin, slot, key)
+            outcome = self._air_locked(bulletin, slot, key)
+        if outcome == "unverified" and key and key.startswith("manual/"):
+            # A technician pressed "play now": say on the log why nothing aired.  (An emergency stays
+            # unclaimed instead, and airs as soon as its audio is rendered again.)
+            row = self.log.start(slot, bulletin, key)
+            if row is not None:
+                self.log.finish(row, "failed", error="tệp âm thanh không khớp với bản đã dựng; đang dựng lại")
+        return outcome
 
-    def _air_locked(self, bulletin: Bulletin, slot: Slot, key: str | None = None) -> str:
-        """Key → pre-roll → play → tail → unkey.  The one place the relay is keyed; released in finally."""
+    def _verified_audio(self, bulletin: Bulletin):
+        """The bulletin's samples, if the cached file is the one the library rendered; else None.
+
+        Checked before the slot is claimed and before the relay is keyed: a file deleted, truncated or
+        replaced behind the station's back must not key the amplifier for silence or for someone else's
+        audio (a 60 s tone once aired 31 s past the window's end, logged with the old hash).
+        """
+        path = bulletin.audio_path
+        want_sha = bulletin.summary.get("audio_sha256")
+        try:
+            data = path.read_bytes() if path is not None else None
+        except OSError as exc:
+            data, why = None, f"unreadable ({exc.strerror or exc})"
+        else:
+            why = "missing" if data is None else ""
+        if data is not None and want_sha and hashlib.sha256(data).hexdigest() != want_sha:
+            data, why = None, "changed since it was rendered (hash differs)"
+        samples = rate = None
+        if data is not None:
+            try:
+                samples, rate = sf.read(io.BytesIO(data), dtype="int16")
+            except (RuntimeError, TypeError, ValueError) as exc:
+                why = f"not a readable WAV ({exc})"
+            else:
+                expected = round(bulletin.duration_s * rate) if bulletin.duration_s else len(samples)
+                if len(samples) != expected:
+                    why, samples = f"{len(samples)} frames, expected {expected}", None
+        if samples is None:
+            logger.error(
+                "audio of %s (%s) %s: not airing it; rendering it again", bulletin.title, path, why
+            )
+            bulletin.status, bulletin.audio_path, bulletin.summary = "pending", None, {}
+            self.wake_library()
+            return None
+        return samples, rate
+
+    def _air_locked(
+        self, bulletin: Bulletin, slot: Slot, key: str | None = None, ends_by: dt.datetime | None = None
+    ) -> str:
+        """Key → pre-roll → play → tail → unkey.  The one place the relay is keyed; released in finally.
+
+        ``ends_by``: the window's end.  Whatever the file, the play is cut there, so nothing airs past it.
+        """
         if self.stopping.is_set():
             return "stopping"
+        if self.log.has_slot(key or slot.key):
+            return "duplicate"
+        audio = self._verified_audio(bulletin)
+        if audio is None:
+            return "unverified"
+        samples, rate = audio
         row = self.log.start(slot, bulletin, key)
         if row is None:
             return "duplicate"  # this slot already has a row: it aired, failed or was logged before
-        try:
-            samples, rate = sf.read(bulletin.audio_path, dtype="int16")
-        except (OSError, RuntimeError, TypeError) as exc:
-            # Checked before keying: a damaged file must not key the amplifier for silence.
-            self.log.finish(row, "failed", error=f"không đọc được tệp âm thanh: {exc}")
-            bulletin.status = "pending"  # render it again
-            return "failed"
         r = self.config.relay
         stop = threading.Event()
-        self._now = NowPlaying(bulletin, slot, row, stop)
+        self._now = current = NowPlaying(bulletin, slot, row, stop)
+        cut = None
+        if ends_by is not None:
+            # The last line of defence for "never past the window": whatever slipped through, stop there.
+            cut = threading.Timer(
+                max(0.0, (ends_by - self.now()).total_seconds()),
+                lambda: self._cut(current, "hết khung giờ phát"),
+            )
+            cut.daemon = True
+            cut.start()
         status, error = "failed", None
         logger.info("on air: %s (%s) for slot %s", bulletin.title, bulletin.id[:12], slot.key)
         notify.notify(f"STATUS=on air: {bulletin.title}")
@@ -446,11 +562,17 @@ class Station:
             logger.exception("airing %s failed", bulletin.title)
         finally:
             off_at = self.relay.off()
+            if cut is not None:
+                cut.cancel()
             self.log.finish(row, status, relay_off_at=off_at.astimezone(self.tz), error=error)
             self._now = None
             notify.notify(f"STATUS=on duty; next slot {self.next_slot_text()}")
         logger.info("slot %s: %s", slot.key, status)
         return status
+
+    def _cut(self, playing: NowPlaying, reason: str) -> None:
+        if self._now is playing:
+            self.stop_playback(reason)
 
     def stop_playback(self, reason: str) -> bool:
         current = self._now
@@ -464,7 +586,8 @@ class Station:
     def play_now(self, bulletin: Bulletin, who: str) -> str:
         """Air a bulletin at once, outside the windows (an admin's action, in the audit trail)."""
         at = self.now()
-        key = f"manual/{at:%Y-%m-%dT%H:%M:%S}/{bulletin.id[:12]}"
+        # Milliseconds: a second press within the same second (after a failed first try) is its own play.
+        key = f"manual/{at.isoformat(timespec='milliseconds')[:23]}/{bulletin.id[:12]}"
         logger.warning("play now requested by %s: %s", who, bulletin.title)
         self.approvals.record_action(who, "play_now", bulletin.id, bulletin.script.name)
         self._spawn(key, lambda: self.air(bulletin, Slot("phát ngay", at), key))
@@ -704,6 +827,7 @@ class Station:
             "time": self.now().isoformat(timespec="seconds"),
             "started_at": self.started_at.isoformat(timespec="seconds") if self.started_at else None,
             "clock_synchronized": self.clock_synced,
+            "clock": self.clock.check().to_dict() if self.clock else None,
             "relay": {
                 "on": self.relay.is_on,
                 "pin": self.config.relay.pin,

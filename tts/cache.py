@@ -49,6 +49,18 @@ class RenderCache:
         if info.frames != summary.get("frames") or info.samplerate != summary.get("sample_rate"):
             logger.warning("render cache entry %s does not match its summary; rendering again", key[:12])
             return None
+        # Same length is not same audio: a file replaced behind the station's back must not air as this
+        # bulletin.  Hashing a 3-minute WAV costs ~15 ms, paid once per render request.
+        want = summary.get("audio_sha256")
+        if want:
+            try:
+                digest = hashlib.sha256(wav.read_bytes()).hexdigest()
+            except OSError as exc:
+                logger.warning("render cache entry %s is unreadable (%s); rendering again", key[:12], exc)
+                return None
+            if digest != want:
+                logger.warning("render cache entry %s was changed after rendering; rendering again", key[:12])
+                return None
         return wav, summary
 
     def put(self, key: str, wav_bytes: bytes, summary: dict) -> Path:

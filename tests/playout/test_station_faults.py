@@ -1,0 +1,247 @@
+"""Faults a station left alone meets: an untrusted clock, cached audio changed behind its back, a slot
+that opens before its audio is ready.  In-process Station: mock relay pins, real SQLite, real espeak-ng
+renders, audio discarded in real time; windows are placed around the current time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from playout.audio_out import NullPlayer
+from playout.clock import UNTRUSTED_REASON
+from playout.daemon import Station
+from tests.station import TZ, write_script
+
+ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def window(name: str, start: dt.datetime, end: dt.datetime) -> dict:
+    return {"name": name, "start": start.strftime("%H:%M:%S"), "end": end.strftime("%H:%M:%S"), "days": ALL_DAYS}
+
+
+@pytest.fixture(autouse=True)
+def _not_near_midnight():
+    if dt.datetime.now(TZ).time() > dt.time(23, 57):
+        pytest.skip("windows around now would cross midnight")
+
+
+@pytest.fixture
+def timedatectl(tmp_path, monkeypatch):
+    """A `timedatectl` on PATH whose NTPSynchronized answer the test sets (as systemd's would say)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    answer = tmp_path / "ntp-answer"
+    answer.write_text("no")
+    tool = bin_dir / "timedatectl"
+    tool.write_text(f"#!/bin/sh\ncat {answer}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PLAYOUT_CLOCK_SYNC_FILE", str(tmp_path / "no-such-marker"))
+    monkeypatch.setenv("PLAYOUT_RTC_HCTOSYS", str(tmp_path / "no-rtc"))
+    monkeypatch.setattr("playout.clock.CHECK_EVERY_S", 0.2)
+    return answer
+
+
+@pytest.fixture
+def base(make_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    monkeypatch.setattr("playout.daemon.SLOT_WAIT_S", 0.2)
+
+    def make(windows=(), **extra):
+        return make_config(
+            bulletin={"length_s": 11, "lead_in": "", "outro": ""},
+            relay={"pre_roll_s": 0.1, "tail_s": 0.1},
+            windows=list(windows),
+            **extra,
+        )
+
+    return make
+
+
+def approved(tmp_path: Path, name: str, text: str, **meta) -> Path:
+    return write_script(tmp_path / "bulletins" / "approved", name, text, **meta)
+
+
+def started(config) -> Station:
+    station = Station(config, player=NullPlayer(), serve_api=False)
+    station.start()
+    return station
+
+
+def rows_when(station, predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = station.log.plays()
+        if predicate(rows):
+            return rows
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}: {station.log.plays()}")
+
+
+def relay_ons(station) -> list:
+    return [at for at, on in station.relay.history if on]
+
+
+def test_an_untrusted_clock_keeps_scheduled_slots_off_air(tmp_path, base, timedatectl):
+    approved(tmp_path, "tin.md", "Bà con chú ý lịch tiêm chủng. Xin cảm ơn.", title="Tiêm chủng")
+    now = dt.datetime.now(TZ)
+    station = started(base([window("thử", now - dt.timedelta(seconds=1), now + dt.timedelta(seconds=16))]))
+    try:
+        health = station.health()
+        assert health["clock"]["state"] == "unsynchronized" and health["clock"]["trusted"] is False
+        assert health["clock_synchronized"] is False
+        assert "CLOCK_UNTRUSTED" in [p["code"] for p in health["problems"]]
+        rows = rows_when(station, lambda rows: rows, 20, "the slot's row")
+        assert [(r["status"], r["error"]) for r in rows] == [("missed", UNTRUSTED_REASON)]
+        assert relay_ons(station) == []
+    finally:
+        station.close()
+
+
+def test_a_confirmed_time_lets_the_waiting_slot_air(tmp_path, base, timedatectl):
+    approved(tmp_path, "tin.md", "Bà con chú ý lịch tiêm chủng. Xin cảm ơn.", title="Tiêm chủng")
+    now = dt.datetime.now(TZ)
+    station = started(base([window("thử", now - dt.timedelta(seconds=1), now + dt.timedelta(seconds=40))]))
+    try:
+        time.sleep(2)
+        assert station.log.plays() == [] and relay_ons(station) == []  # waiting, not logged, not aired
+        clock = station.confirm_clock("lan")
+        assert clock["state"] == "confirmed" and clock["confirmed_by"] == "lan"
+        rows = rows_when(station, lambda rows: rows and rows[0]["status"] == "played", 30, "the play")
+        assert len(rows) == 1 and len(relay_ons(station)) == 1
+        assert ("confirm_clock", "lan") in {(a["action"], a["who"]) for a in station.approvals.audit(10)}
+    finally:
+        station.close()
+    # A confirmation holds for this boot only: it names the boot it was made in.
+    assert (tmp_path / "var" / "clock-confirmed.json").exists()
+
+
+def test_an_rtc_that_set_the_clock_at_boot_is_trusted(tmp_path, timedatectl, monkeypatch):
+    from playout.clock import StationClock
+
+    hctosys = tmp_path / "hctosys"
+    hctosys.write_text("1\n")
+    monkeypatch.setenv("PLAYOUT_RTC_HCTOSYS", str(hctosys))
+    assert StationClock(tmp_path).check().state == "rtc"
+    hctosys.write_text("0\n")
+    assert StationClock(tmp_path).check().state == "unsynchronized"
+    timedatectl.write_text("yes")
+    assert StationClock(tmp_path).check().state == "synchronized"
+
+
+def test_emergencies_air_on_an_untrusted_clock(tmp_path, base, timedatectl):
+    approved(
+        tmp_path, "lu.md", "Thông báo khẩn cấp. Bà con tránh xa khu vực ngập.", title="Khẩn", priority="emergency"
+    )
+    station = started(base())
+    try:
+        deadline = time.monotonic() + 30
+        while not station.library.ready() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        station._check_emergencies()  # the main loop's job, every tick
+        rows = rows_when(station, lambda rows: rows and rows[0]["status"] == "played", 30, "the emergency")
+        assert rows[0]["window"] == "khẩn cấp"
+    finally:
+        station.close()
+
+
+def _wait_ready(station, n, timeout=30):
+    deadline = time.monotonic() + timeout
+    while len(station.library.ready()) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(station.library.ready()) == n
+
+
+def test_a_replaced_cached_wav_never_airs(tmp_path, base):
+    """A 60 s tone put in place of a bulletin's cached WAV once aired 31 s past the window's end, logged
+    with the old hash.  Now the file is checked before keying: the next ready bulletin airs instead,
+    and the damaged one is rendered again."""
+    approved(tmp_path, "a.md", "Bản tin thứ nhất về vệ sinh môi trường.", title="Thứ nhất")
+    station = started(base())
+    try:
+        _wait_ready(station, 1)
+        approved(tmp_path, "b.md", "Bản tin thứ hai về phòng cháy chữa cháy.", title="Thứ hai")
+        station.wake_library()
+        _wait_ready(station, 2)
+        first = min(station.library.ready(), key=lambda b: b.approved_at)
+        good_sha = first.summary["audio_sha256"]
+        rate = first.summary["sample_rate"]
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(60 * rate) / rate) * 32767).astype(np.int16)
+        sf.write(first.audio_path, tone, rate, subtype="PCM_16")
+
+        now = dt.datetime.now(TZ)
+        station.config.windows = []  # placed by hand below
+        from playout.config import Window
+
+        w = Window(name="thử", start=(now - dt.timedelta(seconds=1)).time(), end=(now + dt.timedelta(seconds=30)).time())
+        station.air_window(w, dt.datetime.combine(now.date(), w.start, tzinfo=TZ))
+        (row,) = station.log.plays()
+        assert row["status"] == "played" and row["title"] == "Thứ hai"
+        played = next(b for b in station.library.bulletins() if b.id == row["bulletin_id"])
+        assert row["audio_sha256"] == played.summary["audio_sha256"]
+        # The replaced one is rendered again from its script, to the very same audio as before.
+        deadline = time.monotonic() + 30
+        while not (first.status == "ready" and first.audio_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert first.summary["audio_sha256"] == good_sha
+        info = sf.info(str(first.audio_path))
+        assert info.frames == round(first.duration_s * info.samplerate)
+    finally:
+        station.close()
+
+
+def test_a_deleted_cached_wav_is_rendered_again_for_play_now(tmp_path, base):
+    approved(tmp_path, "a.md", "Bản tin về vệ sinh môi trường.", title="Vệ sinh")
+    station = started(base())
+    try:
+        _wait_ready(station, 1)
+        (b,) = station.library.ready()
+        b.audio_path.unlink()
+        key = station.play_now(b, "lan")
+        rows = rows_when(station, lambda rows: rows, 10, "play now's row")
+        assert rows[0]["slot_key"] == key and rows[0]["status"] == "failed"
+        assert "dựng lại" in rows[0]["error"] and relay_ons(station) == []
+        _wait_ready(station, 1)
+        key = station.play_now(station.library.ready()[0], "lan")
+        rows_when(station, lambda rows: any(r["slot_key"] == key and r["status"] == "played" for r in rows), 30, "replay")
+    finally:
+        station.close()
+
+
+def test_no_play_runs_past_the_window_end(tmp_path, base):
+    approved(tmp_path, "a.md", "Bản tin về vệ sinh môi trường.", title="Vệ sinh")
+    station = started(base())
+    try:
+        _wait_ready(station, 1)
+        (b,) = station.library.ready()
+        from playout.asrun import Slot
+
+        ends = dt.datetime.now(TZ) + dt.timedelta(seconds=2)
+        with station._air_lock:
+            outcome = station._air_locked(b, Slot("thử", dt.datetime.now(TZ)), ends_by=ends)
+        assert outcome == "interrupted"
+        (row,) = station.log.plays()
+        off = dt.datetime.fromisoformat(row["relay_off_at"])
+        assert row["error"] == "hết khung giờ phát" and off <= ends + dt.timedelta(seconds=0.5)
+    finally:
+        station.close()
+
+
+def test_a_slot_waits_for_a_script_approved_inside_the_window(tmp_path, base):
+    """Approved at 06:01 for a window that opened at 06:00: it airs, it is not `skipped` at once."""
+    now = dt.datetime.now(TZ)
+    station = started(base([window("thử", now - dt.timedelta(seconds=1), now + dt.timedelta(seconds=40))]))
+    try:
+        time.sleep(1.5)
+        assert station.log.plays() == []
+        approved(tmp_path, "muon.md", "Bản tin được duyệt muộn. Xin cảm ơn.", title="Muộn")
+        station.wake_library()
+        rows = rows_when(station, lambda rows: rows and rows[0]["status"] == "played", 30, "the late bulletin")
+        assert rows[0]["title"] == "Muộn"
+    finally:
+        station.close()
