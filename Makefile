@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed
 # The peer normalizer `make bench` compares against: its own venv, never installed with the station.
 PEER_VENV := .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed
-# Debian / Raspberry Pi OS packages the station uses at run time or in its tests.
+# Debian / Raspberry Pi OS packages the station uses at run time or in its tests
+# (systemd-container: systemd-nspawn, which boots real systemd to run the shipped unit in tests).
 APT_PACKAGES := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv \
                 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd faketime zbar-tools \
-                chromium
+                chromium systemd-container
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages run test bench install lock clean
