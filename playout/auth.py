@@ -339,6 +339,16 @@ class Authenticator:
         # Unknown names still cost one scrypt, so timing does not reveal which accounts exist.
         self._dummy_hash = hash_password(secrets.token_urlsafe(12))
 
+    def reload(self, settings: AuthSettings) -> None:
+        """Put edited accounts and tokens in force at once (schedule.yaml reloaded).
+
+        A token removed from the file stops working with the next request; a session whose account was
+        removed, or whose password changed, is refused (cookies carry a tag of the password hash).
+        """
+        with self._lock:
+            self.settings = settings
+            self._accounts = {a.name: a for a in settings.accounts}
+
     # -- login -------------------------------------------------------------------------------------
 
     def login(self, name: str, password: str, client_ip: str) -> Session | None:

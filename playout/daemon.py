@@ -56,6 +56,10 @@ logger = logging.getLogger(__name__)
 #: A wall-clock jump larger than this (against the monotonic clock) is a clock step.
 CLOCK_STEP_S = 5.0
 TICK_S = 0.5
+#: Settings read once at start (the relay pin, the sound card, the API socket, where data lives).
+RESTART_SECTIONS = ("relay", "audio", "api", "paths")
+#: ... except these, which the daemon reads each time it needs them.
+APPLIED_AT_ONCE = {"paths.lexicon", "relay.pre_roll_s", "relay.tail_s"}
 NOTHING_READY = "chưa có bản tin nào đã duyệt và sẵn sàng phát"
 #: How often a slot that waits (for a trusted clock, for its audio) looks again.
 SLOT_WAIT_S = 2.0
@@ -107,6 +111,9 @@ class Station:
         self._lexicon_stamp: tuple | None = None
         self.lexicon: StationLexicon | None = None
         self.api_server = None
+        self.api_app = None
+        #: What the last schedule.yaml reload did: applied sections, settings needing a restart, errors.
+        self.reload_state: dict = {"at": None, "changed": [], "restart_needed": [], "error": None}
         self._reload_requested = threading.Event()
         self._library_wake = threading.Event()
 
@@ -733,7 +740,13 @@ class Station:
             return None
 
     def reload_config(self) -> bool:
-        """Apply an edited schedule.yaml; a broken one is reported and the last good config keeps running."""
+        """Apply an edited schedule.yaml; a broken one is reported and the last good config keeps running.
+
+        Every setting either applies at once or is named as needing a restart (log and health say which):
+        accounts and tokens at once (a revoked token fails its next request); windows, blackout dates,
+        reports, QR and daemon settings at the next decision; bulletin and TTS settings re-render every
+        bulletin in the background, the audio already made airing until its new version is ready.
+        """
         self._config_mtime = self._mtime()
         if self.config_path is None:
             return False
@@ -741,15 +754,46 @@ class Station:
             new = load_config(self.config_path)
         except ConfigError as exc:
             self.last_error = exc.message
+            self.reload_state = {**self.reload_state, "error": exc.message}
             logger.error("schedule.yaml not applied, the last good settings stay in force:\n%s", exc.message)
             return False
-        old_lexicon = self.config.paths.lexicon
+        old = self.config
+        changed = [k for k in type(new).model_fields if getattr(new, k) != getattr(old, k)]
+        restart = sorted(
+            f"{section}.{key}"
+            for section in RESTART_SECTIONS
+            for key in type(getattr(new, section)).model_fields
+            if getattr(getattr(new, section), key) != getattr(getattr(old, section), key)
+            and f"{section}.{key}" not in APPLIED_AT_ONCE
+        )
+        if new.timezone != old.timezone:
+            restart.append("timezone")
         self.config = new
         self.library.config = new
+        if new.auth != old.auth and self.api_app is not None:
+            self.api_app.state.auth.reload(new.auth)
+        if new.bulletin != old.bulletin or new.tts != old.tts:
+            # A new renderer for the new settings; bulletins are read again in the background.
+            # The old renderer is not closed: a render in progress on it finishes first.
+            self.renderer = Renderer(new)
+            self.library.renderer = self.renderer
+            self.library.mark_stale()
+            self.wake_library()
         self._plan_jobs()
-        if new.paths.lexicon != old_lexicon:
+        if new.paths.lexicon != old.paths.lexicon:
             self.load_lexicon()
-        logger.info("schedule.yaml reloaded: %s", self.next_slot_text())
+        self.last_error = None
+        self.reload_state = {
+            "at": self.now().isoformat(timespec="seconds"),
+            "changed": changed,
+            "restart_needed": restart,
+            "error": None,
+        }
+        logger.info(
+            "schedule.yaml reloaded (changed: %s): %s", ", ".join(changed) or "nothing", self.next_slot_text()
+        )
+        if restart:
+            logger.warning("schedule.yaml: these settings apply at the next restart: %s", ", ".join(restart))
         return True
 
     # -- station lexicon ------------------------------------------------------------------------------------
@@ -830,7 +874,7 @@ class Station:
             "clock": self.clock.check().to_dict() if self.clock else None,
             "relay": {
                 "on": self.relay.is_on,
-                "pin": self.config.relay.pin,
+                "pin": getattr(self.relay, "settings", self.config.relay).pin,
                 "factory": getattr(self.relay, "factory_name", None),
                 "last_change": _last_change(self.relay),
             },
@@ -855,6 +899,7 @@ class Station:
                 "refused": self.library.refused(),
             },
             "lexicon": self.lexicon.to_dict() if self.lexicon else None,
+            "config": self.reload_state,
             "disk_free_mb": round(usage.free / 2**20),
             "last_error": self.last_error,
         }
@@ -863,8 +908,9 @@ class Station:
 
     def _start_api(self) -> None:
         cfg = self.config.api
+        self.api_app = create_app(self)
         config = uvicorn.Config(
-            create_app(self),
+            self.api_app,
             host=cfg.host,
             port=cfg.port,
             log_level="warning",
