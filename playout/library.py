@@ -11,6 +11,7 @@ audio is already in the render cache.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +24,21 @@ from playout.intake import Script, is_script_file, parse_script, read_script
 from tts.render import Renderer
 
 logger = logging.getLogger(__name__)
+
+NO_SPACE = "Hết dung lượng đĩa: bản tin sẽ được dựng lại khi có chỗ trống"
+
+
+def _out_of_space(exc: BaseException | None) -> bool:
+    """ENOSPC anywhere in the chain (a cache write, a temporary file of an engine, SQLite's 'full')."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(exc) or "No space left" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
 
 #: Rotation order: priority (and emergency) bulletins before normal ones.
 PRIORITY_RANK = {"emergency": 0, "priority": 0, "normal": 1}
@@ -42,6 +58,8 @@ class Bulletin:
     # The audio is ready but was read with an older station lexicon: it keeps airing while a new reading
     # is made, and is replaced only when that succeeds.
     stale: bool = False
+    # The last render failed because the disk was full: tried again when space returns.
+    no_space: bool = False
 
     @property
     def title(self) -> str:
@@ -174,11 +192,16 @@ class Library:
             bulletin.status = "rendering"
             try:
                 result = self.renderer.render(bulletin.script)
-            except PlayoutError as exc:
-                bulletin.status, bulletin.error = "failed", f"[{exc.code}] {exc.message}"
-                logger.error("bulletin %s cannot be rendered: %s", bulletin.path.name, bulletin.error)
-                continue
             except Exception as exc:  # noqa: BLE001 - a render bug must not stop the station
+                if isinstance(exc, PlayoutError) and not _out_of_space(exc):
+                    bulletin.status, bulletin.error = "failed", f"[{exc.code}] {exc.message}"
+                    logger.error("bulletin %s cannot be rendered: %s", bulletin.path.name, bulletin.error)
+                    continue
+                if _out_of_space(exc):
+                    # Not the script's fault: tried again once the disk has room (retry_when_space).
+                    bulletin.status, bulletin.error, bulletin.no_space = "failed", NO_SPACE, True
+                    logger.error("bulletin %s: no space left to store its audio (%s)", bulletin.path.name, exc)
+                    continue
                 bulletin.status, bulletin.error = "failed", f"{type(exc).__name__}: {exc}"
                 logger.exception("bulletin %s: render crashed", bulletin.path.name)
                 continue
@@ -186,6 +209,17 @@ class Library:
             bulletin.status = "ready"
             done += 1
         return done
+
+    def retry_when_space(self) -> int:
+        """Renders that failed for lack of disk space go back in the queue (the disk has room again)."""
+        again = 0
+        for bulletin in self.bulletins():
+            if bulletin.status == "failed" and bulletin.no_space:
+                bulletin.status, bulletin.error, bulletin.no_space = "pending", None, False
+                again += 1
+        if again:
+            logger.info("disk has room again: %d bulletin(s) queued for rendering", again)
+        return again
 
     def _refresh(self, bulletin: Bulletin) -> None:
         bulletin.stale = False
