@@ -14,7 +14,9 @@ new one is approved, which then supersedes it.  Every action is in the audit tra
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import logging
 import sqlite3
 import threading
@@ -22,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playout.atomic import atomic_write_bytes
-from playout.errors import PlayoutError
+from playout.errors import PlayoutError, StorageUnavailable
 from playout.intake import MAX_SCRIPT_BYTES, Script, parse_script
+from playout.storage import BUSY_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT
 );
 """
+
+BUSY_MESSAGE = "Cơ sở dữ liệu đang bận hoặc đầy đĩa, thử lại sau"
 
 
 class ApprovalError(PlayoutError):
@@ -87,6 +92,9 @@ class ApprovalStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            # Every write is an operator's action waiting on an HTTP answer: refuse it with "try again"
+            # after a short wait rather than hang the request (and the API thread) behind a stuck writer.
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
     def close(self) -> None:
         with self._lock:
@@ -109,15 +117,21 @@ class ApprovalStore:
         existing = self.get(script.content_sha256)
         if existing is not None:
             return existing, script
-        atomic_write_bytes(self.folder / f"{script.content_sha256}{suffix}", data)
+        try:
+            atomic_write_bytes(self.folder / f"{script.content_sha256}{suffix}", data)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+                raise
+            raise StorageUnavailable(BUSY_MESSAGE, detail=f"storing the script: {exc}") from None
         now = self._now()
-        with self._lock:
-            self._db.execute(
+        self._write(
+            (
                 "INSERT INTO scripts (sha256, name, suffix, title, source, status, submitted_by,"
                 " submitted_at) VALUES (?,?,?,?,?,'pending',?,?)",
                 (script.content_sha256, script.name, suffix, script.meta.title, source, who, now),
-            )
-        self._audit(who, "submit", script.content_sha256, script.name, source)
+            ),
+            self._audit_row(who, "submit", script.content_sha256, script.name, source),
+        )
         logger.info(
             "script %s (%s) submitted by %s via %s", script.name, script.content_sha256[:12], who, source
         )
@@ -128,39 +142,43 @@ class ApprovalStore:
     def approve(self, sha256: str, *, who: str) -> ScriptRecord:
         record = self._require(sha256, allowed=("pending", "rejected", "withdrawn"), action="duyệt")
         now = self._now()
-        with self._lock:
+        # One transaction: a supersede without its approval would leave nothing of this script on air.
+        self._write(
             # The newly approved version replaces older approved versions of the same script name.
-            self._db.execute(
+            (
                 "UPDATE scripts SET status='superseded', decided_at=?, reason=?"
                 " WHERE name=? AND status='approved'",
                 (now, f"thay bằng bản {sha256[:12]}", record.name),
-            )
-            self._db.execute(
+            ),
+            (
                 "UPDATE scripts SET status='approved', decided_by=?, decided_at=?, reason=NULL"
                 " WHERE sha256=?",
                 (who, now, sha256),
-            )
-        self._audit(who, "approve", sha256, record.name)
+            ),
+            self._audit_row(who, "approve", sha256, record.name),
+        )
         return self.get(sha256)
 
     def reject(self, sha256: str, *, who: str, reason: str) -> ScriptRecord:
         record = self._require(sha256, allowed=("pending",), action="từ chối")
-        self._decide(sha256, "rejected", who, reason)
-        self._audit(who, "reject", sha256, record.name, reason)
+        self._decide(
+            sha256, "rejected", who, reason, self._audit_row(who, "reject", sha256, record.name, reason)
+        )
         return self.get(sha256)
 
     def withdraw(self, sha256: str, *, who: str) -> ScriptRecord:
         record = self._require(sha256, allowed=("pending", "approved"), action="rút")
-        self._decide(sha256, "withdrawn", who, None)
-        self._audit(who, "withdraw", sha256, record.name)
+        self._decide(sha256, "withdrawn", who, None, self._audit_row(who, "withdraw", sha256, record.name))
         return self.get(sha256)
 
-    def _decide(self, sha256: str, status: str, who: str, reason: str | None) -> None:
-        with self._lock:
-            self._db.execute(
+    def _decide(self, sha256: str, status: str, who: str, reason: str | None, audit: tuple) -> None:
+        self._write(
+            (
                 "UPDATE scripts SET status=?, decided_by=?, decided_at=?, reason=? WHERE sha256=?",
                 (status, who, self._now(), reason, sha256),
-            )
+            ),
+            audit,
+        )
 
     def _require(self, sha256: str, *, allowed: tuple[str, ...], action: str) -> ScriptRecord:
         record = self.get(sha256)
@@ -196,12 +214,34 @@ class ApprovalStore:
     def record_action(
         self, who: str, action: str, sha256: str, name: str | None, detail: str | None = None
     ) -> None:
-        """Put an action on a bulletin (play now, …) in the audit trail."""
-        self._audit(who, action, sha256, name, detail)
+        """Put an action on a bulletin (play now, …) in the audit trail; StorageUnavailable if it cannot."""
+        self._write(self._audit_row(who, action, sha256, name, detail))
 
-    def _audit(self, who: str, action: str, sha256: str, name: str | None, detail: str | None = None) -> None:
+    def _audit_row(
+        self, who: str, action: str, sha256: str, name: str | None, detail: str | None = None
+    ) -> tuple[str, tuple]:
+        return (
+            "INSERT INTO audit (at, who, action, sha256, name, detail) VALUES (?,?,?,?,?,?)",
+            (self._now(), who, action, sha256, name, detail),
+        )
+
+    def _write(self, *statements: tuple[str, tuple]) -> None:
+        """All the statements or none; StorageUnavailable when the database cannot take them now."""
         with self._lock:
-            self._db.execute(
-                "INSERT INTO audit (at, who, action, sha256, name, detail) VALUES (?,?,?,?,?,?)",
-                (self._now(), who, action, sha256, name, detail),
-            )
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for sql, args in statements:
+                    self._db.execute(sql, args)
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._rollback()
+                raise
+            except sqlite3.Error as exc:
+                self._rollback()
+                logger.warning("approvals: write refused, database unavailable: %s", exc)
+                raise StorageUnavailable(BUSY_MESSAGE, detail=str(exc)) from None
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")

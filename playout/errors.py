@@ -8,9 +8,10 @@ to crash the daemon: every door (folder, upload, CLI) catches it and reports it.
     ├── ConfigError            schedule.yaml is unreadable or invalid (all problems listed)
     ├── ScriptRejected         a script cannot be accepted (encoding, front matter, size, …)
     │   └── ScriptTooLong      the speech does not fit even at the fastest allowed rate
-    └── RenderError            synthesis or verification failed; nothing was written
+    ├── RenderError            synthesis or verification failed; nothing was written
         └── EngineError        one speech engine failed (the chain may try the next)
             └── EngineUnavailable  the engine cannot run here at all (missing binary, model, network)
+    └── StorageUnavailable     the database or the disk cannot take a write now (locked, full): retry
 """
 
 from __future__ import annotations
@@ -72,3 +73,9 @@ class EngineError(RenderError):
 
 class EngineUnavailable(EngineError):
     code = "ENGINE_UNAVAILABLE"
+
+
+class StorageUnavailable(PlayoutError):
+    """A write the operator asked for could not be stored now; nothing was changed.  HTTP 503."""
+
+    code = "STORAGE_UNAVAILABLE"
