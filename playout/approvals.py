@@ -26,7 +26,7 @@ from pathlib import Path
 from playout.atomic import atomic_write_bytes
 from playout.errors import PlayoutError, StorageUnavailable
 from playout.intake import MAX_SCRIPT_BYTES, Script, parse_script
-from playout.storage import BUSY_TIMEOUT_S
+from playout.storage import BUSY_TIMEOUT_S, STORAGE_BUSY_MESSAGE
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,6 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT
 );
 """
-
-BUSY_MESSAGE = "Cơ sở dữ liệu đang bận hoặc đầy đĩa, thử lại sau"
 
 
 class ApprovalError(PlayoutError):
@@ -122,7 +120,7 @@ class ApprovalStore:
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
                 raise
-            raise StorageUnavailable(BUSY_MESSAGE, detail=f"storing the script: {exc}") from None
+            raise StorageUnavailable(STORAGE_BUSY_MESSAGE, detail=f"storing the script: {exc}") from None
         now = self._now()
         self._write(
             (
@@ -239,7 +237,7 @@ class ApprovalStore:
             except sqlite3.Error as exc:
                 self._rollback()
                 logger.warning("approvals: write refused, database unavailable: %s", exc)
-                raise StorageUnavailable(BUSY_MESSAGE, detail=str(exc)) from None
+                raise StorageUnavailable(STORAGE_BUSY_MESSAGE, detail=str(exc)) from None
 
     def _rollback(self) -> None:
         if self._db.in_transaction:

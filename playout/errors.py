@@ -9,8 +9,8 @@ to crash the daemon: every door (folder, upload, CLI) catches it and reports it.
     ├── ScriptRejected         a script cannot be accepted (encoding, front matter, size, …)
     │   └── ScriptTooLong      the speech does not fit even at the fastest allowed rate
     ├── RenderError            synthesis or verification failed; nothing was written
-        └── EngineError        one speech engine failed (the chain may try the next)
-            └── EngineUnavailable  the engine cannot run here at all (missing binary, model, network)
+    │   └── EngineError        one speech engine failed (the chain may try the next)
+    │       └── EngineUnavailable  the engine cannot run here at all (missing binary, model, network)
     └── StorageUnavailable     the database or the disk cannot take a write now (locked, full): retry
 """
 

@@ -16,9 +16,12 @@ A damaged file (not a database, truncated, pages of garbage, a garbage ``-wal``)
 deleted), everything SQLite can still read is copied row by row into a fresh database, and an alarm in
 Vietnamese is stored in that fresh database so the web page shows it after later restarts too.
 
-The copy is pure Python on purpose: the ``sqlite3`` command-line tool's ``.recover`` also reads orphaned
-pages, but it is one more package on the Pi for rows the station does not need to stay on the air; the
-damaged file is kept byte for byte, so ``.recover`` can still be run on it by hand.
+The rescue is pure Python, in two passes: every table through SQLite, in rowid order, probing past
+pages that cannot be read; then, if anything could not be read, the file's pages themselves, so rows
+below a damaged root, interior page or page 1 (the table list) come back too (newest copies from the
+-wal's committed frames).  The ``sqlite3`` command-line tool's ``.recover`` does the second pass too, but
+it is one more package, and Debian 12's build (3.40.1) fails with "SQL logic error" even on a sound file.
+The damaged file is kept byte for byte, so any tool can still be run on it by hand.
 """
 
 from __future__ import annotations
@@ -26,14 +29,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import mmap
 import os
+import re
 import sqlite3
 import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from playout.errors import StorageUnavailable
+
 logger = logging.getLogger(__name__)
+
+STORAGE_BUSY_MESSAGE = "Cơ sở dữ liệu đang bận hoặc đầy đĩa, thử lại sau"
 
 HEADER = b"SQLite format 3\x00"
 WAL_MAGICS = (0x377F0682, 0x377F0683)
@@ -126,7 +135,13 @@ def open_station_db(
     if problem is None:
         return DatabaseCheck(path, now, time.monotonic() - t0)
     logger.error("station database %s is damaged: %s", path, problem)
-    aside = _move_aside(path, now)
+    try:
+        aside = _move_aside(path, now)
+    except OSError as exc:
+        # A read-only or failing card: nothing can be rescued here; the stores' own open reports it.
+        logger.error("cannot move the damaged %s aside: %s", path, exc)
+        alarm = f"Cơ sở dữ liệu bị hỏng lúc {now:%H:%M ngày %d/%m/%Y} và không cất được tệp hỏng ({exc})"
+        return DatabaseCheck(path, now, time.monotonic() - t0, True, problem, alarm=alarm)
     recovered, unreadable, stored = _rebuild(aside, path, now, problem, recover_budget_s)
     seconds = time.monotonic() - t0
     alarm = alarm_text(now, aside, recovered, stored)
@@ -220,6 +235,10 @@ def _wal_problem(wal: Path) -> str | None:
         return None
     if not head:
         return None  # an empty log is normal after a checkpoint
+    return _wal_problem_bytes(head)
+
+
+def _wal_problem_bytes(head: bytes) -> str | None:
     if len(head) < 32:
         return f"-wal file is {len(head)} bytes, shorter than its header"
     magic, version = struct.unpack(">II", head[:8])
@@ -325,37 +344,59 @@ def _rebuild(
 def _copy_readable(
     src: Path, out: sqlite3.Connection, recovered: dict[str, int], unreadable: dict[str, int], budget_s: float
 ) -> None:
+    """Every table through SQLite first; if any of it could not be read, the pages themselves next."""
     db = sqlite3.connect(f"{src.as_uri()}?mode=ro", uri=True, timeout=2, isolation_level=None)
     deadline = time.monotonic() + budget_s
     db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    roots: dict[int, str] = {}
+    schema: list[tuple] = []
     try:
         try:
             schema = db.execute(
-                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL"
-                " AND name NOT LIKE 'sqlite_%' ORDER BY type DESC"  # tables before indexes
+                "SELECT type, name, tbl_name, sql, rootpage FROM sqlite_master WHERE sql IS NOT NULL"
+                " AND name NOT LIKE 'sqlite_%'"
             ).fetchall()
         except sqlite3.DatabaseError as exc:
-            logger.error("the damaged file's table list is unreadable (%s): nothing to copy", exc)
+            logger.error("the damaged file's table list is unreadable (%s): reading its pages", exc)
             unreadable["sqlite_master"] = 1
-            return
-        tables = [(name, sql) for kind, name, _, sql in schema if kind == "table"]
-        for name, sql in tables:
+        for kind, name, _, sql, root in schema:
+            if kind != "table":
+                continue
             try:
                 out.execute(sql)
             except sqlite3.Error as exc:
                 logger.error("cannot recreate table %s (%s): skipped", name, exc)
                 continue
+            roots[root] = name
             recovered[name], errors = _copy_table(db, out, name, deadline)
             if errors:
                 unreadable[name] = errors
-        for kind, name, _table, sql in schema:
-            if kind in ("index", "trigger", "view"):
-                try:
-                    out.execute(sql)
-                except sqlite3.Error as exc:  # a unique index the recovered rows no longer satisfy
-                    logger.error("cannot recreate %s %s (%s): skipped", kind, name, exc)
     finally:
         db.close()
+    if unreadable:
+        if not roots:
+            _station_schema(out)  # the table list is gone: the station's own tables, found by shape
+        try:
+            for name, added in _scan_pages(src, out, roots, deadline).items():
+                recovered[name] = recovered.get(name, 0) + added
+        except (OSError, ValueError) as exc:
+            logger.error("reading the damaged file's pages failed: %s", exc)
+    for kind, name, _table, sql, _root in schema:
+        if kind in ("index", "trigger", "view"):
+            try:
+                out.execute(sql)
+            except sqlite3.Error as exc:  # a unique index the recovered rows no longer satisfy
+                logger.error("cannot recreate %s %s (%s): skipped", kind, name, exc)
+
+
+def _station_schema(out: sqlite3.Connection) -> None:
+    # Imported here: both stores import this module.
+    from playout import approvals, asrun
+
+    for script in (asrun._SCHEMA, approvals._SCHEMA, ALARMS_SCHEMA):
+        for statement in script.split(";"):
+            if statement.strip():
+                out.execute(statement)
 
 
 def _copy_table(
@@ -463,6 +504,254 @@ def _next_readable(db: sqlite3.Connection, scan: str, start: int, deadline: floa
     return None if row is None else row[0]
 
 
+# -- reading pages the b-tree no longer reaches --------------------------------------------------------
+#
+# SQLite reads a table from its root page down; a damaged root, interior page or page 1 (which holds the
+# table list) hides every row below it although the rows' own pages are sound.  These are read here
+# straight from the file (and from the -wal's committed frames, which are newer): every table leaf page
+# no sound root reaches is decoded cell by cell, and each record goes to the table whose shape it has.
+# The format is SQLite's documented file format (https://sqlite.org/fileformat2.html).
+
+_LEAF, _INTERIOR = 0x0D, 0x05
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+def _scan_pages(src: Path, out: sqlite3.Connection, roots: dict[int, str], deadline: float) -> dict[str, int]:
+    """Rows from table leaf pages the sound roots do not reach, added with INSERT OR IGNORE; per table."""
+    with src.open("rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return {}
+        # Mapped, not read: a damaged file can be any size, and a Pi has little memory.
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _scan_mapped(data, src, out, roots, deadline)
+
+
+def _scan_mapped(
+    data, src: Path, out: sqlite3.Connection, roots: dict[int, str], deadline: float
+) -> dict[str, int]:
+    wal, wal_page_size = _wal_pages(_sidecar(src, "-wal"))
+    page_size = _page_size(data) or wal_page_size or 4096
+    count = max(len(data) // page_size, max(wal, default=0))
+    usable = page_size - (data[20] if len(data) > 100 and data[:16] == HEADER else 0)
+
+    def page(n: int) -> bytes:
+        return wal.get(n) or data[(n - 1) * page_size : n * page_size]
+
+    reached: set[int] = {1}  # page 1 is the table list's own
+    for root in roots:
+        _walk(page, root, count, reached)
+    tables = _tables(out)
+    inserts = {
+        name: f"INSERT OR IGNORE INTO {_quote(name)} (rowid, {', '.join(_quote(c) for c, _ in cols)})"
+        f" VALUES ({', '.join('?' * (len(cols) + 1))})"
+        for name, cols in tables.items()
+    }
+    before = {name: _changes(out, name) for name in tables}
+    for n in range(2, count + 1):
+        if time.monotonic() > deadline:
+            logger.error("reading pages: out of time at page %d of %d", n, count)
+            break
+        if n in reached:
+            continue
+        raw = page(n)
+        if len(raw) < page_size or raw[0] != _LEAF:
+            continue
+        for rowid, values in _leaf_cells(raw, usable, page):
+            name = _shape(values, tables)
+            if name is None:
+                continue
+            # The INTEGER PRIMARY KEY is stored as NULL in the record: its value is the rowid.
+            values = [
+                rowid if alias and v is None else v
+                for v, (_, alias) in zip(values, tables[name], strict=True)
+            ]
+            if not _garbled(values):
+                out.execute(inserts[name], (rowid, *values))
+    after = {name: _changes(out, name) for name in tables}
+    return {name: after[name] - before[name] for name in tables if after[name] > before[name]}
+
+
+def _changes(out: sqlite3.Connection, table: str) -> int:
+    return out.execute(f"SELECT COUNT(*) FROM {_quote(table)}").fetchone()[0]
+
+
+def _tables(out: sqlite3.Connection) -> dict[str, list[tuple[str, bool]]]:
+    """Each table's columns as (name, is the INTEGER PRIMARY KEY, which the record stores as NULL)."""
+    tables = {}
+    for (name,) in out.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+    ):
+        info = out.execute(f"PRAGMA table_info({_quote(name)})").fetchall()
+        pk = [r for r in info if r[5]]
+        tables[name] = [(r[1], len(pk) == 1 and r[5] == 1 and str(r[2]).upper() == "INTEGER") for r in info]
+    return tables
+
+
+def _shape(values: list, tables: dict[str, list[tuple[str, bool]]]) -> str | None:
+    """The table a record fits: same column count, time columns holding times.  None if unclear."""
+    best, best_score, tie = None, None, False
+    for name, cols in tables.items():
+        if len(cols) != len(values):
+            continue
+        score = 0
+        for (col, _), v in zip(cols, values, strict=True):
+            if col == "at" or col.endswith("_at"):
+                score += 1 if v is None or (isinstance(v, str) and _TIME.match(v)) else -1
+        if best_score is None or score > best_score:
+            best, best_score, tie = name, score, False
+        elif score == best_score:
+            tie = True
+    return None if tie else best
+
+
+def _walk(page, n: int, count: int, reached: set[int]) -> None:
+    """Mark the pages reachable from a table root through sound interior pages."""
+    stack = [n]
+    while stack:
+        n = stack.pop()
+        if n in reached or not 1 <= n <= count:
+            continue
+        raw = page(n)
+        if not raw:
+            continue
+        if raw[0] == _LEAF:
+            reached.add(n)
+        elif raw[0] == _INTERIOR:
+            reached.add(n)
+            cells = struct.unpack_from(">H", raw, 3)[0]
+            stack.append(struct.unpack_from(">I", raw, 8)[0])
+            for i in range(cells):
+                at = struct.unpack_from(">H", raw, 12 + 2 * i)[0]
+                if at + 4 <= len(raw):
+                    stack.append(struct.unpack_from(">I", raw, at)[0])
+
+
+def _leaf_cells(raw: bytes, usable: int, page) -> list[tuple[int, list]]:
+    """(rowid, values) of each cell on a table leaf page that decodes cleanly."""
+    rows = []
+    try:
+        cells = struct.unpack_from(">H", raw, 3)[0]
+    except struct.error:
+        return rows
+    for i in range(cells):
+        try:
+            at = struct.unpack_from(">H", raw, 8 + 2 * i)[0]
+            size, at = _varint(raw, at)
+            rowid, at = _varint(raw, at)
+            payload = _payload(raw, at, size, usable, page)
+            rows.append((rowid, _record(payload)))
+        except (ValueError, IndexError, struct.error, UnicodeDecodeError):
+            continue
+    return rows
+
+
+def _payload(raw: bytes, at: int, size: int, usable: int, page) -> bytes:
+    max_local = usable - 35
+    if size <= max_local:
+        if at + size > len(raw):
+            raise ValueError("cell runs past its page")
+        return raw[at : at + size]
+    min_local = (usable - 12) * 32 // 255 - 23
+    local = min_local + (size - min_local) % (usable - 4)
+    if local > max_local:
+        local = min_local
+    parts = [raw[at : at + local]]
+    nxt = struct.unpack_from(">I", raw, at + local)[0]
+    have = local
+    seen = set()
+    while have < size:
+        if nxt == 0 or nxt in seen:
+            raise ValueError("overflow chain broken")
+        seen.add(nxt)
+        over = page(nxt)
+        if len(over) < usable:
+            raise ValueError("overflow page missing")
+        take = min(usable - 4, size - have)
+        parts.append(over[4 : 4 + take])
+        have += take
+        nxt = struct.unpack_from(">I", over, 0)[0]
+    return b"".join(parts)
+
+
+def _record(payload: bytes) -> list:
+    header, at = _varint(payload, 0)
+    if not 1 <= header <= len(payload):
+        raise ValueError("bad record header")
+    types = []
+    while at < header:
+        t, at = _varint(payload, at)
+        types.append(t)
+    if at != header:
+        raise ValueError("record header overruns")
+    values: list = []
+    for t in types:
+        if t == 0:
+            values.append(None)
+        elif 1 <= t <= 6:
+            n = (1, 2, 3, 4, 6, 8)[t - 1]
+            values.append(int.from_bytes(payload[at : at + n], "big", signed=True))
+            at += n
+        elif t == 7:
+            values.append(struct.unpack_from(">d", payload, at)[0])
+            at += 8
+        elif t in (8, 9):
+            values.append(t - 8)
+        elif t >= 12:
+            n = (t - 12) // 2
+            chunk = payload[at : at + n]
+            values.append(bytes(chunk) if t % 2 == 0 else chunk.decode("utf-8"))
+            at += n
+        else:
+            raise ValueError("reserved serial type")
+        if at > len(payload):
+            raise ValueError("record runs past its payload")
+    return values
+
+
+def _varint(buf: bytes, at: int) -> tuple[int, int]:
+    value = 0
+    for i in range(9):
+        b = buf[at + i]
+        if i == 8:
+            return (value << 8) | b, at + 9
+        value = (value << 7) | (b & 0x7F)
+        if b < 0x80:
+            return value, at + i + 1
+    raise ValueError("varint")  # not reached
+
+
+def _page_size(data) -> int | None:
+    if len(data) < 100 or data[:16] != HEADER:
+        return None
+    size = struct.unpack(">H", data[16:18])[0]
+    size = 65536 if size == 1 else size
+    return size if size >= 512 and not size & (size - 1) else None
+
+
+def _wal_pages(wal: Path) -> tuple[dict[int, bytes], int | None]:
+    """The newest committed copy of each page in a -wal (frames of its current generation only)."""
+    try:
+        data = wal.read_bytes()
+    except FileNotFoundError:
+        return {}, None
+    if len(data) < 32 or _wal_problem_bytes(data[:32]):
+        return {}, None
+    page_size, salts = struct.unpack(">I", data[8:12])[0], data[16:24]
+    pages: dict[int, bytes] = {}
+    pending: dict[int, bytes] = {}
+    at = 32
+    while at + 24 + page_size <= len(data):
+        number, commit = struct.unpack_from(">II", data, at)
+        if data[at + 8 : at + 16] != salts:
+            break  # a frame left over from an earlier generation of the log
+        pending[number] = data[at + 24 : at + 24 + page_size]
+        if commit:
+            pages.update(pending)
+            pending.clear()
+        at += 24 + page_size
+    return pages, page_size
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -479,7 +768,7 @@ class Alarms:
         self.keep_days = keep_days
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=2, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         db.row_factory = sqlite3.Row
         db.executescript(ALARMS_SCHEMA)
         return db
@@ -519,16 +808,24 @@ class Alarms:
         return cur.lastrowid
 
     def acknowledge(self, alarm_id: int, who: str) -> bool:
-        """Take an alarm off the health page; False if there is no such unacknowledged alarm."""
-        db = self._connect()
+        """Take an alarm off the health page; False if there is no such unacknowledged alarm.
+
+        Raises StorageUnavailable (an operator's action: "try again") when the database cannot take it.
+        """
         try:
-            cur = db.execute(
-                "UPDATE alarms SET acknowledged_at=?, acknowledged_by=?"
-                " WHERE id=? AND acknowledged_at IS NULL",
-                (dt.datetime.now(self.tz).isoformat(timespec="milliseconds"), who, alarm_id),
-            )
-        finally:
-            db.close()
+            db = self._connect()
+            try:
+                cur = db.execute(
+                    "UPDATE alarms SET acknowledged_at=?, acknowledged_by=?"
+                    " WHERE id=? AND acknowledged_at IS NULL",
+                    (dt.datetime.now(self.tz).isoformat(timespec="milliseconds"), who, alarm_id),
+                )
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(STORAGE_BUSY_MESSAGE, detail=str(exc)) from None
+        if cur.rowcount == 1:
+            logger.warning("alarm %s acknowledged by %s", alarm_id, who)
         return cur.rowcount == 1
 
 

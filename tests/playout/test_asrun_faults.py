@@ -22,7 +22,7 @@ import pytest
 from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot, iso
 from playout.errors import StorageUnavailable
-from playout.storage import disk_status
+from playout.storage import Alarms, disk_status
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 BUSY_S = 0.5  # the log's busy timeout in these tests: the lock is held much longer than this
@@ -201,6 +201,36 @@ def test_the_approval_store_refuses_with_try_again_and_changes_nothing(tmp_path,
     assert store.approve(record.sha256, who="lan").status == "approved"
     assert [a["action"] for a in store.audit()] == ["approve", "submit"]
     store.close()
+
+
+def test_held_writes_are_lost_only_if_the_station_stops_with_them_and_the_log_says_so(
+    tmp_path, locker, caplog
+):
+    path = tmp_path / "playout.db"
+    log = AsRunLog(path, TZ, busy_timeout_s=BUSY_S)
+    lock = locker(path)
+    row = log.start(slot(6), bulletin(1))
+    log.finish(row, "played")
+    held = [r for r in caplog.records if r.levelname == "WARNING" and "held in memory" in r.getMessage()]
+    assert [r.getMessage().split(": ")[-1].split(" write")[0] for r in held] == ["1", "2"]
+    log.close()  # still locked: the last flush fails too
+    (lost,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "2 write(s)" in lost.getMessage() and slot(6).key in lost.getMessage()
+    lock.release()
+    assert slot(6).key not in rows_in(path)
+
+
+def test_an_alarm_cannot_be_acknowledged_while_the_database_is_locked(tmp_path, locker):
+    path = tmp_path / "playout.db"
+    AsRunLog(path, TZ).close()  # the station's file, in its journal mode (WAL: readers go on)
+    alarms = Alarms(path, TZ)
+    alarm = alarms.raise_alarm("test", "Báo động thử")
+    lock = locker(path)
+    with pytest.raises(StorageUnavailable):
+        alarms.acknowledge(alarm, who="lan")
+    assert [a["id"] for a in alarms.active()] == [alarm]  # reading goes on meanwhile
+    lock.release()
+    assert alarms.acknowledge(alarm, who="lan") and alarms.active() == []
 
 
 # -- a real full disk ------------------------------------------------------------------------------------

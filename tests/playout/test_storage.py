@@ -22,7 +22,7 @@ import pytest
 
 from playout.approvals import ApprovalStore
 from playout.asrun import COLUMNS, AsRunLog
-from playout.storage import Alarms, open_station_db
+from playout.storage import Alarms, _wal_pages, open_station_db
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SCRIPT = "Bản tin thử nghiệm. Xin cảm ơn bà con.".encode()
@@ -33,6 +33,7 @@ def make_station_db(path: Path, plays: int) -> dict[str, tuple]:
     store = ApprovalStore(path, path.parent / "scripts", TZ)
     record, _ = store.submit(SCRIPT, "tin.md", who="hoa", source="upload")
     store.approve(record.sha256, who="lan")
+    store.record_action("lan", "play_now", record.sha256, "tin.md", "ghi chú dài " * 1000)  # overflow pages
     store.close()
     AsRunLog(path, TZ).close()
     db = sqlite3.connect(path)
@@ -150,7 +151,7 @@ def test_a_file_cut_short_mid_page_keeps_every_row_on_the_whole_pages(tmp_path):
     assert check.recovered["plays"] == len(got)
     assert len(rows) - 200 < len(got) <= len(rows)  # at most a page or two of rows is lost
     assert all(rows[k] == v for k, v in got.items())  # and what came back is what was written
-    assert check.recovered["scripts"] == 1 and check.recovered["audit"] == 2
+    assert check.recovered["scripts"] == 1 and check.recovered["audit"] == 3
     assert f"khôi phục được {len(got)} dòng nhật ký phát sóng" in check.alarm
     assert_restarts_with_alarm(path, check.damaged_path)
 
@@ -183,6 +184,76 @@ def test_a_page_of_garbage_loses_only_the_rows_on_that_page(tmp_path):
     assert str(check.damaged_path) in alarms[0]["message"]
 
 
+def tree_pages(path: Path, table: str) -> tuple[int, list[int]]:
+    """The table's root page and its other interior pages."""
+    db = sqlite3.connect(path)
+    try:
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name=?", (table,)).fetchone()
+        inner = db.execute(
+            "SELECT pageno FROM dbstat WHERE name=? AND pagetype='internal' AND pageno != ?", (table, root)
+        ).fetchall()
+        return root, [r[0] for r in inner]
+    finally:
+        db.close()
+
+
+def everything_in(path: Path) -> dict[str, list[tuple]]:
+    db = sqlite3.connect(path)
+    try:
+        return {
+            t: db.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+            for t in ("plays", "scripts", "audit")
+        }
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("where", ["page 1 (the table list)", "the log's root page", "an interior page"])
+def test_rows_below_a_damaged_table_list_root_or_interior_page_all_come_back(tmp_path, where):
+    path = tmp_path / "playout.db"
+    make_station_db(path, 10_000)  # three levels: root, interior pages, leaves
+    original = everything_in(path)
+    root, inner = tree_pages(path, "plays")
+    assert inner
+    page = {"page 1 (the table list)": 1, "the log's root page": root, "an interior page": inner[0]}[where]
+    overwrite_page(path, page)
+    check = open_station_db(path, TZ)
+    assert check.damaged
+    assert everything_in(path) == original  # every row of every table, each exactly as written
+    assert check.recovered["plays"] == 10_000
+    assert_restarts_with_alarm(path, check.damaged_path)
+
+
+def test_commits_still_in_the_wal_come_back_when_the_main_file_is_damaged(tmp_path):
+    path = tmp_path / "playout.db"
+    rows = make_station_db(path, 3000)
+    root, _ = tree_pages(path, "plays")  # before: the last reader to close folds the -wal back in
+    # A process killed without closing: its commits live only in the -wal.
+    code = (
+        "import sqlite3, os, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute(\"UPDATE plays SET status='failed', error='hỏng loa' WHERE id % 10 = 0\")\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    assert (tmp_path / "playout.db-wal").stat().st_size > 0
+    status, error = COLUMNS.index("status"), COLUMNS.index("error")
+    expected = sorted(
+        (r[:status] + ("failed",) + r[status + 1 : error] + ("hỏng loa",) + r[error + 1 :])
+        if r[0] % 10 == 0
+        else r
+        for r in rows.values()
+    )
+    in_wal, _ = _wal_pages(tmp_path / "playout.db-wal")
+    assert root not in in_wal and len(in_wal) > 10  # the newest copies of many leaves are in the log
+    overwrite_page(path, root)  # the main file's copy of the log's root
+    check = open_station_db(path, TZ)
+    assert check.damaged
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT * FROM plays ORDER BY id").fetchall() == expected
+    db.close()
+
+
 def test_a_garbage_wal_is_moved_aside_with_its_database(tmp_path):
     path = tmp_path / "playout.db"
     rows = make_station_db(path, 100)
@@ -196,6 +267,30 @@ def test_a_garbage_wal_is_moved_aside_with_its_database(tmp_path):
     assert not wal.exists()
     assert plays_in(path) == rows
     assert_restarts_with_alarm(path, check.damaged_path)
+
+
+def test_a_wal_left_without_its_database_is_moved_aside_not_replayed_onto_a_new_one(tmp_path):
+    path = tmp_path / "playout.db"
+    make_station_db(path, 20)
+    code = (
+        "import sqlite3, os, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute(\"UPDATE plays SET status='failed'\")\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    path.unlink()  # someone "reset" the station by deleting the database alone
+    wal = digest(tmp_path / "playout.db-wal")
+    check = open_station_db(path, TZ)
+    assert check.damaged and "without its database" in check.problem
+    assert digest(check.damaged_path.with_name(check.damaged_path.name + "-wal")) == wal
+    log = AsRunLog(path, TZ)
+    assert log.plays() == []
+    log.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    assert len(Alarms(path, TZ).active()) == 1
 
 
 def test_two_damages_in_the_same_second_overwrite_nothing(tmp_path):
