@@ -41,6 +41,7 @@ from playout import __version__, notify, reports
 from playout.api import create_app
 from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot
+from playout.storage import Alarms, disk_status, open_station_db
 from playout.audio_out import Player, open_player
 from playout.clock import UNTRUSTED_REASON, StationClock
 from playout.config import StationConfig, Window, load_config
@@ -60,6 +61,9 @@ TICK_S = 0.5
 RESTART_SECTIONS = ("relay", "audio", "api", "paths")
 #: ... except these, which the daemon reads each time it needs them.
 APPLIED_AT_ONCE = {"paths.lexicon", "relay.pre_roll_s", "relay.tail_s"}
+#: How often free disk space is measured, and how much a render needs before a no-space one is retried.
+DISK_CHECK_S = 10.0
+RENDER_ROOM_MB = 50
 NOTHING_READY = "chưa có bản tin nào đã duyệt và sẵn sàng phát"
 #: How often a slot that waits (for a trusted clock, for its audio) looks again.
 SLOT_WAIT_S = 2.0
@@ -112,6 +116,9 @@ class Station:
         self.lexicon: StationLexicon | None = None
         self.api_server = None
         self.api_app = None
+        self.disk: dict | None = None
+        self._disk_checked_at = float("-inf")
+        self.db_check = None
         #: What the last schedule.yaml reload did: applied sections, settings needing a restart, errors.
         self.reload_state: dict = {"at": None, "changed": [], "restart_needed": [], "error": None}
         self._reload_requested = threading.Event()
@@ -144,8 +151,18 @@ class Station:
         # The relay first: whatever state a crash left the pin in, the amplifier is off from here on.
         self.relay = self._relay or Relay(cfg.relay, on_change=self._relay_changed)
         self.relay.off()
-        self.log = AsRunLog(cfg.paths.data / "playout.db", self.tz)
+        db = cfg.paths.data / "playout.db"
+        # Before anything opens it: a damaged database is moved aside and rescued, never a reason to stay
+        # silent (it used to stop the station at every start).
+        self.db_check = open_station_db(db, self.tz)
+        if self.db_check.damaged:
+            logger.error("as-run log: %s", self.db_check.detail)
+        self.log = AsRunLog(db, self.tz)
+        self.alarms = Alarms(db, self.tz)
+        if self.db_check.alarm and not self.db_check.alarm_stored:
+            self.alarms.raise_alarm("database_damaged", self.db_check.alarm, self.db_check.detail)
         self.log.recover()
+        self.disk = disk_status(cfg.paths.data)
         self.player = self._player or open_player(cfg.audio)
         logger.info("audio out: %s", self.player.describe())
         # Import every engine here, in the main thread, before any worker thread exists: two threads
@@ -245,6 +262,7 @@ class Station:
                 notify.notify("WATCHDOG=1")
                 last_ping = m
             self._check_emergencies()
+            self._look_after_storage(m)
             if self._reload_requested.is_set() or m >= next_reload_check:
                 next_reload_check = m + 5.0
                 if self._reload_requested.is_set() or self._mtime() != self._config_mtime:
@@ -252,6 +270,19 @@ class Station:
                     self.reload_config()
                 if self._lexicon_file_stamp() != self._lexicon_stamp:
                     self.load_lexicon()
+
+    def _look_after_storage(self, mono: float) -> None:
+        """Write what a locked or full database held back; notice the disk filling or freeing up."""
+        if self.log.held():
+            self.log.flush()
+        if mono - self._disk_checked_at >= DISK_CHECK_S:
+            self._disk_checked_at = mono
+            was_low = bool(self.disk and self.disk.get("low"))
+            self.disk = disk_status(self.config.paths.data)
+            if self.disk["low"] and not was_low:
+                logger.warning("disk space low: %s MB free in %s", self.disk["free_mb"], self.config.paths.data)
+            if self.disk["free_mb"] >= RENDER_ROOM_MB and self.library.retry_when_space():
+                self.wake_library()
 
     def problems(self) -> list[dict]:
         """What is wrong right now, each with a stable code and an operator's message (Vietnamese).
@@ -285,6 +316,17 @@ class Station:
                     f"Bản tin đang phát đã quá {on_for:.0f} giây (tối đa {limit:.0f} giây): đường phát bị treo",
                     True,
                 )
+        log = getattr(self, "log", None)
+        if log is not None and log.held():
+            add(
+                "LOG_WRITES_HELD",
+                f"{log.held()} dòng nhật ký chưa ghi được vào đĩa (cơ sở dữ liệu bận hoặc đầy); đang giữ trong bộ nhớ",
+                False,
+            )
+        if self.disk and self.disk.get("low"):
+            add("DISK_LOW", self.disk.get("message") or "Sắp hết dung lượng đĩa", False)
+        for alarm in self._active_alarms():
+            add(f"ALARM_{alarm['kind'].upper()}", alarm["message"], False)
         if self.clock is not None:
             clock = self.clock.check()
             if not clock.trusted:
@@ -294,6 +336,16 @@ class Station:
             if not self.stopping.is_set():
                 add("API_DOWN", "Máy chủ web/API đã dừng; trạm vẫn phát theo lịch", False)
         return out
+
+    def _active_alarms(self) -> list[dict]:
+        alarms = getattr(self, "alarms", None)
+        if alarms is None:
+            return []
+        try:
+            return alarms.active()
+        except Exception:  # noqa: BLE001 - a locked database must not take health down with it
+            logger.debug("alarms unreadable", exc_info=True)
+            return []
 
     def healthy(self) -> bool:
         """Pinged to systemd's watchdog only while the long-lived parts are alive and not stuck."""
@@ -596,7 +648,10 @@ class Station:
         # Milliseconds: a second press within the same second (after a failed first try) is its own play.
         key = f"manual/{at.isoformat(timespec='milliseconds')[:23]}/{bulletin.id[:12]}"
         logger.warning("play now requested by %s: %s", who, bulletin.title)
-        self.approvals.record_action(who, "play_now", bulletin.id, bulletin.script.name)
+        try:
+            self.approvals.record_action(who, "play_now", bulletin.id, bulletin.script.name)
+        except PlayoutError as exc:  # a locked or full database: the technician's request still airs
+            logger.error("play now by %s not in the audit trail: [%s] %s", who, exc.code, exc.message)
         self._spawn(key, lambda: self.air(bulletin, Slot("phát ngay", at), key))
         return key
 
@@ -901,6 +956,16 @@ class Station:
             "lexicon": self.lexicon.to_dict() if self.lexicon else None,
             "config": self.reload_state,
             "disk_free_mb": round(usage.free / 2**20),
+            "storage": {
+                "disk_free_mb": (self.disk or {}).get("free_mb", round(usage.free / 2**20)),
+                "low_space": bool((self.disk or {}).get("low")),
+                "held_rows": self.log.held() if hasattr(self, "log") else 0,
+                "alarms": self._active_alarms(),
+                "database_alarm": next(
+                    (a["message"] for a in self._active_alarms() if a["kind"] == "database_damaged"), None
+                ),
+                "database": self.db_check.as_dict() if self.db_check else None,
+            },
             "last_error": self.last_error,
         }
 

@@ -245,3 +245,93 @@ def test_a_slot_waits_for_a_script_approved_inside_the_window(tmp_path, base):
         assert rows[0]["title"] == "Muộn"
     finally:
         station.close()
+
+
+# -- storage ---------------------------------------------------------------------------------------------
+
+
+def with_main_loop(station: Station) -> Station:
+    """The daemon's main loop (held log writes, disk checks, emergencies) in a thread, as `run` has it."""
+    import threading
+
+    threading.Thread(target=station._main_loop, name="main", daemon=True).start()
+    return station
+
+
+def test_a_corrupt_database_is_set_aside_and_the_station_airs(tmp_path, base):
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "playout.db").write_bytes(b"not a database, a power cut mid-write " * 200)
+    approved(tmp_path, "a.md", "Bà con chú ý. Xin cảm ơn.", title="Tin")
+    station = started(base())
+    try:
+        health = station.health()
+        assert health["storage"]["database"]["damaged"] is True
+        assert health["storage"]["database_alarm"] and "hỏng" in health["storage"]["database_alarm"]
+        assert "ALARM_DATABASE_DAMAGED" in [p["code"] for p in health["problems"]]
+        aside = [p for p in var.iterdir() if p.name.startswith("playout.db.damaged-")]
+        assert aside and aside[0].read_bytes().startswith(b"not a database")
+        _wait_ready(station, 1)
+        key = station.play_now(station.library.ready()[0], "lan")
+        rows_when(station, lambda rows: any(r["slot_key"] == key and r["status"] == "played" for r in rows), 30, "a play")
+    finally:
+        station.close()
+    # The alarm outlives a restart (until acknowledged or a week old).
+    again = started(base())
+    try:
+        assert again.health()["storage"]["database_alarm"]
+        assert again.health()["storage"]["database"]["damaged"] is False
+    finally:
+        again.close()
+
+
+def test_a_database_locked_across_a_slot_start_still_airs_and_logs(tmp_path, base):
+    import subprocess
+    import sys
+
+    approved(tmp_path, "a.md", "Bà con chú ý. Xin cảm ơn.", title="Tin")
+    station = started(base())
+    try:
+        _wait_ready(station, 1)
+        with_main_loop(station)
+        db = tmp_path / "var" / "playout.db"
+        locker = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sqlite3,sys,time; db=sqlite3.connect(sys.argv[1], isolation_level=None);"
+                " db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(8); db.execute('COMMIT')",
+                str(db),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert locker.stdout.readline().strip() == "locked"
+        now = dt.datetime.now(TZ)
+        from playout.config import Window
+
+        w = Window(name="thử", start=(now - dt.timedelta(seconds=1)).time(), end=(now + dt.timedelta(seconds=40)).time())
+        import threading
+
+        t0 = time.monotonic()
+        airing = threading.Thread(
+            target=station.air_window, args=(w, dt.datetime.combine(now.date(), w.start, tzinfo=TZ))
+        )
+        airing.start()
+        held_seen = 0
+        while locker.poll() is None and time.monotonic() - t0 < 20:
+            held_seen = max(held_seen, station.health()["storage"]["held_rows"])
+            time.sleep(0.2)
+        assert held_seen > 0  # the claim and the relay times waited in memory, the play went on
+        airing.join(timeout=30)
+        assert len(relay_ons(station)) == 1 and time.monotonic() - t0 > 11  # it aired in full
+        locker.wait(timeout=20)
+        deadline = time.monotonic() + 10
+        while station.log.held() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with __import__("sqlite3").connect(db) as check:
+            rows = check.execute("SELECT slot_key, status, relay_on_at, relay_off_at FROM plays").fetchall()
+        assert [(r[0].split("/", 1)[1], r[1]) for r in rows] == [("thử/0", "played")]
+        assert rows[0][2] and rows[0][3]
+    finally:
+        station.close()
