@@ -48,11 +48,19 @@ logger = logging.getLogger(__name__)
 MAX_SCRIPT_BYTES = 1_000_000
 SCRIPT_SUFFIXES = (".txt", ".md", ".docx")
 MAX_FRONT_MATTER_BYTES = 64 * 1024
-# A .docx is a zip: a 1 MB file can inflate to gigabytes.  Sizes are checked in the zip directory before
-# python-docx reads anything (zipfile stops at the declared size, so the directory cannot lie to us).
-MAX_DOCX_PART_BYTES = 10 * 1024 * 1024
-MAX_DOCX_TOTAL_BYTES = 50 * 1024 * 1024
-MAX_DOCX_ENTRIES = 2000
+# A .docx is a zip: a 1 MB file can inflate to gigabytes, and python-docx turns every XML part into an lxml
+# tree (memory) and walks every paragraph and run (time).  So every member is inflated once, counting the
+# bytes as they come out (the sizes in the zip's headers are the sender's word, never believed), and the
+# main part's paragraphs and runs are counted before python-docx parses anything.  A 3-minute bulletin is
+# a third of an A4 page: its document.xml is tens of kB; these caps are a hundred times that.
+MAX_DOCX_PART_BYTES = 4 * 1024 * 1024  # any member (an embedded picture is already compressed)
+MAX_DOCX_XML_BYTES = 2 * 1024 * 1024  # an XML member: python-docx parses it into a tree
+MAX_DOCX_TOTAL_BYTES = 16 * 1024 * 1024
+MAX_DOCX_ENTRIES = 1000
+MAX_DOCX_RUNS = 40_000
+# The text itself, whatever the format: a bulletin is a few dozen paragraphs and a few thousand characters.
+MAX_SCRIPT_PARAGRAPHS = 2_000
+MAX_SCRIPT_CHARS = 3 * MAX_SCRIPT_BYTES
 
 #: The six skill groups of the ward plans: stable slug → Vietnamese name.
 TOPICS: dict[str, str] = {
@@ -188,6 +196,7 @@ def parse_script(data: bytes, filename: str) -> Script:
         meta = _build_meta(raw_meta or {}, name)
 
     body = _format_body(body)
+    _check_text_size(body, name)
     if not body:
         raise _reject(
             f"Tệp {name} không có nội dung bản tin (chỉ có phần thông tin đầu hoặc để trống).",
@@ -216,6 +225,28 @@ def _sanitize_name(filename: str) -> str:
         keep = stem.encode("utf-8")[: 190 - len(suffix)].decode("utf-8", errors="ignore")
         base = f"{keep}.{suffix}" if dot else keep
     return base
+
+
+def _too_long(name: str, what: str, **context: object) -> ScriptRejected:
+    return _reject(
+        f"Tệp {name} quá dài để là một bản tin ({what}). Một bản tin 3 phút chỉ khoảng 1/3 trang A4; "
+        "hãy tách thành các bản tin ngắn.",
+        "SCRIPT_TEXT_TOO_LONG",
+        name,
+        **context,
+    )
+
+
+def _check_text_size(text: str, name: str) -> None:
+    if len(text) > MAX_SCRIPT_CHARS:
+        raise _too_long(
+            name, f"hơn {MAX_SCRIPT_CHARS:,} ký tự".replace(",", "."), limit_chars=MAX_SCRIPT_CHARS
+        )
+    paragraphs = text.count("\n\n") + 1
+    if paragraphs > MAX_SCRIPT_PARAGRAPHS:
+        raise _too_long(
+            name, f"{paragraphs} đoạn, tối đa {MAX_SCRIPT_PARAGRAPHS}", limit_paragraphs=MAX_SCRIPT_PARAGRAPHS
+        )
 
 
 def _format_body(text: str) -> str:
@@ -592,18 +623,16 @@ def _read_docx(data: bytes, name: str) -> tuple[str, list[str], dict[str, str]]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entries = archive.infolist()
-    except Exception as exc:  # zipfile raises BadZipFile, NotImplementedError, EOFError… on junk
-        raise _docx_invalid(name, "tệp bị hỏng hoặc không phải tệp .docx", str(exc)) from None
-    if len(entries) > MAX_DOCX_ENTRIES:
-        raise _docx_invalid(name, "tệp có quá nhiều thành phần", f"{len(entries)} zip entries")
-    largest = max(entries, key=lambda e: e.file_size, default=None)
-    total = sum(e.file_size for e in entries)
-    if largest is not None and (largest.file_size > MAX_DOCX_PART_BYTES or total > MAX_DOCX_TOTAL_BYTES):
-        raise _docx_invalid(
-            name, "nội dung giải nén quá lớn", f"{largest.filename}: {largest.file_size} bytes, total {total}"
-        )
-    if any(e.flag_bits & 0x1 for e in entries):
-        raise _docx_invalid(name, "tệp có mật khẩu", "encrypted zip entries")
+            if len(entries) > MAX_DOCX_ENTRIES:
+                raise _docx_invalid(name, "tệp có quá nhiều thành phần", f"{len(entries)} zip entries")
+            if any(e.flag_bits & 0x1 for e in entries):
+                raise _docx_invalid(name, "tệp có mật khẩu", "encrypted zip entries")
+            main = _inflate_all(archive, entries, name)
+    except ScriptRejected:
+        raise
+    except Exception as exc:  # zipfile raises BadZipFile, NotImplementedError, EOFError, zlib.error… on junk
+        raise _docx_invalid(name, "tệp bị hỏng hoặc không phải tệp .docx", repr(exc)[:500]) from None
+    _check_main_part(main, name)
     try:
         import docx  # python-docx and lxml are slow to import on a Pi; only Word files need them
 
@@ -616,6 +645,10 @@ def _read_docx(data: bytes, name: str) -> tuple[str, list[str], dict[str, str]]:
             "category": props.category or "",
             "author": props.author or "",
         }
+    except _TooManyParagraphs:
+        raise _too_long(
+            name, f"hơn {MAX_SCRIPT_PARAGRAPHS} đoạn", limit_paragraphs=MAX_SCRIPT_PARAGRAPHS
+        ) from None
     except Exception as exc:  # python-docx and lxml raise many kinds of error on a malformed package
         logger.info("docx %s unreadable: %r", name, exc)
         raise _docx_invalid(name, "tệp bị hỏng hoặc không phải văn bản Word", repr(exc)[:500]) from None
@@ -634,7 +667,72 @@ def _read_docx(data: bytes, name: str) -> tuple[str, list[str], dict[str, str]]:
     return text, warnings + more, core
 
 
+def _docx_too_large(name: str, detail: str) -> ScriptRejected:
+    return ScriptRejected(
+        f"Tệp Word {name} chứa quá nhiều dữ liệu khi giải nén (tối đa {MAX_DOCX_TOTAL_BYTES // 2**20} MB). "
+        "Một bản tin chỉ cần chữ; hãy bỏ bớt hình ảnh hoặc lưu lại thành tệp mới.",
+        code="DOCX_TOO_LARGE",
+        detail=detail,
+        filename=name,
+    )
+
+
+_CHUNK = 64 * 1024
+
+
+def _inflate_all(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], name: str) -> bytes:
+    """Inflate every member once, counting what comes out; returns word/document.xml (b"" if missing).
+
+    The counts are of bytes actually produced, chunk by chunk, so a member that claims 1 kB and inflates
+    to a gigabyte is stopped at the cap, having cost one chunk of memory beyond it.
+    """
+    total = 0
+    main = b""
+    for entry in entries:
+        is_xml = entry.filename.lower().endswith((".xml", ".rels"))
+        cap = MAX_DOCX_XML_BYTES if is_xml else MAX_DOCX_PART_BYTES
+        keep = entry.filename == "word/document.xml"
+        size = 0
+        pieces: list[bytes] = []
+        with archive.open(entry) as member:
+            while chunk := member.read(_CHUNK):
+                size += len(chunk)
+                total += len(chunk)
+                if keep:
+                    pieces.append(chunk)
+                if size > cap or total > MAX_DOCX_TOTAL_BYTES:
+                    if keep:  # a main part this large is usually paragraph upon paragraph: say so
+                        _check_main_part(b"".join(pieces), name)
+                    raise _docx_too_large(
+                        name,
+                        f"{entry.filename}: over {size} bytes inflated (cap {cap}), "
+                        f"{total} in all (cap {MAX_DOCX_TOTAL_BYTES}); header said {entry.file_size}",
+                    )
+        if keep:
+            main = b"".join(pieces)
+    return main
+
+
+# A paragraph or a run element, under any namespace prefix (Word writes w:, but XML allows any).
+_PARAGRAPH_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?p[\s/>]")
+_RUN_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?r[\s/>]")
+
+
+def _check_main_part(xml: bytes, name: str) -> None:
+    """Count paragraphs and runs in the raw XML: python-docx's walk costs time per paragraph and per run
+    (60 000 empty paragraphs took it 45 s), so a file with too many is refused before it is parsed."""
+    paragraphs = len(_PARAGRAPH_TAG.findall(xml))
+    if paragraphs > MAX_SCRIPT_PARAGRAPHS:
+        raise _too_long(
+            name, f"{paragraphs} đoạn, tối đa {MAX_SCRIPT_PARAGRAPHS}", limit_paragraphs=MAX_SCRIPT_PARAGRAPHS
+        )
+    runs = len(_RUN_TAG.findall(xml))
+    if runs > MAX_DOCX_RUNS:
+        raise _too_long(name, f"{runs} đoạn định dạng, tối đa {MAX_DOCX_RUNS}", limit_runs=MAX_DOCX_RUNS)
+
+
 def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
+    from docx.enum.style import WD_STYLE_TYPE
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
@@ -642,11 +740,24 @@ def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
     paragraphs: list[str] = []
     defaults = document.styles.element.xpath("w:docDefaults/w:rPrDefault/w:rPr")
     default_font = _rfonts(defaults[0] if defaults else None)
+    # python-docx finds a style (and, for a run without one, the default style) by scanning every style
+    # in the document: 0.7 ms a run.  One lookup per style id instead keeps a long document linear.
+    cache: dict[tuple[str, str | None], str | None] = {}
+
+    def style_font(kind: str, style_id: str | None) -> str | None:
+        key = (kind, style_id)
+        if key not in cache:
+            style_type = WD_STYLE_TYPE.PARAGRAPH if kind == "p" else WD_STYLE_TYPE.CHARACTER
+            cache[key] = _style_font(document.part.get_style(style_id, style_type))
+        return cache[key]
 
     def walk(container) -> None:
         for block in container.iter_inner_content():
             if isinstance(block, Paragraph):
-                paragraphs.append(_paragraph_text(block, default_font, fonts))
+                if len(paragraphs) >= MAX_SCRIPT_PARAGRAPHS:  # the raw count missed some (nested, say)
+                    raise _TooManyParagraphs
+                paragraph_font = style_font("p", block._p.style) or default_font
+                paragraphs.append(_paragraph_text(block, paragraph_font, style_font, fonts))
             elif isinstance(block, Table):
                 # A merged cell is returned once per grid column it spans; read it once.
                 seen: dict[int, object] = {}
@@ -658,6 +769,10 @@ def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
 
     walk(document)
     return paragraphs, fonts
+
+
+class _TooManyParagraphs(Exception):
+    pass
 
 
 def _rfonts(rpr) -> str | None:
@@ -683,27 +798,27 @@ def _style_font(style) -> str | None:
     return None
 
 
-def _paragraph_text(paragraph, default_font: str | None, fonts: dict[str, int]) -> str:
+def _paragraph_text(paragraph, paragraph_font: str | None, style_font, fonts: dict[str, int]) -> str:
     from docx.text.run import Run
 
-    paragraph_font = _style_font(paragraph.style) or default_font
     pieces: list[str] = []
+    last = ""  # the last non-blank character so far: does a TCVN3 run start a sentence?
     for item in paragraph.iter_inner_content():
         for run in [item] if isinstance(item, Run) else item.runs:
             text = run.text
-            font = _rfonts(run._r.rPr) or _style_font(run.style) or paragraph_font or ""
+            font = _rfonts(run._r.rPr) or style_font("r", run._r.style) or paragraph_font or ""
             if font.lower().startswith(".vn") and text:
                 # ABC/TCVN3 fonts: ".VnTime", ".VnArial"…; the "…H" variants draw every letter as a capital.
-                before = "".join(pieces).rstrip()
-                text = tcvn3_to_unicode(
-                    text, starts_sentence=not before or before.endswith((".", "!", "?", "…"))
-                )
+                text = tcvn3_to_unicode(text, starts_sentence=last in ("", ".", "!", "?", "…"))
                 if font.endswith("H"):
                     text = text.upper()
                 fonts["tcvn3"] += 1
             elif font.lower().startswith("vni") and text and not text.isascii():
                 fonts["vni"] += 1
             pieces.append(text)
+            stripped = text.rstrip()
+            if stripped:
+                last = stripped[-1]
     return "".join(pieces)
 
 

@@ -473,18 +473,96 @@ def encrypted_flag(data: bytes) -> bytes:
     [
         b"this is not a zip",
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504,  # OLE: password-protected or old .doc
-        zip_bytes({"word/document.xml": b"<" * (11 * 1024 * 1024)}),  # inflates past 10 MB
         zip_bytes({"xl/workbook.xml": b"<workbook/>"}),  # some other zip
         zip_bytes({"[Content_Types].xml": b"<Types"}),
         encrypted_flag(word_file(lambda d: d.add_paragraph("Mật"))),
         word_file(lambda d: d.add_paragraph("Bị cắt"))[:-200],  # truncated download
     ],
-    ids=["garbage", "ole", "zip-bomb", "not-word", "broken-xml", "encrypted", "truncated"],
+    ids=["garbage", "ole", "not-word", "broken-xml", "encrypted", "truncated"],
 )
 def test_broken_docx_is_refused(data):
     error = refused(data, "hong.docx")
     assert error.code == "DOCX_INVALID"
     assert ".docx" in error.message
+
+
+# --- Word files built to hurt: measured while read, never trusted from their headers -------------------
+
+
+def word_with_body(body_xml: bytes, *, extra: dict[str, bytes] | None = None) -> bytes:
+    """A real python-docx package whose document body is ``body_xml`` (honest zip headers)."""
+    template = zipfile.ZipFile(io.BytesIO(word_file(lambda d: None)))
+    head = template.read("word/document.xml")
+    start = head[: head.index(b"<w:body>") + len(b"<w:body>")]
+    parts = {i.filename: template.read(i.filename) for i in template.infolist()}
+    parts["word/document.xml"] = start + body_xml + b"</w:body></w:document>"
+    return zip_bytes({**parts, **(extra or {})})
+
+
+def lying_sizes(data: bytes, member: str, size: int) -> bytes:
+    """Patch the uncompressed size that the local and central headers of ``member`` declare."""
+    data = bytearray(data)
+    name = member.encode()
+    for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+        start = 0
+        while (start := data.find(signature, start)) != -1:
+            if data[start + name_at : start + name_at + len(name)] == name:
+                data[start + size_at : start + size_at + 4] = size.to_bytes(4, "little")
+            start += 4
+    return bytes(data)
+
+
+def timed_refusal(data: bytes, name: str = "bom.docx") -> tuple[ScriptRejected, float]:
+    import time
+
+    start = time.monotonic()
+    error = refused(data, name)
+    return error, time.monotonic() - start
+
+
+def test_a_part_that_inflates_past_the_cap_is_refused_while_reading():
+    bomb = word_with_body(b"<w:p/>" * 1_500_000)  # 9 MB of XML in a 50 KB file: under the old header check
+    assert len(bomb) < 100_000
+    error, seconds = timed_refusal(bomb)  # (it took python-docx minutes, and gigabytes)
+    assert error.code == "SCRIPT_TEXT_TOO_LONG" and "đoạn" in error.message and seconds < 2
+    text = word_with_body(b"<w:p><w:r><w:t>" + b"a" * (9 * 2**20) + b"</w:t></w:r></w:p>")
+    error, seconds = timed_refusal(text)
+    assert error.code == "DOCX_TOO_LARGE" and "giải nén" in error.message and seconds < 2
+    assert "word/document.xml" in error.detail
+
+
+def test_zip_headers_that_lie_about_sizes_are_not_believed():
+    honest = word_with_body(b"<w:p><w:r><w:t>" + b"a" * (20 * 2**20) + b"</w:t></w:r></w:p>")
+    bomb = lying_sizes(honest, "word/document.xml", 1_000)  # "1 kB", really 20 MB
+    error, seconds = timed_refusal(bomb)
+    assert error.code in ("DOCX_TOO_LARGE", "DOCX_INVALID") and seconds < 2
+    # Many small parts that add up: the running total over every member counts, not each header.
+    crowd = word_with_body(
+        b"<w:p><w:r><w:t>Tin.</w:t></w:r></w:p>",
+        extra={f"word/media/x{i}.bin": bytes(2**20) for i in range(40)},
+    )
+    error, seconds = timed_refusal(crowd)
+    assert error.code == "DOCX_TOO_LARGE" and seconds < 2
+
+
+def test_sixty_thousand_paragraphs_are_refused_quickly():
+    bomb = word_with_body(b"<w:p><w:r><w:t>Tin.</w:t></w:r></w:p>" * 60_000)
+    assert len(bomb) < 60_000
+    error, seconds = timed_refusal(bomb)
+    assert error.code == "SCRIPT_TEXT_TOO_LONG" and "đoạn" in error.message and seconds < 1
+
+
+def test_characters_are_capped_too():
+    huge = "Kính thưa bà con. " * 250_000  # 4.5 M characters in 3 paragraphs
+    paragraph = f"<w:p><w:r><w:t>{huge[: len(huge) // 3]}</w:t></w:r></w:p>".encode()
+    error, seconds = timed_refusal(word_with_body(paragraph * 3))
+    assert error.code in ("SCRIPT_TEXT_TOO_LONG", "DOCX_TOO_LARGE") and seconds < 3
+
+
+def test_a_long_but_honest_docx_is_still_read():
+    body = b"".join(f"<w:p><w:r><w:t>Đoạn {i}. Xin cảm ơn.</w:t></w:r></w:p>".encode() for i in range(300))
+    script = parse_script(word_with_body(body), "dai.docx")
+    assert script.body.count("\n\n") == 299
 
 
 # --- anything at all --------------------------------------------------------------------------------
