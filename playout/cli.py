@@ -367,15 +367,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging(level: int, stream=None) -> logging.Handler:
+    """One handler on the root logger, to stderr (the journal, under systemd), made safe by
+    ``playout.logsafe``: a client cannot forge a line (control characters in logged values are escaped)
+    nor fill the SD card (a record repeated from one place is collapsed into a count).  Calling it again
+    replaces the handler it installed before."""
+    from playout import logsafe
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "playout_handler", False)]:
+        root.removeHandler(old)
+        old.close()
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.playout_handler = True  # type: ignore[attr-defined]
+    logsafe.install([handler])
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # The daemon logs what it does (the journal keeps it); one-shot commands only say what went wrong.
     daemon = args.command in ("run", "demo")
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or daemon else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(logging.INFO if args.verbose or daemon else logging.WARNING)
     try:
         return args.func(args)
     except ConfigError as exc:
