@@ -7,6 +7,7 @@ Times are ISO 8601 with the station's offset.  OpenAPI at ``/docs``.
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, UploadFile
@@ -14,13 +15,15 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from playout import __version__, metrics, qr, reports
 from playout.auth import (
+    ACTION_LABELS_VI,
     Authenticator,
     Principal,
     RateLimited,
-    clear_session_cookie,
+    end_session,
     load_or_create_secret,
     optional_principal,
     require,
@@ -28,6 +31,7 @@ from playout.auth import (
 )
 from playout.errors import PlayoutError
 from playout.intake import MAX_SCRIPT_BYTES
+from playout.limits import BodyLimit, BodyRule, Refusal, html_refusal, json_refusal
 
 if TYPE_CHECKING:
     from playout.daemon import Station
@@ -85,6 +89,45 @@ def invalid(loc: tuple[str, ...], message: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": list(loc), "msg": message, "type": "value_error"}])
 
 
+#: An upload's body: the script's 1 MB plus the form around it (boundaries, part headers, the CSRF field).
+MAX_UPLOAD_BODY_BYTES = MAX_SCRIPT_BYTES + 64 * 1024
+UPLOAD_PATHS = ("/api/bulletins", "/ban-tin/tai-len")  # the API's and the web page's
+
+
+def _upload_too_large(path: str) -> Callable[[int], Refusal]:
+    message = "Tệp kịch bản quá lớn (tối đa 1 MB). Một bản tin 3 phút chỉ dài khoảng 1/3 trang A4."
+
+    def refusal(limit: int) -> Refusal:
+        if path.startswith("/api/"):
+            detail = {"code": "SCRIPT_TOO_LARGE", "message": message, "limit_bytes": MAX_SCRIPT_BYTES}
+            return json_refusal(413, detail)
+        return html_refusal(413, message)
+
+    return refusal
+
+
+def _upload_gate(path: str):
+    """Credentials and role, checked from the headers before a byte of the upload is read: FastAPI would
+    otherwise parse (and spool to disk) the whole form before its dependencies ran."""
+
+    async def gate(scope: dict) -> Refusal | None:
+        request = Request(scope)
+        who = await optional_principal(request)
+        client = scope.get("client") or ("?", 0)
+        if who is None:
+            logger.info("unauthenticated upload to %s from %s refused before its body", path, client[0])
+            if path.startswith("/api/"):
+                return json_refusal(401, "Cần đăng nhập", (("WWW-Authenticate", "Bearer"),))
+            return Refusal(303, b"", "text/plain", (("Location", "/dang-nhap"),))
+        if not who.can("upload"):
+            logger.warning("forbidden: %s %s wants upload from %s", who.kind, who.name, client[0])
+            message = f"Tài khoản không có quyền {ACTION_LABELS_VI['upload']}"
+            return json_refusal(403, message) if path.startswith("/api/") else html_refusal(403, message)
+        return None
+
+    return gate
+
+
 def _aware(since: dt.datetime | None, until: dt.datetime | None) -> None:
     for name, t in (("since", since), ("until", until)):
         if t is not None and t.tzinfo is None:
@@ -100,7 +143,15 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
     )
     cfg = station.config
     secret = load_or_create_secret(cfg.auth.secret_file or cfg.paths.data / "auth.secret")
-    app.state.auth = Authenticator(cfg.auth, secret)
+    app.state.auth = Authenticator(cfg.auth, secret, revoked_file=cfg.paths.data / "auth.revoked")
+    # Every body is capped before anything reads it; uploads get the script's size and a credentials gate.
+    app.add_middleware(
+        BodyLimit,
+        rules=tuple(
+            BodyRule("POST", path, MAX_UPLOAD_BODY_BYTES, _upload_too_large(path), _upload_gate(path))
+            for path in UPLOAD_PATHS
+        ),
+    )
 
     def bulletin(bulletin_id: str) -> "Bulletin":  # noqa: UP037
         found = next((b for b in station.library.bulletins() if b.id == bulletin_id), None)
@@ -111,10 +162,12 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
     # -- sessions -------------------------------------------------------------------------------------------
 
     @app.post("/api/login", summary="Đăng nhập (trang web); trả về mã CSRF", responses=errors(429))
-    def login(body: Login, request: Request, response: Response) -> dict:
+    async def login(body: Login, request: Request, response: Response) -> dict:
         auth: Authenticator = request.app.state.auth
         try:
-            session = auth.login(body.name, body.password, request.client.host if request.client else "?")
+            session = await auth.alogin(
+                body.name, body.password, request.client.host if request.client else "?"
+            )
         except RateLimited as exc:
             raise HTTPException(
                 429, detail=exc.message, headers={"Retry-After": str(int(exc.retry_after_s) + 1)}
@@ -124,9 +177,9 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
         set_session_cookie(response, auth, session)
         return {"name": session.name, "roles": sorted(session.roles), "csrf_token": session.csrf}
 
-    @app.post("/api/logout", summary="Đăng xuất")
-    def logout(response: Response) -> dict:
-        clear_session_cookie(response)
+    @app.post("/api/logout", summary="Đăng xuất (phiên bị hủy trên trạm, không chỉ xóa cookie)")
+    def logout(request: Request, response: Response) -> dict:
+        end_session(request, response)
         return {"ok": True}
 
     # -- health and the as-run log -----------------------------------------------------------------------
@@ -287,8 +340,9 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
         # Read one byte past the cap: enough to refuse an oversize file without holding all of it.
         data = await file.read(MAX_SCRIPT_BYTES + 1)
         try:
-            record, script = station.approvals.submit(
-                data, file.filename or "kich-ban.txt", who=who.name, source="upload"
+            # In a worker thread: parsing a Word file takes a while, and the event loop serves everyone.
+            record, script = await run_in_threadpool(
+                station.approvals.submit, data, file.filename or "kich-ban.txt", who=who.name, source="upload"
             )
         except PlayoutError as exc:
             logger.info("upload of %r by %s refused: %s", file.filename, who.name, exc.code)
@@ -377,6 +431,19 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
         station.relay.off()
         logger.warning("relay off requested by %s %s", who.kind, who.name)
         return {"relay_on": station.relay.is_on}
+
+    @app.post(
+        "/api/clock/confirm",
+        summary="Xác nhận giờ hiện tại của trạm là đúng (khi không có NTP hay đồng hồ RTC)",
+        responses=errors(409),
+    )
+    def confirm_clock(who: Annotated[Principal, Depends(require("confirm_clock"))]) -> dict:
+        try:
+            state = station.confirm_clock(who.name)
+        except PlayoutError as exc:
+            raise refused(exc) from None
+        logger.warning("clock confirmed by %s %s", who.kind, who.name)
+        return state
 
     from playout import web  # the HTML pages for people (/, /ban-tin, /nhat-ky, /bao-cao)
 

@@ -4,8 +4,8 @@ Anyone on the ward Wi-Fi can reach the API, so every write names an account (peo
 and a signed session cookie) or a token (scripts, with ``Authorization: Bearer …``), and every action
 needs a role::
 
-    browser ── POST /login (name, password) ──► Authenticator.login ──► Session
-       ▲            rate limit per IP and per account                       │
+    browser ── POST /login (name, password) ──► Authenticator.alogin ──► Session
+       ▲            429 per address · growing delay per account             │
        └──── Set-Cookie: playout_session=<payload>.<HMAC> ◄── session_cookie┘
 
     request ──► require("approve") ──► Bearer token?  ── yes ──► from_bearer ─────────────┐
@@ -14,10 +14,15 @@ needs a role::
                                                                                            ▼
                            401 no/invalid credentials · 403 wrong role · 403 missing CSRF (cookie + write)
 
-Sessions are stateless: the cookie carries name, roles, expiry and a CSRF token, signed with a secret
-kept in a 0600 file so a restart does not log everyone out.  A session dies when it expires, when the
-account is removed from ``schedule.yaml``, when the account's password changes (the cookie holds a
-fingerprint of the password hash) or when the secret file is deleted.
+The cookie carries name, roles, expiry and a CSRF token, signed with a secret kept in a 0600 file so a
+restart does not log everyone out.  A session dies when it expires, when it is logged out (its id goes on
+a revocation list in a 0600 file, pruned as the sessions on it expire, so a copied cookie stays dead after
+a restart too), when the account is removed from ``schedule.yaml``, when the account's password changes
+(the cookie holds a fingerprint of the password hash) or when the secret file is deleted.
+
+Wrong passwords are throttled per *address* (too many in a minute: 429 for the rest of it) and slowed per
+*account* (a growing delay before the check, at most ``MAX_LOGIN_DELAY_S``), never locked per account:
+anyone on the LAN could otherwise lock the technician out by typing wrong passwords for their name.
 
 Passwords are stored as scrypt hashes, tokens as SHA-256 (a random 32-byte token needs no slow hash).
 Nothing here ever logs a password, token, hash or cookie: only account names and client addresses.
@@ -47,9 +52,12 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs
 
+import anyio
 from fastapi import HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
 
+from playout.atomic import atomic_write_text
 from playout.errors import ConfigError, PlayoutError
 
 logger = logging.getLogger(__name__)
@@ -77,6 +85,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "relay_off": _TECHNICIAN,
     # Airing something right now bypasses the schedule and the approval queue: admin only.
     "play_now": _TECHNICIAN,  # a technician action in the ward plan: play a bulletin now (logged with who)
+    # Vouching for the Pi's clock lets scheduled slots air without NTP or an RTC: whoever keeps the station.
+    "confirm_clock": _TECHNICIAN,
     "admin": _ADMIN,
 }
 
@@ -94,6 +104,7 @@ ACTION_LABELS_VI: dict[str, str] = {
     "stop": "dừng phát",
     "relay_off": "tắt rơ-le loa",
     "play_now": "phát ngay",
+    "confirm_clock": "xác nhận giờ của trạm",
     "admin": "quản trị",
 }
 
@@ -110,7 +121,12 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 # scrypt needs 128·n·r bytes; stored parameters above this would exhaust a Pi's memory on every login.
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
-_WINDOW_S = 60.0
+_WINDOW_S = 60.0  # per address: login_attempts_per_minute failures in this window, then 429
+_ACCOUNT_WINDOW_S = 15 * 60.0  # per account: failures in this window slow every login to it down
+_FREE_FAILURES = 3  # a person mistypes; the delay starts after this many failures
+_FIRST_DELAY_S = 0.25
+MAX_LOGIN_DELAY_S = 3.0
+_SWEEP_S = 60.0
 _MAX_FORM_BYTES = 64 * 1024
 
 _NAME_RE = re.compile(r"[a-z0-9._-]{1,50}")
@@ -120,13 +136,13 @@ _TOKEN_RE = re.compile(r"sha256\$[0-9a-f]{64}")
 
 
 class RateLimited(PlayoutError):
-    """Too many failed logins from this address or for this account; the API answers 429."""
+    """Too many failed logins from this address; the API answers 429."""
 
     code = "LOGIN_RATE_LIMITED"
 
     def __init__(self, retry_after_s: int):
         super().__init__(
-            f"Đăng nhập sai quá nhiều lần, vui lòng thử lại sau {retry_after_s} giây",
+            f"Đăng nhập sai quá nhiều lần từ máy này, vui lòng thử lại sau {retry_after_s} giây",
             retry_after_s=retry_after_s,
         )
         self.retry_after_s = retry_after_s
@@ -322,9 +338,17 @@ class Authenticator:
     """Checks passwords, tokens and session cookies against one AuthSettings; thread-safe.
 
     ``clock`` returns wall-clock seconds (cookies carry absolute expiry times); tests pass a fake one.
+    ``revoked_file`` keeps logged-out sessions dead across restarts (None: in memory only).
     """
 
-    def __init__(self, settings: AuthSettings, secret: bytes, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: AuthSettings,
+        secret: bytes,
+        *,
+        clock: Callable[[], float] = time.time,
+        revoked_file: Path | None = None,
+    ):
         if len(secret) < 16:
             raise ValueError("secret must be at least 16 bytes")
         self.settings = settings
@@ -332,10 +356,16 @@ class Authenticator:
         self._clock = clock
         self._accounts = {a.name: a for a in settings.accounts}
         self._lock = threading.Lock()
-        # Failed (or in-flight) attempts in the last minute: per IP as (time, account), per account as
-        # (time, ip), so a success can forget exactly its own failures and nobody else's.
+        # Failed (or in-flight) attempts: per IP in the last minute as (time, account), per account in the
+        # last quarter hour as (time, ip), so a success can forget exactly its own failures and nobody else's.
         self._by_ip: dict[str, deque[tuple[float, str]]] = {}
         self._by_account: dict[str, deque[tuple[float, str]]] = {}
+        self._swept = clock()
+        # Logged-out sessions: id -> expiry (a session id is a hash of its CSRF token, never the token).
+        self._revoked_file = Path(revoked_file) if revoked_file else None
+        self._revoked: dict[str, int] = {}
+        self._revoked_stamp: tuple[int, int] | None = None
+        self._load_revoked()
         # Unknown names still cost one scrypt, so timing does not reveal which accounts exist.
         self._dummy_hash = hash_password(secrets.token_urlsafe(12))
 
@@ -351,23 +381,60 @@ class Authenticator:
 
     # -- login -------------------------------------------------------------------------------------
 
-    def login(self, name: str, password: str, client_ip: str) -> Session | None:
-        """A new Session, or None for a wrong name/password; RateLimited when over the limit.
+    @staticmethod
+    def _key(name: str) -> str:
+        return str(name)[:50].strip().lower()
 
-        The attempt is counted *before* the slow password check, so parallel guesses cannot all slip
-        in under the limit; a success then removes its own record.
-        """
-        key = str(name)[:50].strip().lower()
+    def check_address(self, client_ip: str) -> None:
+        """RateLimited when this address has failed too often in the last minute."""
+        with self._lock:
+            retry = self._retry_after(self._by_ip, client_ip, self._clock())
+        if retry:
+            logger.warning("login rate-limited: ip=%s retry_after=%ss", client_ip, retry)
+            raise RateLimited(retry)
+
+    def login_delay_s(self, name: str) -> float:
+        """How long a login to this account waits before its password is checked: nothing for the first
+        few failures in a quarter hour, then doubling from a quarter second up to MAX_LOGIN_DELAY_S."""
+        key = self._key(name)
         now = self._clock()
         with self._lock:
-            retry = max(
-                self._retry_after(self._by_ip, client_ip, now), self._retry_after(self._by_account, key, now)
-            )
+            bucket = self._by_account.get(key)
+            failures = sum(1 for t, _ in bucket if t > now - _ACCOUNT_WINDOW_S) if bucket else 0
+        if failures < _FREE_FAILURES:
+            return 0.0
+        return min(MAX_LOGIN_DELAY_S, _FIRST_DELAY_S * 2 ** min(failures - _FREE_FAILURES, 16))
+
+    async def alogin(self, name: str, password: str, client_ip: str) -> Session | None:
+        """``login`` for the HTTP doors: a throttled address is refused at once, the account's delay is
+        waited out without holding a thread, and the slow password hash runs off the event loop."""
+        self.check_address(client_ip)
+        delay = self.login_delay_s(name)
+        if delay:
+            await anyio.sleep(delay)
+        return await run_in_threadpool(self.login, name, password, client_ip)
+
+    def login(self, name: str, password: str, client_ip: str) -> Session | None:
+        """A new Session, or None for a wrong name/password; RateLimited when the address is over its limit.
+
+        The attempt is counted *before* the slow password check, so parallel guesses cannot all slip
+        in under the limit; a success then removes its own record.  (No delay here: see ``alogin``.)
+        """
+        key = self._key(name)
+        now = self._clock()
+        with self._lock:
+            self._sweep(now)
+            retry = self._retry_after(self._by_ip, client_ip, now)
             if retry:
                 logger.warning("login rate-limited: account=%r ip=%s retry_after=%ss", key, client_ip, retry)
                 raise RateLimited(retry)
             self._by_ip.setdefault(client_ip, deque()).append((now, key))
-            self._by_account.setdefault(key, deque()).append((now, client_ip))
+            # Only the recent count matters for the delay, so an account's record stays short however
+            # long a guessing campaign runs.
+            attempts = self._by_account.setdefault(key, deque(maxlen=64))
+            while attempts and attempts[0][0] <= now - _ACCOUNT_WINDOW_S:
+                attempts.popleft()
+            attempts.append((now, client_ip))
 
         account = self._accounts.get(key)
         ok = verify_password(password, account.password_hash if account else self._dummy_hash)
@@ -387,6 +454,15 @@ class Authenticator:
             csrf=secrets.token_urlsafe(24),
         )
 
+    def _sweep(self, now: float) -> None:
+        # Names and addresses nobody tries again would otherwise stay in the tables for ever.
+        if now - self._swept < _SWEEP_S:
+            return
+        self._swept = now
+        for buckets, window in ((self._by_ip, _WINDOW_S), (self._by_account, _ACCOUNT_WINDOW_S)):
+            for key in [k for k, b in buckets.items() if not b or b[-1][0] <= now - window]:
+                del buckets[key]
+
     def _retry_after(self, buckets: dict[str, deque[tuple[float, str]]], key: str, now: float) -> int:
         bucket = buckets.get(key)
         if bucket is None:
@@ -405,7 +481,7 @@ class Authenticator:
         bucket = buckets.get(key)
         if bucket is None:
             return
-        kept = deque(item for item in bucket if not match(item))
+        kept = deque((item for item in bucket if not match(item)), maxlen=bucket.maxlen)
         if kept:
             buckets[key] = kept
         else:
@@ -458,10 +534,74 @@ class Authenticator:
         current = frozenset(roles) & frozenset(account.roles)
         if not current or not isinstance(csrf, str):
             return None
+        if self._is_revoked(csrf):
+            logger.info("a logged-out session's cookie was presented for account %s", name)
+            return None
         return Session(name=name, roles=current, expires_at=float(expires), csrf=csrf)
 
     def max_age_s(self) -> int:
         return int(self.settings.session_hours * 3600)
+
+    # -- logout ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _session_id(csrf: str) -> str:
+        return hashlib.sha256(b"playout-session-id\0" + csrf.encode("utf-8", "replace")).hexdigest()[:32]
+
+    def revoke(self, session: Session) -> None:
+        """Log ``session`` out for good: its cookie, wherever copied, is refused from now on."""
+        now = self._clock()
+        with self._lock:
+            self._load_revoked()
+            self._revoked[self._session_id(session.csrf)] = int(session.expires_at) + 1
+            # Pruned at expiry: an expired cookie is refused anyway, so the list stays as small as the
+            # logouts of the last session_hours.
+            self._revoked = {k: e for k, e in self._revoked.items() if e > now}
+            self._save_revoked()
+        logger.info("logout: account=%s", session.name)
+
+    def _is_revoked(self, csrf: str) -> bool:
+        with self._lock:
+            self._load_revoked()
+            return self._session_id(csrf) in self._revoked
+
+    def _load_revoked(self) -> None:
+        # Re-read when the file changes, so every Authenticator on one data folder agrees.
+        path = self._revoked_file
+        if path is None:
+            return
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.error("cannot read the logout list %s: %s", path, exc)
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._revoked_stamp:
+            return
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            loaded = {str(k): int(v) for k, v in data.items()}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            logger.error("logout list %s unreadable (%s); keeping the one in memory", path, exc)
+            return
+        now = self._clock()
+        self._revoked = {k: e for k, e in {**self._revoked, **loaded}.items() if e > now}
+        self._revoked_stamp = stamp
+
+    def _save_revoked(self) -> None:
+        path = self._revoked_file
+        if path is None:
+            return
+        try:
+            atomic_write_text(path, json.dumps(self._revoked, sort_keys=True))
+            os.chmod(path, 0o600)
+            st = path.stat()
+            self._revoked_stamp = (st.st_mtime_ns, st.st_size)
+        except OSError as exc:
+            # The logout still holds in memory until a restart; say so where the technician looks.
+            logger.error("cannot write the logout list %s: %s", path, exc)
 
     # -- tokens ------------------------------------------------------------------------------------
 
@@ -545,6 +685,15 @@ def set_session_cookie(response: Response, auth: Authenticator, session: Session
 
 def clear_session_cookie(response: Response) -> None:
     response.delete_cookie(COOKIE_NAME, httponly=True, samesite="strict")
+
+
+def end_session(request: Request, response: Response) -> None:
+    """Logout: the session is revoked on the station (a copied cookie dies too), then the cookie cleared."""
+    auth = _authenticator(request)
+    session = auth.session_from_cookie(request.cookies.get(COOKIE_NAME))
+    if session is not None:
+        auth.revoke(session)
+    clear_session_cookie(response)
 
 
 def _client_ip(request: Request) -> str:

@@ -19,8 +19,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader
 from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from playout import qr, reports
@@ -30,7 +31,7 @@ from playout.auth import (
     Authenticator,
     Principal,
     RateLimited,
-    clear_session_cookie,
+    end_session,
     optional_principal,
     require,
     set_session_cookie,
@@ -59,6 +60,15 @@ NOTICES_VI = {
     "duyet": "Đã duyệt. Bản tin đang được đọc thành âm thanh.",
     "tu-choi": "Đã từ chối kịch bản.",
     "rut": "Đã rút bản tin.",
+    "dong-ho": "Đã xác nhận giờ của trạm. Các khung giờ theo lịch sẽ được phát.",
+}
+#: Clock states (health["clock"]["state"]) in Vietnamese.
+CLOCK_STATES_VI = {
+    "synchronized": "Đã đồng bộ qua mạng",
+    "rtc": "Theo đồng hồ RTC",
+    "confirmed": "Đã được xác nhận",
+    "unsynchronized": "Chưa đồng bộ",
+    "unknown": "Không rõ",
 }
 #: (path, label, actions any of which shows the page)
 PAGES = (
@@ -67,7 +77,10 @@ PAGES = (
     ("/nhat-ky", "Nhật ký", ("log",)),
     ("/bao-cao", "Báo cáo", ("reports",)),
 )
-_CHECKS = {a: require(a) for a in ("preview", "upload", "approve", "reject", "withdraw", "log", "reports")}
+_CHECKS = {
+    a: require(a)
+    for a in ("preview", "upload", "approve", "reject", "withdraw", "log", "reports", "confirm_clock")
+}
 _DECISIONS = {"duyet": "approve", "tu-choi": "reject", "rut": "withdraw"}
 
 
@@ -81,11 +94,18 @@ def _time(value: str | None, fmt: str = "%H:%M:%S") -> str:
 
 
 def _environment() -> Environment:
+    # ChainableUndefined: a key missing from health() (an older or half-started station) shows as blank
+    # instead of failing the whole page, which is the page a technician opens when something is wrong.
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=ChainableUndefined,
     )
     env.filters["clock"] = _time
     env.filters["when"] = lambda v: _time(v, "%d/%m/%Y %H:%M")
+    env.filters["when_seconds"] = lambda v: _time(v, "%H:%M:%S ngày %d/%m/%Y")
     # Operators read topic names, not slugs.
     env.filters["topic_name"] = lambda slug: TOPICS.get(slug, slug) if slug else ""
     return env
@@ -157,7 +177,7 @@ def install(app: FastAPI, station: Station) -> None:
         name, password = str(form.get("name") or ""), str(form.get("password") or "")
         auth: Authenticator = request.app.state.auth
         try:
-            session = auth.login(name, password, request.client.host if request.client else "?")
+            session = await auth.alogin(name, password, request.client.host if request.client else "?")
         except RateLimited as exc:
             return page(request, "login.html", None, 429, error=exc.message, name=name)
         if session is None:
@@ -175,20 +195,45 @@ def install(app: FastAPI, station: Station) -> None:
             if not hmac.compare_digest(token.encode(), (who.csrf or "").encode()):
                 return page(request, "403.html", who, 403, message="Phiên làm việc không hợp lệ (CSRF)")
         response = RedirectResponse("/dang-nhap", status_code=303)
-        clear_session_cookie(response)
+        end_session(request, response)  # revoked on the station: a copied cookie is refused from now on
         return response
 
     # -- overview --------------------------------------------------------------------------------------------
+
+    def overview_page(request: Request, who: Principal, *, notice=None, error=None, status_code=200):
+        health = station.health()
+        last = health.get("last_result")
+        if last:
+            last = {**last, "status_vi": reports.STATUS_NAMES.get(last["status"], last["status"])}
+        return page(
+            request,
+            "overview.html",
+            who,
+            status_code,
+            health=health,
+            last=last,
+            upcoming=station.upcoming(14),
+            notice=notice,
+            error=error,
+            clock_states=CLOCK_STATES_VI,
+        )
 
     @router.get("/")
     @guarded
     async def overview(request: Request):
         who = await check(request)
-        health = station.health()
-        last = health.get("last_result")
-        if last:
-            last = {**last, "status_vi": reports.STATUS_NAMES.get(last["status"], last["status"])}
-        return page(request, "overview.html", who, health=health, last=last, upcoming=station.upcoming(14))
+        return overview_page(request, who, notice=NOTICES_VI.get(request.query_params.get("xong", "")))
+
+    @router.post("/dong-ho/xac-nhan")
+    @guarded
+    async def confirm_clock(request: Request):
+        who = await check(request, "confirm_clock")
+        try:
+            await run_in_threadpool(station.confirm_clock, who.name)
+        except PlayoutError as exc:
+            return overview_page(request, who, error=exc.message, status_code=409)
+        logger.warning("clock confirmed on the web page by %s", who.name)
+        return RedirectResponse("/?xong=dong-ho", status_code=303)
 
     # -- bulletins -------------------------------------------------------------------------------------------
 
@@ -240,7 +285,10 @@ def install(app: FastAPI, station: Station) -> None:
             return bulletins_page(request, who, error="Chưa chọn tệp kịch bản.", status_code=422)
         data = await file.read(MAX_SCRIPT_BYTES + 1)
         try:
-            station.approvals.submit(data, file.filename, who=who.name, source="upload")
+            # In a worker thread: parsing a Word file takes a while, and the event loop serves everyone.
+            await run_in_threadpool(
+                station.approvals.submit, data, file.filename, who=who.name, source="upload"
+            )
         except PlayoutError as exc:
             logger.info("web upload of %r by %s refused: %s", file.filename, who.name, exc.code)
             status = 413 if exc.code == "SCRIPT_TOO_LARGE" else 422

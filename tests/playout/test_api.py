@@ -261,3 +261,206 @@ def test_play_now_airs_outside_windows_and_says_who(client, station):
     assert rows and rows[0]["status"] == "played" and rows[0]["window"] == "phát ngay"
     trail = client.get("/api/audit", headers=bearer(TECH)).json()
     assert ("play_now", "giam-sat") in {(a["action"], a["who"]) for a in trail}
+
+
+# ---------------------------------------------------------------- the LAN without logging in (issue 10 §5)
+
+
+@pytest.fixture
+def live(station):
+    from tests.playout.live import serve
+
+    with serve(create_app(station)) as port:
+        yield port
+
+
+def test_a_huge_login_body_is_refused_before_it_is_read(live):
+    from tests.playout.live import request, rss_mib, zeros
+
+    before = rss_mib()
+    # Headers that promise 300 MB: refused on the promise, before a byte of body is read.
+    promised = request(
+        live,
+        "POST",
+        "/api/login",
+        {"Content-Type": "application/json", "Content-Length": "300000000"},
+        zeros(300_000_000),
+        timeout=5,
+    )
+    assert promised.status == 413 and promised.seconds < 2, promised
+    assert promised.json()["detail"]["code"] == "REQUEST_TOO_LARGE"
+    assert "quá lớn" in promised.json()["detail"]["message"]
+    assert promised.headers.get("connection") == "close"
+    # No length at all (chunked): counted as it arrives and cut off at the cap.
+    chunked = request(
+        live,
+        "POST",
+        "/api/login",
+        {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        (b"100000\r\n" + b"0" * 0x100000 + b"\r\n" for _ in range(300)),
+        timeout=5,
+    )
+    assert chunked.status == 413 and chunked.json()["detail"]["code"] == "REQUEST_TOO_LARGE", chunked
+    assert chunked.sent < 64 * 2**20  # cut off long before the 300 MB were sent
+    print(f"RSS {before:.0f} -> {rss_mib():.0f} MiB; sent {promised.sent} + {chunked.sent} bytes")
+    assert rss_mib() - before < 64, f"RSS grew from {before:.0f} to {rss_mib():.0f} MiB"
+
+
+def test_an_anonymous_upload_is_refused_before_its_body_is_read(live):
+    from tests.playout.live import request, zeros
+
+    form = {"Content-Type": "multipart/form-data; boundary=xyz", "Content-Length": "900000"}
+    # Only the headers are sent: FastAPI used to wait for (and spool) the whole form before checking auth.
+    anonymous = request(live, "POST", "/api/bulletins", form, b"", timeout=3)
+    assert anonymous.status == 401 and anonymous.seconds < 2, anonymous
+    assert anonymous.json()["detail"] == "Cần đăng nhập"
+    wrong_role = request(live, "POST", "/api/bulletins", {**form, **bearer(TECH)}, b"", timeout=3)
+    assert wrong_role.status == 403, wrong_role
+    web = request(live, "POST", "/ban-tin/tai-len", form, b"", timeout=3)
+    assert web.status == 303 and web.headers["location"] == "/dang-nhap", web
+    # An operator may upload, but not 300 MB: refused on the promise, with the upload's own code.
+    huge = request(
+        live,
+        "POST",
+        "/api/bulletins",
+        {**form, **bearer(OPER), "Content-Length": "300000000"},
+        zeros(300_000_000),
+        timeout=5,
+    )
+    assert huge.status == 413 and huge.json()["detail"]["code"] == "SCRIPT_TOO_LARGE", huge
+    web_login = request(
+        live,
+        "POST",
+        "/dang-nhap",
+        {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "300000000"},
+        zeros(300_000_000),
+        timeout=5,
+    )
+    assert web_login.status == 413 and "quá lớn" in web_login.body.decode(), web_login
+    assert web_login.headers["content-type"].startswith("text/html")
+
+
+def test_logout_ends_the_session_on_the_server(client, station):
+    ok = client.post("/api/login", json={"name": "lan", "password": "mat-khau-cua-lan"})
+    csrf = ok.json()["csrf_token"]
+    copied = client.cookies["playout_session"]
+    assert client.get("/api/plays").status_code == 200
+    assert client.post("/api/logout").json() == {"ok": True}
+    thief = TestClient(create_app(station))
+    thief.cookies.set("playout_session", copied)
+    assert thief.get("/api/plays").status_code == 401
+    assert thief.post("/api/relay/off", headers={"X-CSRF-Token": csrf}).status_code == 401
+    assert thief.get("/", follow_redirects=False).status_code == 303  # the web page refuses it too
+    # A restarted daemon (a new app on the same data folder) still refuses it.
+    again = TestClient(create_app(station))
+    again.cookies.set("playout_session", copied)
+    assert again.get("/api/plays").status_code == 401
+
+
+def test_login_throttles_the_address_not_the_account(station):
+    app = create_app(station)
+    attacker = TestClient(app, client=("192.168.1.66", 40000))
+    codes = []
+    for _ in range(20):
+        codes.append(attacker.post("/api/login", json={"name": "lan", "password": "doan-bua"}).status_code)
+    assert set(codes) <= {401, 429} and codes[-1] == 429
+    owner = TestClient(app, client=("192.168.1.20", 40001))
+    start = time.monotonic()
+    ok = owner.post("/api/login", json={"name": "lan", "password": "mat-khau-cua-lan"})
+    assert ok.status_code == 200, ok.text
+    assert time.monotonic() - start < 5  # slowed down, never locked out
+    # The attacker's address stays throttled, even with the right password.
+    limited = attacker.post("/api/login", json={"name": "lan", "password": "mat-khau-cua-lan"})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+
+
+def test_a_technician_confirms_the_clock(client):
+    assert client.post("/api/clock/confirm", headers=bearer(OPER)).status_code == 403
+    done = client.post("/api/clock/confirm", headers=bearer(TECH))
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "confirmed" and done.json()["trusted"] is True
+    trail = client.get("/api/audit", headers=bearer(TECH)).json()
+    assert ("confirm_clock", "giam-sat") in {(a["action"], a["who"]) for a in trail}
+
+
+def docx_with_paragraphs(n: int) -> bytes:
+    import io
+    import zipfile
+
+    import docx
+
+    out = io.BytesIO()
+    docx.Document().save(out)
+    template = zipfile.ZipFile(io.BytesIO(out.getvalue()))
+    head = template.read("word/document.xml")
+    start = head[: head.index(b"<w:body>") + len(b"<w:body>")]
+    body = start + b"<w:p><w:r><w:t>Tin.</w:t></w:r></w:p>" * n + b"</w:body></w:document>"
+    result = io.BytesIO()
+    with zipfile.ZipFile(result, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in template.infolist():
+            data = body if info.filename == "word/document.xml" else template.read(info.filename)
+            archive.writestr(info.filename, data)
+    return result.getvalue()
+
+
+def test_a_docx_bomb_is_refused_quickly_and_the_api_keeps_answering(live):
+    import threading
+
+    import httpx
+
+    bomb = docx_with_paragraphs(60_000)
+    assert len(bomb) < 100_000
+    base = f"http://127.0.0.1:{live}"
+    answer: dict = {}
+
+    def send():
+        with httpx.Client(base_url=base, timeout=60) as c:
+            start = time.monotonic()
+            r = c.post("/api/bulletins", files={"file": ("bom.docx", bomb)}, headers=bearer(OPER))
+            answer.update(status=r.status_code, body=r.json(), seconds=time.monotonic() - start)
+
+    worker = threading.Thread(target=send, daemon=True)
+    worker.start()
+    slowest = 0.0
+    with httpx.Client(base_url=base, timeout=5) as c:
+        deadline = time.monotonic() + 60
+        while worker.is_alive() and time.monotonic() < deadline:
+            start = time.monotonic()
+            assert c.get("/api/health").status_code == 200
+            slowest = max(slowest, time.monotonic() - start)
+            time.sleep(0.02)
+    worker.join(5)
+    assert answer["status"] == 422 and answer["body"]["detail"]["code"] == "SCRIPT_TEXT_TOO_LONG", answer
+    assert answer["seconds"] < 3, answer
+    assert slowest < 0.5, f"/api/health took {slowest:.2f} s while the upload was parsed"
+
+
+def test_uploads_are_parsed_off_the_event_loop(live):
+    import threading
+
+    import httpx
+
+    # A long but acceptable Word file: parsing takes a while, and the API must keep answering meanwhile.
+    legit = docx_with_paragraphs(1_900)
+    base = f"http://127.0.0.1:{live}"
+    answer: dict = {}
+
+    def send():
+        with httpx.Client(base_url=base, timeout=60) as c:
+            r = c.post("/api/bulletins", files={"file": ("dai.docx", legit)}, headers=bearer(OPER))
+            answer.update(status=r.status_code)
+
+    worker = threading.Thread(target=send, daemon=True)
+    worker.start()
+    slowest, polls = 0.0, 0
+    with httpx.Client(base_url=base, timeout=5) as c:
+        deadline = time.monotonic() + 60
+        while worker.is_alive() and time.monotonic() < deadline:
+            start = time.monotonic()
+            assert c.get("/api/health").status_code == 200
+            slowest = max(slowest, time.monotonic() - start)
+            polls += 1
+            time.sleep(0.01)
+    worker.join(5)
+    assert answer.get("status") in (201, 422), answer
+    assert slowest < 0.3, f"/api/health took {slowest:.2f} s while the upload was parsed ({polls} polls)"

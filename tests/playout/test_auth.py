@@ -1,3 +1,4 @@
+import json
 import logging
 import os
 import stat
@@ -237,16 +238,71 @@ def test_rate_limit_per_ip(pw_hash):
     assert auth.login("minh", PASSWORD, "10.0.0.9")
 
 
-def test_rate_limit_per_account_across_ips(pw_hash):
+def test_wrong_passwords_slow_the_account_down_but_never_lock_it(pw_hash):
+    from playout.auth import MAX_LOGIN_DELAY_S
+
     clock = Clock()
     auth = Authenticator(settings(pw_hash, login_attempts_per_minute=3), SECRET, clock=clock)
-    for i in range(3):
+    assert auth.login_delay_s("lan") == 0
+    for i in range(20):  # a guessing campaign from 20 addresses, none of them throttled
         assert auth.login("lan", "sai", f"10.0.1.{i}") is None
-    with pytest.raises(RateLimited):
-        auth.login("LAN", PASSWORD, "10.0.1.99")  # names are case-folded
-    assert auth.login("minh", PASSWORD, "10.0.1.99")  # other accounts are unaffected
-    clock.t += 61
-    assert auth.login("lan", PASSWORD, "10.0.1.99")
+        clock.t += 1
+    delay = auth.login_delay_s("LAN")  # names are case-folded
+    assert delay == MAX_LOGIN_DELAY_S  # slowed down…
+    session = auth.login("lan", PASSWORD, "10.0.1.99")  # …but the owner, from a clean address, gets in
+    assert session is not None and session.name == "lan"
+    assert auth.login_delay_s("minh") == 0  # other accounts are unaffected
+    clock.t += 15 * 60
+    assert auth.login_delay_s("lan") == 0  # and the delay wears off
+
+
+def test_the_delay_grows_from_a_quarter_second(pw_hash):
+    clock = Clock()
+    auth = Authenticator(settings(pw_hash, login_attempts_per_minute=100), SECRET, clock=clock)
+    delays = []
+    for _ in range(8):
+        auth.login("minh", "sai", "10.0.2.1")
+        delays.append(auth.login_delay_s("minh"))
+    assert delays == [0, 0, 0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_alogin_refuses_a_throttled_address_at_once_and_waits_out_the_delay(pw_hash):
+    import asyncio
+    import time
+
+    auth = Authenticator(settings(pw_hash, login_attempts_per_minute=3), SECRET)
+
+    async def scenario():
+        for _ in range(3):
+            assert await auth.alogin("lan", "sai", "10.0.3.1") is None
+        start = time.monotonic()
+        with pytest.raises(RateLimited):
+            await auth.alogin("lan", PASSWORD, "10.0.3.1")
+        assert time.monotonic() - start < 0.1  # no waiting, no password check for a throttled address
+        start = time.monotonic()
+        assert await auth.alogin("lan", PASSWORD, "10.0.3.2") is not None
+        assert 0.25 <= time.monotonic() - start < 2  # three failures: a quarter second before the check
+
+    asyncio.run(scenario())
+
+
+def test_logout_revokes_the_session_across_restarts(pw_hash, tmp_path):
+    clock = Clock()
+    path = tmp_path / "auth.revoked"
+    auth = Authenticator(settings(pw_hash), SECRET, clock=clock, revoked_file=path)
+    kept, ended = auth.login("lan", PASSWORD, "10.0.0.1"), auth.login("lan", PASSWORD, "10.0.0.1")
+    cookie, copy = auth.session_cookie(kept), auth.session_cookie(ended)
+    auth.revoke(ended)
+    assert auth.session_from_cookie(copy) is None
+    assert auth.session_from_cookie(cookie) == kept  # only that session ended
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ended.csrf not in path.read_text()  # ids are hashes, not the tokens themselves
+    restarted = Authenticator(settings(pw_hash), SECRET, clock=clock, revoked_file=path)
+    assert restarted.session_from_cookie(copy) is None
+    # Pruned once the sessions on it have expired anyway.
+    clock.t += 13 * 3600
+    restarted.revoke(restarted.login("minh", PASSWORD, "10.0.0.1"))
+    assert len(json.loads(path.read_text())) == 1
 
 
 def test_success_forgets_only_its_own_failures(pw_hash):

@@ -184,6 +184,84 @@ def test_forms_need_the_csrf_token_and_the_role(station):
     assert out.status_code == 303 and oper.get("/", follow_redirects=False).status_code == 303
 
 
+def test_logging_out_ends_the_session_for_a_copied_cookie_too(station):
+    client, csrf = logged_in(station, "lan")
+    copied = client.cookies["playout_session"]
+    out = client.post("/dang-xuat", data={"csrf_token": csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    thief = TestClient(create_app(station))
+    thief.cookies.set("playout_session", copied)
+    assert thief.get("/", follow_redirects=False).headers["location"] == "/dang-nhap"
+    assert thief.get("/api/plays").status_code == 401
+
+
+def degraded_health(station, **keys):
+    """The real health, with the keys the overview must show forced to a bad state."""
+    real = station.health
+
+    def health():
+        return {**real(), **keys}
+
+    return health
+
+
+CLOCK_UNTRUSTED = {
+    "state": "unsynchronized",
+    "trusted": False,
+    "message": "Đồng hồ chưa đồng bộ qua mạng và không có RTC: các khung giờ theo lịch đang tạm dừng.",
+    "confirmed_by": None,
+    "confirmed_at": None,
+}
+
+
+def test_the_overview_shows_problems_clock_and_storage_alarms(station, monkeypatch):
+    monkeypatch.setattr(
+        station,
+        "health",
+        degraded_health(
+            station,
+            status="degraded",
+            problems=[{"code": "SCHEDULER_DEAD", "message": "Bộ lập lịch đã dừng <ngay>", "vital": True}],
+            clock=CLOCK_UNTRUSTED,
+            storage={
+                "disk_free_mb": 42,
+                "low_space": True,
+                "held_rows": 3,
+                "database_alarm": "Không ghi được CSDL",
+            },
+        ),
+    )
+    tech, _ = logged_in(station, "lan")
+    home = tech.get("/").text
+    assert "Trạm đang có sự cố" in home and "Bộ lập lịch đã dừng &lt;ngay&gt;" in home
+    assert "các khung giờ theo lịch đang tạm dừng" in home
+    assert 'action="/dong-ho/xac-nhan"' in home and "Xác nhận giờ hiện tại là đúng" in home
+    assert "Thẻ nhớ sắp đầy (còn 42 MB trống)" in home and "Không ghi được CSDL" in home and "3 dòng" in home
+    oper, _ = logged_in(station, "hoa")  # sees the alarm, not the button
+    home = oper.get("/").text
+    assert "các khung giờ theo lịch đang tạm dừng" in home and 'action="/dong-ho/xac-nhan"' not in home
+    # A health() without the new keys (an older station) still renders.
+    monkeypatch.setattr(station, "health", lambda: {"status": "ok", "time": "2026-11-21T06:00:00+07:00"})
+    bare = tech.get("/")
+    assert bare.status_code == 200 and "Tổng quan" in bare.text and "sự cố" not in bare.text
+
+
+def test_a_technician_confirms_the_clock_from_the_overview(station, monkeypatch):
+    calls = []
+    monkeypatch.setattr(station, "health", degraded_health(station, clock=CLOCK_UNTRUSTED))
+    monkeypatch.setattr(
+        station, "confirm_clock", lambda who: calls.append(who) or {**CLOCK_UNTRUSTED, "trusted": True}
+    )
+    tech, csrf = logged_in(station, "lan")
+    assert tech.post("/dong-ho/xac-nhan", follow_redirects=False).status_code == 403  # no CSRF token
+    done = tech.post("/dong-ho/xac-nhan", data={"csrf_token": csrf}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/?xong=dong-ho" and calls == ["lan"]
+    assert "Đã xác nhận giờ của trạm" in tech.get("/?xong=dong-ho").text
+    oper, token = logged_in(station, "hoa")
+    refused = oper.post("/dong-ho/xac-nhan", data={"csrf_token": token})
+    assert refused.status_code == 403 and calls == ["lan"]
+
+
 # ---------------------------------------------------------------- a real browser
 
 
