@@ -87,6 +87,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "play_now": _TECHNICIAN,  # a technician action in the ward plan: play a bulletin now (logged with who)
     # Vouching for the Pi's clock lets scheduled slots air without NTP or an RTC: whoever keeps the station.
     "confirm_clock": _TECHNICIAN,
+    # Marking a storage alarm (a damaged database rebuilt) as seen: the technician who looked into it.
+    "acknowledge_alarm": _TECHNICIAN,
     "admin": _ADMIN,
 }
 
@@ -105,6 +107,7 @@ ACTION_LABELS_VI: dict[str, str] = {
     "relay_off": "tắt rơ-le loa",
     "play_now": "phát ngay",
     "confirm_clock": "xác nhận giờ của trạm",
+    "acknowledge_alarm": "xác nhận đã xử lý cảnh báo",
     "admin": "quản trị",
 }
 

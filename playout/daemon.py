@@ -355,6 +355,17 @@ class Station:
             logger.debug("alarms unreadable", exc_info=True)
             return []
 
+    def acknowledge_alarm(self, alarm_id: int, who: str) -> bool:
+        """A technician has looked into an alarm: it leaves health and the web page (kept in the table)."""
+        done = self.alarms.acknowledge(alarm_id, who)
+        if done:
+            logger.warning("alarm %d acknowledged by %s", alarm_id, who)
+            try:
+                self.approvals.record_action(who, "acknowledge_alarm", "-", None, str(alarm_id))
+            except PlayoutError as exc:
+                logger.error("alarm acknowledgement not in the audit trail: [%s] %s", exc.code, exc.message)
+        return done
+
     def healthy(self) -> bool:
         """Pinged to systemd's watchdog only while the long-lived parts are alive and not stuck."""
         return not any(p["vital"] for p in self.problems())

@@ -61,6 +61,7 @@ NOTICES_VI = {
     "tu-choi": "Đã từ chối kịch bản.",
     "rut": "Đã rút bản tin.",
     "dong-ho": "Đã xác nhận giờ của trạm. Các khung giờ theo lịch sẽ được phát.",
+    "canh-bao": "Đã xác nhận xử lý cảnh báo.",
 }
 #: Clock states (health["clock"]["state"]) in Vietnamese.
 CLOCK_STATES_VI = {
@@ -234,6 +235,14 @@ def install(app: FastAPI, station: Station) -> None:
             return overview_page(request, who, error=exc.message, status_code=409)
         logger.warning("clock confirmed on the web page by %s", who.name)
         return RedirectResponse("/?xong=dong-ho", status_code=303)
+
+    @router.post("/canh-bao/{alarm_id}/da-xu-ly")
+    @guarded
+    async def acknowledge_alarm(request: Request, alarm_id: int):
+        who = await check(request, "acknowledge_alarm")
+        if not await run_in_threadpool(station.acknowledge_alarm, alarm_id, who.name):
+            return overview_page(request, who, error="Không có cảnh báo này, hoặc đã được xác nhận", status_code=404)
+        return RedirectResponse("/?xong=canh-bao", status_code=303)
 
     # -- bulletins -------------------------------------------------------------------------------------------
 

@@ -276,11 +276,29 @@ def test_a_corrupt_database_is_set_aside_and_the_station_airs(tmp_path, base):
         rows_when(station, lambda rows: any(r["slot_key"] == key and r["status"] == "played" for r in rows), 30, "a play")
     finally:
         station.close()
-    # The alarm outlives a restart (until acknowledged or a week old).
-    again = started(base())
+    # The alarm outlives a restart, until a technician acknowledges it (or a week passes).
+    from fastapi.testclient import TestClient
+
+    from playout.api import create_app
+    from playout.auth import hash_token
+
+    tokens = [
+        {"name": "ky-thuat", "token_hash": hash_token("tech-token-0123456789abcdef"), "roles": ["technician"]},
+        {"name": "van-hanh", "token_hash": hash_token("oper-token-0123456789abcdef"), "roles": ["operator"]},
+    ]
+    again = started(base(auth={"tokens": tokens}))
     try:
-        assert again.health()["storage"]["database_alarm"]
-        assert again.health()["storage"]["database"]["damaged"] is False
+        health = again.health()
+        assert health["storage"]["database_alarm"] and health["storage"]["database"]["damaged"] is False
+        (alarm,) = health["storage"]["alarms"]
+        client = TestClient(create_app(again))
+        url = f"/api/alarms/{alarm['id']}/acknowledge"
+        assert client.post(url, headers={"Authorization": "Bearer oper-token-0123456789abcdef"}).status_code == 403
+        tech = {"Authorization": "Bearer tech-token-0123456789abcdef"}
+        assert client.post(url, headers=tech).status_code == 200
+        assert client.post(url, headers=tech).status_code == 404
+        health = again.health()
+        assert health["storage"]["database_alarm"] is None and health["status"] == "ok"
     finally:
         again.close()
 
