@@ -450,7 +450,9 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
         summary="Xác nhận đã xử lý một cảnh báo (ví dụ cơ sở dữ liệu bị hỏng và đã khôi phục)",
         responses=errors(404),
     )
-    def acknowledge_alarm(alarm_id: int, who: Annotated[Principal, Depends(require("acknowledge_alarm"))]) -> dict:
+    def acknowledge_alarm(
+        alarm_id: int, who: Annotated[Principal, Depends(require("acknowledge_alarm"))]
+    ) -> dict:
         if not station.acknowledge_alarm(alarm_id, who.name):
             raise HTTPException(404, detail="Không có cảnh báo này, hoặc đã được xác nhận")
         return {"acknowledged": alarm_id}

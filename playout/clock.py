@@ -42,7 +42,9 @@ MESSAGES = {
     "rtc": "Đồng hồ lấy giờ từ mô-đun đồng hồ thời gian thực (RTC) khi khởi động",
     "confirmed": "Giờ đã được kỹ thuật viên xác nhận",
     "unknown": "Không xác định được đồng hồ đã đồng bộ hay chưa; trạm vẫn phát theo giờ máy",
-    "unsynchronized": "Đồng hồ chưa đồng bộ: các khung giờ chưa được phát cho đến khi đồng bộ hoặc xác nhận giờ",
+    "unsynchronized": (
+        "Đồng hồ chưa đồng bộ: các khung giờ chưa được phát cho đến khi đồng bộ hoặc xác nhận giờ"
+    ),
 }
 #: The reason written into the as-run log for a slot that could not air on an untrusted clock.
 UNTRUSTED_REASON = "đồng hồ chưa đồng bộ"

@@ -20,10 +20,8 @@ import datetime as dt
 import hashlib
 import io
 import logging
-import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,16 +36,16 @@ from apscheduler.triggers.cron import CronTrigger
 from gpio import Relay
 from playout import __version__, notify, reports
 from playout.api import create_app
-from playout.limits import ConnectionLimits, fd_budget, make_server
 from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot
-from playout.storage import Alarms, disk_status, open_station_db
 from playout.audio_out import Player, open_player
 from playout.clock import UNTRUSTED_REASON, StationClock
 from playout.config import StationConfig, Window, load_config
 from playout.errors import ConfigError, PlayoutError
 from playout.intake import MAX_SCRIPT_BYTES, is_script_file
 from playout.library import Bulletin, Library
+from playout.limits import ConnectionLimits, fd_budget, make_server
+from playout.storage import Alarms, disk_status, open_station_db
 from tts.engines import available_engines
 from tts.normalize import StationLexicon, load_station_lexicon
 from tts.render import Renderer
@@ -147,7 +145,9 @@ class Station:
             self.clock = StationClock(self.config.paths.data, self.tz)
         state = self.clock.confirm(who)
         try:
-            self.approvals.record_action(who, "confirm_clock", "-", None, self.now().isoformat(timespec="seconds"))
+            self.approvals.record_action(
+                who, "confirm_clock", "-", None, self.now().isoformat(timespec="seconds")
+            )
         except PlayoutError as exc:  # the confirmation stands; only its audit line is missing
             logger.error("clock confirmed by %s not in the audit trail: [%s] %s", who, exc.code, exc.message)
         return state.to_dict()
@@ -288,7 +288,9 @@ class Station:
             was_low = bool(self.disk and self.disk.get("low"))
             self.disk = disk_status(self.config.paths.data)
             if self.disk["low"] and not was_low:
-                logger.warning("disk space low: %s MB free in %s", self.disk["free_mb"], self.config.paths.data)
+                logger.warning(
+                    "disk space low: %s MB free in %s", self.disk["free_mb"], self.config.paths.data
+                )
             if self.disk["free_mb"] >= RENDER_ROOM_MB and self.library.retry_when_space():
                 self.wake_library()
 
@@ -321,14 +323,16 @@ class Station:
             if on_for > limit:
                 add(
                     "ON_AIR_STUCK",
-                    f"Bản tin đang phát đã quá {on_for:.0f} giây (tối đa {limit:.0f} giây): đường phát bị treo",
+                    f"Bản tin đang phát đã quá {on_for:.0f} giây (tối đa {limit:.0f} giây): "
+                    "đường phát bị treo",
                     True,
                 )
         log = getattr(self, "log", None)
         if log is not None and log.held():
             add(
                 "LOG_WRITES_HELD",
-                f"{log.held()} dòng nhật ký chưa ghi được vào đĩa (cơ sở dữ liệu bận hoặc đầy); đang giữ trong bộ nhớ",
+                f"{log.held()} dòng nhật ký chưa ghi được vào đĩa (cơ sở dữ liệu bận hoặc đầy); "
+                "đang giữ trong bộ nhớ",
                 False,
             )
         if self.disk and self.disk.get("low"):
@@ -340,9 +344,9 @@ class Station:
             if not clock.trusted:
                 add("CLOCK_UNTRUSTED", clock.message, False)
         api = self.api_server
-        if api is not None and self._api_thread is not None and not self._api_thread.is_alive():
-            if not self.stopping.is_set():
-                add("API_DOWN", "Máy chủ web/API đã dừng; trạm vẫn phát theo lịch", False)
+        thread_down = self._api_thread is not None and not self._api_thread.is_alive()
+        if api is not None and thread_down and not self.stopping.is_set():
+            add("API_DOWN", "Máy chủ web/API đã dừng; trạm vẫn phát theo lịch", False)
         return out
 
     def _active_alarms(self) -> list[dict]:
@@ -514,7 +518,9 @@ class Station:
             if bulletin is None:
                 # Audio may be on its way (the station just started, a script was approved at 06:01) or
                 # an approval may still come: the slot stays open while the window has room for it.
-                wait("bulletins are still being rendered" if self.library.rendering() else "no bulletin ready")
+                wait(
+                    "bulletins are still being rendered" if self.library.rendering() else "no bulletin ready"
+                )
                 continue
             with self._air_lock:  # an emergency may be on air: wait for it, then check the clock again
                 if self.now() + dt.timedelta(seconds=self.slot_length_s(bulletin)) > end:
@@ -570,9 +576,7 @@ class Station:
                 if len(samples) != expected:
                     why, samples = f"{len(samples)} frames, expected {expected}", None
         if samples is None:
-            logger.error(
-                "audio of %s (%s) %s: not airing it; rendering it again", bulletin.title, path, why
-            )
+            logger.error("audio of %s (%s) %s: not airing it; rendering it again", bulletin.title, path, why)
             bulletin.status, bulletin.audio_path, bulletin.summary = "pending", None, {}
             self.wake_library()
             return None

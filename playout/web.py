@@ -241,7 +241,9 @@ def install(app: FastAPI, station: Station) -> None:
     async def acknowledge_alarm(request: Request, alarm_id: int):
         who = await check(request, "acknowledge_alarm")
         if not await run_in_threadpool(station.acknowledge_alarm, alarm_id, who.name):
-            return overview_page(request, who, error="Không có cảnh báo này, hoặc đã được xác nhận", status_code=404)
+            return overview_page(
+                request, who, error="Không có cảnh báo này, hoặc đã được xác nhận", status_code=404
+            )
         return RedirectResponse("/?xong=canh-bao", status_code=303)
 
     # -- bulletins -------------------------------------------------------------------------------------------

@@ -21,7 +21,12 @@ ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 def window(name: str, start: dt.datetime, end: dt.datetime) -> dict:
-    return {"name": name, "start": start.strftime("%H:%M:%S"), "end": end.strftime("%H:%M:%S"), "days": ALL_DAYS}
+    return {
+        "name": name,
+        "start": start.strftime("%H:%M:%S"),
+        "end": end.strftime("%H:%M:%S"),
+        "days": ALL_DAYS,
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -136,7 +141,11 @@ def test_an_rtc_that_set_the_clock_at_boot_is_trusted(tmp_path, timedatectl, mon
 
 def test_emergencies_air_on_an_untrusted_clock(tmp_path, base, timedatectl):
     approved(
-        tmp_path, "lu.md", "Thông báo khẩn cấp. Bà con tránh xa khu vực ngập.", title="Khẩn", priority="emergency"
+        tmp_path,
+        "lu.md",
+        "Thông báo khẩn cấp. Bà con tránh xa khu vực ngập.",
+        title="Khẩn",
+        priority="emergency",
     )
     station = started(base())
     try:
@@ -178,7 +187,11 @@ def test_a_replaced_cached_wav_never_airs(tmp_path, base):
         station.config.windows = []  # placed by hand below
         from playout.config import Window
 
-        w = Window(name="thử", start=(now - dt.timedelta(seconds=1)).time(), end=(now + dt.timedelta(seconds=30)).time())
+        w = Window(
+            name="thử",
+            start=(now - dt.timedelta(seconds=1)).time(),
+            end=(now + dt.timedelta(seconds=30)).time(),
+        )
         station.air_window(w, dt.datetime.combine(now.date(), w.start, tzinfo=TZ))
         (row,) = station.log.plays()
         assert row["status"] == "played" and row["title"] == "Thứ hai"
@@ -195,41 +208,46 @@ def test_a_replaced_cached_wav_never_airs(tmp_path, base):
         station.close()
 
 
-def test_a_deleted_cached_wav_is_rendered_again_for_play_now(tmp_path, base):
+@pytest.fixture
+def one_ready(tmp_path, base):
+    """A started station with one bulletin rendered."""
     approved(tmp_path, "a.md", "Bản tin về vệ sinh môi trường.", title="Vệ sinh")
     station = started(base())
     try:
         _wait_ready(station, 1)
-        (b,) = station.library.ready()
-        b.audio_path.unlink()
-        key = station.play_now(b, "lan")
-        rows = rows_when(station, lambda rows: rows, 10, "play now's row")
-        assert rows[0]["slot_key"] == key and rows[0]["status"] == "failed"
-        assert "dựng lại" in rows[0]["error"] and relay_ons(station) == []
-        _wait_ready(station, 1)
-        key = station.play_now(station.library.ready()[0], "lan")
-        rows_when(station, lambda rows: any(r["slot_key"] == key and r["status"] == "played" for r in rows), 30, "replay")
+        yield station, station.library.ready()[0]
     finally:
         station.close()
 
 
-def test_no_play_runs_past_the_window_end(tmp_path, base):
-    approved(tmp_path, "a.md", "Bản tin về vệ sinh môi trường.", title="Vệ sinh")
-    station = started(base())
-    try:
-        _wait_ready(station, 1)
-        (b,) = station.library.ready()
-        from playout.asrun import Slot
+def test_a_deleted_cached_wav_is_rendered_again_for_play_now(one_ready):
+    station, b = one_ready
+    b.audio_path.unlink()
+    key = station.play_now(b, "lan")
+    rows = rows_when(station, lambda rows: rows, 10, "play now's row")
+    assert rows[0]["slot_key"] == key and rows[0]["status"] == "failed"
+    assert "dựng lại" in rows[0]["error"] and relay_ons(station) == []
+    _wait_ready(station, 1)
+    key = station.play_now(station.library.ready()[0], "lan")
+    rows_when(
+        station,
+        lambda rows: any(r["slot_key"] == key and r["status"] == "played" for r in rows),
+        30,
+        "replay",
+    )
 
-        ends = dt.datetime.now(TZ) + dt.timedelta(seconds=2)
-        with station._air_lock:
-            outcome = station._air_locked(b, Slot("thử", dt.datetime.now(TZ)), ends_by=ends)
-        assert outcome == "interrupted"
-        (row,) = station.log.plays()
-        off = dt.datetime.fromisoformat(row["relay_off_at"])
-        assert row["error"] == "hết khung giờ phát" and off <= ends + dt.timedelta(seconds=0.5)
-    finally:
-        station.close()
+
+def test_no_play_runs_past_the_window_end(one_ready):
+    station, b = one_ready
+    from playout.asrun import Slot
+
+    ends = dt.datetime.now(TZ) + dt.timedelta(seconds=2)
+    with station._air_lock:
+        outcome = station._air_locked(b, Slot("thử", dt.datetime.now(TZ)), ends_by=ends)
+    assert outcome == "interrupted"
+    (row,) = station.log.plays()
+    off = dt.datetime.fromisoformat(row["relay_off_at"])
+    assert row["error"] == "hết khung giờ phát" and off <= ends + dt.timedelta(seconds=0.5)
 
 
 def test_a_slot_waits_for_a_script_approved_inside_the_window(tmp_path, base):
@@ -241,7 +259,9 @@ def test_a_slot_waits_for_a_script_approved_inside_the_window(tmp_path, base):
         assert station.log.plays() == []
         approved(tmp_path, "muon.md", "Bản tin được duyệt muộn. Xin cảm ơn.", title="Muộn")
         station.wake_library()
-        rows = rows_when(station, lambda rows: rows and rows[0]["status"] == "played", 30, "the late bulletin")
+        rows = rows_when(
+            station, lambda rows: rows and rows[0]["status"] == "played", 30, "the late bulletin"
+        )
         assert rows[0]["title"] == "Muộn"
     finally:
         station.close()
@@ -273,7 +293,12 @@ def test_a_corrupt_database_is_set_aside_and_the_station_airs(tmp_path, base):
         assert aside and aside[0].read_bytes().startswith(b"not a database")
         _wait_ready(station, 1)
         key = station.play_now(station.library.ready()[0], "lan")
-        rows_when(station, lambda rows: any(r["slot_key"] == key and r["status"] == "played" for r in rows), 30, "a play")
+        rows_when(
+            station,
+            lambda rows: any(r["slot_key"] == key and r["status"] == "played" for r in rows),
+            30,
+            "a play",
+        )
     finally:
         station.close()
     # The alarm outlives a restart, until a technician acknowledges it (or a week passes).
@@ -283,7 +308,11 @@ def test_a_corrupt_database_is_set_aside_and_the_station_airs(tmp_path, base):
     from playout.auth import hash_token
 
     tokens = [
-        {"name": "ky-thuat", "token_hash": hash_token("tech-token-0123456789abcdef"), "roles": ["technician"]},
+        {
+            "name": "ky-thuat",
+            "token_hash": hash_token("tech-token-0123456789abcdef"),
+            "roles": ["technician"],
+        },
         {"name": "van-hanh", "token_hash": hash_token("oper-token-0123456789abcdef"), "roles": ["operator"]},
     ]
     again = started(base(auth={"tokens": tokens}))
@@ -293,7 +322,10 @@ def test_a_corrupt_database_is_set_aside_and_the_station_airs(tmp_path, base):
         (alarm,) = health["storage"]["alarms"]
         client = TestClient(create_app(again))
         url = f"/api/alarms/{alarm['id']}/acknowledge"
-        assert client.post(url, headers={"Authorization": "Bearer oper-token-0123456789abcdef"}).status_code == 403
+        assert (
+            client.post(url, headers={"Authorization": "Bearer oper-token-0123456789abcdef"}).status_code
+            == 403
+        )
         tech = {"Authorization": "Bearer tech-token-0123456789abcdef"}
         assert client.post(url, headers=tech).status_code == 200
         assert client.post(url, headers=tech).status_code == 404
@@ -318,7 +350,8 @@ def test_a_database_locked_across_a_slot_start_still_airs_and_logs(tmp_path, bas
                 sys.executable,
                 "-c",
                 "import sqlite3,sys,time; db=sqlite3.connect(sys.argv[1], isolation_level=None);"
-                " db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(8); db.execute('COMMIT')",
+                " db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(8);"
+                " db.execute('COMMIT')",
                 str(db),
             ],
             stdout=subprocess.PIPE,
@@ -328,7 +361,11 @@ def test_a_database_locked_across_a_slot_start_still_airs_and_logs(tmp_path, bas
         now = dt.datetime.now(TZ)
         from playout.config import Window
 
-        w = Window(name="thử", start=(now - dt.timedelta(seconds=1)).time(), end=(now + dt.timedelta(seconds=40)).time())
+        w = Window(
+            name="thử",
+            start=(now - dt.timedelta(seconds=1)).time(),
+            end=(now + dt.timedelta(seconds=40)).time(),
+        )
         import threading
 
         t0 = time.monotonic()
