@@ -2,6 +2,8 @@
 
 Render (issue 2): our render of a ~350-word script with the espeak engine and a cold cache, against the
 plain pipeline `espeak-ng -v vi -w | ffmpeg -af loudnorm` on the same text; and our peak memory.
+Then Edge voices, the on-air daemon, the API, normalization, and faults (bench/faults.py: a damaged
+database, a 300 MB body, 1 000 idle connections).  `make bench BENCH=faults` runs one of them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # playout, tts and tests, whatever the current directory
+
+from bench.common import bench_token, fill_asrun, line  # noqa: E402 - needs the path above
+
 SAMPLES = ROOT / "bulletins" / "approved"
 
 
@@ -54,11 +60,6 @@ def script_of_words(n: int) -> str:
     return body.rstrip(".,;:!?") + "."
 
 
-def line(label: str, value: str, target: str = "", ok: bool | None = None) -> None:
-    verdict = "" if ok is None else ("  ok" if ok else "  MISSED")
-    print(f"  {label:<48} {value:>14}  {target}{verdict}")
-
-
 def bench_render(repeats: int = 3) -> None:
     print("Render: ~350-word script, espeak engine, cold cache (180 s bulletin)")
     espeak, ffmpeg = shutil.which("espeak-ng"), shutil.which("ffmpeg")
@@ -92,7 +93,6 @@ def bench_render(repeats: int = 3) -> None:
         plain.append(time.perf_counter() - t0)
 
     # In-process: what the daemon pays per bulletin (libraries already loaded).
-    sys.path.insert(0, str(ROOT))
     from playout.config import load_config
     from playout.intake import read_script
     from tts.render import Renderer
@@ -147,7 +147,6 @@ def bench_render(repeats: int = 3) -> None:
 def bench_edge() -> None:
     """Edge engine through the local fake service (real edge-tts client), and giving up on a stall."""
     print("\nEdge voices: the real edge-tts client against the local fake service")
-    sys.path.insert(0, str(ROOT))
     from playout.config import parse_config
     from playout.errors import PlayoutError
     from playout.intake import parse_script
@@ -218,9 +217,9 @@ def bench_daemon(plays: int = 20, idle_s: float = 60.0) -> None:
     import datetime as dt
     import socket
     import threading
+    import urllib.error
     import urllib.request
 
-    sys.path.insert(0, str(ROOT))
     from tests.pulse import PulseSink
     from tests.station import DaemonRun, clock, now, write_script
 
@@ -239,10 +238,13 @@ def bench_daemon(plays: int = 20, idle_s: float = 60.0) -> None:
         }
         for i in range(plays)
     ]
+    auth_section, auth_headers = bench_token()
     config = {
         "windows": windows,
         "relay": {"pre_roll_s": pre_roll, "tail_s": tail},
         "bulletin": {"length_s": length},
+        # Authenticated load: without a token every request is a cheap 401 that never reads the as-run log.
+        "auth": auth_section,
     }
     notify_path = work / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -257,18 +259,30 @@ def bench_daemon(plays: int = 20, idle_s: float = 60.0) -> None:
             pass
         ready_s = time.monotonic() - t0
         loaded = plays // 2
-        requests = {"sent": 0, "failed": 0}
+        requests = {"sent": 0, "ok": 0, "non200": 0, "failed": 0}
+        statuses: dict[int, int] = {}
 
         def hammer(stop: threading.Event) -> None:
-            # 100 requests a second at the as-run log while a bulletin is on air.
-            url = f"http://127.0.0.1:{run.port}/api/plays?limit=50"
+            # 100 requests a second at the as-run log while a bulletin is on air, as the admin token.
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{run.port}/api/plays?limit=50", headers=auth_headers
+            )
             next_at = time.monotonic()
-            while not stop.is_set():
+            deadline = next_at + 120  # bounded even if the play never ends
+            while not stop.is_set() and requests["sent"] < 12_000 and time.monotonic() < deadline:
                 try:
-                    with urllib.request.urlopen(url, timeout=2) as r:
+                    with urllib.request.urlopen(request, timeout=2) as r:
                         r.read()
+                        status = r.status
+                except urllib.error.HTTPError as exc:
+                    status = exc.code
+                    exc.close()
                 except OSError:
+                    status = None
                     requests["failed"] += 1
+                if status is not None:
+                    statuses[status] = statuses.get(status, 0) + 1
+                    requests["ok" if status == 200 else "non200"] += 1
                 requests["sent"] += 1
                 next_at += 0.01
                 stop.wait(max(0.0, next_at - time.monotonic()))
@@ -328,6 +342,9 @@ def bench_daemon(plays: int = 20, idle_s: float = 60.0) -> None:
         "relay OFF vs audio end + tail: median / worst",
         f"{statistics.median(tails):.0f} / {max(tails):.0f} ms",
     )
+    for r in rows:
+        if r["status"] != "played":  # say why, or a MISSED above is a riddle
+            print(f"    {r['window']}: {r['status']}: {(r['error'] or '')[:120]}")
     line("underruns, all plays", f"{sum(r['underruns'] or 0 for r in played)}")
     line(
         f"underruns during the play under API load ({requests['sent']} req)",
@@ -335,7 +352,12 @@ def bench_daemon(plays: int = 20, idle_s: float = 60.0) -> None:
         "target 0",
         rows[loaded]["underruns"] == 0,
     )
-    line("API requests failed under load", f"{requests['failed']}")
+    line(
+        "API requests under load: 200 / non-200 / failed",
+        f"{requests['ok']} / {requests['non200']} / {requests['failed']}",
+        "" if not requests["non200"] else f"statuses {statuses}",
+        requests["ok"] == requests["sent"],
+    )
     line("daemon start to READY", f"{ready_s:.2f} s")
     line(f"idle CPU over {idle_s:.0f} s", f"{cpu:.2f} %", "target < 1 %", cpu < 1)
     line("idle RSS", f"{rss:.0f} MiB", "target <= 80 MiB", rss <= 80)
@@ -345,41 +367,14 @@ def bench_daemon(plays: int = 20, idle_s: float = 60.0) -> None:
 
 def bench_api(rows: int = 100_000, rate: int = 100, seconds: float = 10.0) -> None:
     """GET /api/plays over a year-sized as-run log at 100 requests/s; the daemon's memory with the web app."""
-    import datetime as dt
-    import sqlite3
     import threading
     import urllib.request
 
-    sys.path.insert(0, str(ROOT))
-    from playout.asrun import AsRunLog
     from tests.station import AUTH, DaemonRun
 
     print(f"\nAPI: GET /api/plays with {rows:,} as-run rows at {rate} requests/s for {seconds:.0f} s")
     work = Path(tempfile.mkdtemp(prefix="playout-bench-api-"))
-    db = work / "var" / "playout.db"
-    AsRunLog(db).close()  # the schema
-    tz = dt.timezone(dt.timedelta(hours=7))
-    start = dt.datetime(2024, 1, 1, 6, 0, tzinfo=tz)
-    with sqlite3.connect(db) as conn:
-        conn.executemany(
-            "INSERT INTO plays (slot_key, window, scheduled_at, status, bulletin_id, title, topic, underruns,"
-            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                (
-                    f"k{i}",
-                    "sáng",
-                    (t := (start + dt.timedelta(hours=12 * i)).isoformat()),
-                    "played",
-                    f"b{i % 40}",
-                    f"Bản tin số {i % 40}",
-                    "dich-vu-cong",
-                    0,
-                    t,
-                    t,
-                )
-                for i in range(rows)
-            ),
-        )
+    fill_asrun(work / "var" / "playout.db", rows)
     cmd = [str(Path(sys.executable).parent / "playout")]
     with DaemonRun(work, cmd, {"windows": []}) as run:
         run.wait_log("ready", 60)
@@ -493,6 +488,12 @@ def bench_normalize(repeats: int = 5) -> None:
     print()
 
 
+def bench_faults() -> None:
+    from bench.faults import bench_faults as run
+
+    run()
+
+
 def main() -> None:
     # Failures are provoked on purpose here (a stalled service); their warnings are expected noise.
     logging.basicConfig(level=logging.ERROR)
@@ -504,6 +505,7 @@ def main() -> None:
         ("daemon", bench_daemon),
         ("api", bench_api),
         ("normalize", bench_normalize),
+        ("faults", bench_faults),
     ):
         if not only or name in only:
             fn()
