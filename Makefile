@@ -17,7 +17,7 @@ APT_PACKAGES := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv \
                 chromium systemd-container
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages run test bench install lock clean
+.PHONY: setup system-packages run test bench install lock clean soak
 
 setup: system-packages $(STAMP)
 
@@ -44,6 +44,11 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# About ten minutes of the real daemon under real systemd with one fault per window (part of `make test`
+# too); -s shows each check as it is made.
+soak: setup
+	$(VENV)/bin/python -m pytest -q -s tests/test_soak.py
 
 bench: setup $(PEER_STAMP)
 	$(VENV)/bin/python -m bench $(BENCH)

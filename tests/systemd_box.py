@@ -287,6 +287,8 @@ class StationService:
         environment: dict[str, str] | None = None,
         binds: list[tuple[str, str]] = (),
         clock_synced: bool = True,
+        data_tmpfs_mb: int | None = None,
+        pulse_dir: Path | None = None,
     ):
         self.root = root
         self.dir = root / "station"  # mounted at STATION_DIR
@@ -308,14 +310,24 @@ class StationService:
         self.config = base
         self.code = os.environ.get("SYSTEMD_BOX_CODE")
         extra = list(binds)
+        binds_ro = [str(ROOT), str(base_python_home())]
         if self.code:
             extra.append((self.code, "/opt/code"))
+        self.pulse_dir = pulse_dir
+        if pulse_dir is not None:
+            # A PulseAudio server on the host (tests/pulse.py), its socket folder lent to the container: the
+            # station plays through ALSA's "pulse" device as on a desktop, and the test records the sink.
+            # ALSA's pulse definitions live in /etc/alsa/conf.d, absent from the volatile /etc.
+            extra.append((str(pulse_dir), "/run/air"))
+            binds_ro.append("/etc/alsa")
         self.box = SystemdBox(
-            binds=[(str(self.dir), STATION_DIR), *extra],
-            binds_ro=[str(ROOT), str(base_python_home())],
-            log=root / "nspawn.log",
+            binds=[(str(self.dir), STATION_DIR), *extra], binds_ro=binds_ro, log=root / "nspawn.log"
         )
         self.clock_synced = clock_synced
+        #: paths.data on a tmpfs of this size (a disk that can fill up), else on the host's disk.
+        self.data_tmpfs_mb = data_tmpfs_mb
+        self._mounted = False
+        self.dropins: dict[str, str] = {}
         self.start_s: float | None = None
 
     # -- files, from the host -----------------------------------------------------------------------------
@@ -325,8 +337,13 @@ class StationService:
         return self.dir / "schedule.yaml"
 
     @property
+    def data(self) -> Path:
+        """paths.data, as the host sees it."""
+        return self.dir / "var"
+
+    @property
     def db(self) -> Path:
-        return self.dir / "var" / "playout.db"
+        return self.data / "playout.db"
 
     def write_config(self, text: str | None = None) -> None:
         tmp = self.config_path.with_suffix(".tmp")
@@ -405,7 +422,22 @@ class StationService:
         if self.code:
             # Another tree's packages ahead of the editable install's (SYSTEMD_BOX_CODE).
             lines.append("Environment=PYTHONPATH=/opt/code")
+        if self.pulse_dir is not None:
+            lines.append("Environment=PULSE_SERVER=unix:/run/air/native")
         return "\n".join(lines) + "\n"
+
+    def add_dropin(self, name: str, text: str) -> None:
+        """Another drop-in (takes effect at the next start: call it before, or restart)."""
+        self.dropins[name] = text
+        if self.box.pid1 is not None:
+            self.box.path(f"/etc/systemd/system/{UNIT}.d/{name}.conf").write_text(text)
+            self.box.systemctl("daemon-reload")
+
+    def remove_dropin(self, name: str) -> None:
+        self.dropins.pop(name, None)
+        if self.box.pid1 is not None:
+            self.box.path(f"/etc/systemd/system/{UNIT}.d/{name}.conf").unlink(missing_ok=True)
+            self.box.systemctl("daemon-reload")
 
     def sysusers_text(self) -> str:
         # The user install.sh creates (system user playout, its own group, in gpio and audio), made by
@@ -431,6 +463,8 @@ class StationService:
         dropins = box.path(f"/etc/systemd/system/{UNIT}.d")
         dropins.mkdir(parents=True, exist_ok=True)
         (dropins / "test.conf").write_text(self.dropin_text())
+        for name, text in self.dropins.items():
+            (dropins / f"{name}.conf").write_text(text)
         box.systemctl("daemon-reload")
         self.set_clock_synced(self.clock_synced)
 
@@ -450,6 +484,23 @@ class StationService:
         """The station's folder on the host, owned by the service's user (before the container boots)."""
         for sub in ("bulletins/approved", "bulletins/inbox", "var"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        if self.data_tmpfs_mb and not self._mounted:
+            # On the host, not in the container: SQLite resolves /proc/PID/root/... to the host's own path,
+            # so the test could not open a database that lives only in the container's mounts. nspawn's
+            # --bind is recursive, so the container sees this tmpfs under /srv/station.
+            subprocess.run(
+                [
+                    "mount",
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    f"size={self.data_tmpfs_mb}m,mode=0750",
+                    "tmpfs",
+                    str(self.data),
+                ],
+                check=True,
+            )
+            self._mounted = True
         if not self.config_path.exists():
             self.write_config()
         self.chown(self.dir)
@@ -486,6 +537,18 @@ class StationService:
             pass
         finally:
             self.box.stop()
+            if self._mounted:
+                # The tmpfs goes: keep the database and whatever was set aside, for the post-mortem.
+                out = self.root / "var-final"
+                out.mkdir(exist_ok=True)
+                for f in self.data.iterdir():
+                    if f.is_file() and f.name.startswith("playout.db"):
+                        with contextlib.suppress(OSError):
+                            shutil.copy2(f, out / f.name)
+                if subprocess.run(["umount", str(self.data)], check=False).returncode != 0:
+                    # Still open somewhere (a test's own connection): detach it now, freed when closed.
+                    subprocess.run(["umount", "--lazy", str(self.data)], check=False)
+                self._mounted = False
 
     def __enter__(self) -> StationService:
         return self.start()
@@ -504,6 +567,18 @@ class StationService:
 
     def journal(self, output: str = "short-precise") -> str:
         return self.box.journal(UNIT, output)
+
+    def journal_entries(self) -> list[dict]:
+        """The unit's journal as (realtime seconds, message) records: systemd's lines and the daemon's."""
+        out = []
+        for line in self.journal("json").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                message = entry.get("MESSAGE", "")
+                if isinstance(message, list):  # journald gives non-UTF-8 text as a list of bytes
+                    message = bytes(message).decode("utf-8", "replace")
+                out.append({"t": int(entry["__REALTIME_TIMESTAMP"]) / 1e6, "message": message})
+        return out
 
     def main_pid(self) -> int:
         """The daemon's pid as the host sees it (the container shares the host's pid numbers only by
@@ -536,6 +611,10 @@ class StationService:
             return status, json.loads(text)
         except ValueError:
             return status, text
+
+    def net_popen(self, script: str, *args: str, **kw) -> subprocess.Popen:
+        """A host python running ``script`` in the container's network (to reach the API on 127.0.0.1)."""
+        return subprocess.Popen(self.box.net_cmd(sys.executable, "-c", script, *args), **kw)
 
     # -- watching systemd while a test runs ------------------------------------------------------------------
 
