@@ -487,7 +487,8 @@ class Station:
     def _air_slot(self, slot: Slot, end: dt.datetime, day: dt.date, aired: set[str]) -> Bulletin | None:
         """Wait until the slot can air (trusted clock, audio ready), air it, or log why it did not."""
         said: set[str] = set()
-        refused: set[str] = set()  # bulletins whose audio failed its check before keying
+        # Bulletins whose audio failed its check before keying, until they are rendered again.
+        refused: dict[str, Bulletin] = {}
         nothing_ready = False
 
         def wait(reason: str) -> None:
@@ -511,7 +512,10 @@ class Station:
             if not trusted:
                 wait("the clock is not trusted yet")
                 continue
-            bulletin = self.library.pick(day, self.log.play_counts(), aired | refused)
+            for bid, b in list(refused.items()):
+                if b.status == "ready" and b.audio_path is not None:
+                    del refused[bid]  # rendered again (its audio is checked again before keying)
+            bulletin = self.library.pick(day, self.log.play_counts(), aired | set(refused))
             if bulletin is not None and bulletin.id in refused:
                 bulletin = None  # only bulletins whose audio failed its check are left
             nothing_ready = bulletin is None
@@ -530,7 +534,7 @@ class Station:
                     return None
                 outcome = self._air_locked(bulletin, slot, ends_by=end)
             if outcome == "unverified":
-                refused.add(bulletin.id)  # air the next ready bulletin; this one is rendered again
+                refused[bulletin.id] = bulletin  # air the next ready bulletin; this one is rendered again
                 continue
             return bulletin
         return None

@@ -390,3 +390,20 @@ def test_a_database_locked_across_a_slot_start_still_airs_and_logs(tmp_path, bas
         assert rows[0][2] and rows[0][3]
     finally:
         station.close()
+
+
+def test_the_only_bulletin_with_a_replaced_wav_airs_once_rendered_again(one_ready):
+    """With one bulletin, refusing its audio must not cost the window: it airs after its new render."""
+    station, b = one_ready
+    rate = b.summary["sample_rate"]
+    noise = (np.random.default_rng(1).uniform(-0.5, 0.5, 11 * rate) * 32767).astype(np.int16)
+    sf.write(b.audio_path, noise, rate, subtype="PCM_16")  # same length: only the hash tells
+    now = dt.datetime.now(TZ)
+    from playout.config import Window
+
+    end = (now + dt.timedelta(seconds=30)).time()
+    w = Window(name="thử", start=(now - dt.timedelta(seconds=1)).time(), end=end)
+    station.air_window(w, dt.datetime.combine(now.date(), w.start, tzinfo=TZ))
+    (row,) = station.log.plays()
+    assert row["status"] == "played" and row["audio_sha256"] == b.summary["audio_sha256"]
+    assert sf.read(b.audio_path, dtype="int16")[0].std() < noise.std()  # the speech, not the noise
