@@ -13,10 +13,11 @@ import functools
 import hmac
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import Path as FastApiPath
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader
@@ -238,7 +239,7 @@ def install(app: FastAPI, station: Station) -> None:
 
     @router.post("/canh-bao/{alarm_id}/da-xu-ly")
     @guarded
-    async def acknowledge_alarm(request: Request, alarm_id: int):
+    async def acknowledge_alarm(request: Request, alarm_id: Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]):
         who = await check(request, "acknowledge_alarm")
         if not await run_in_threadpool(station.acknowledge_alarm, alarm_id, who.name):
             return overview_page(
