@@ -116,9 +116,10 @@ def test_every_way_to_air_leaves_the_station_running(tmp_path):
         ("mới", "played"),
     ]
     assert all(r["underruns"] == 0 for r in rows)
-    # Active the whole time, one process: sampled every half second by the watcher.
+    # Active the whole time, one process: sampled every half second by the watcher. "reloading" is the
+    # moment of `systemctl reload` (SIGHUP sent, not yet acknowledged): the same process, still on duty.
     states = {(s.get("ActiveState"), s.get("NRestarts"), s.get("MainPID")) for s in samples}
-    assert states == {("active", "0", main_pid)}, states
+    assert states - {("reloading", "0", main_pid)} == {("active", "0", main_pid)}, states
     # The relay keyed once per play and released each time (the daemon logs every change of the pin).
     assert len(re.findall(r"relay ON at ", journal)) == 4
     assert "Watchdog timeout" not in journal
