@@ -26,7 +26,6 @@ from playout.reports import ReportSettings
 logger = logging.getLogger(__name__)
 
 MAX_CONFIG_BYTES = 1_000_000
-KNOWN_ENGINES = ("edge", "espeak", "piper")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

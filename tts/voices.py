@@ -15,16 +15,5 @@ ESPEAK_VOICES = {
     "vi-vn-x-central": "espeak-ng, giọng Trung",
     "vi-vn-x-south": "espeak-ng, giọng Nam",
 }
-VOICES_BY_ENGINE = {"edge": EDGE_VOICES, "espeak": ESPEAK_VOICES}
 ALL_VOICES = {**EDGE_VOICES, **ESPEAK_VOICES}
 
-
-def is_known_voice(name: str) -> bool:
-    return name in ALL_VOICES
-
-
-def engine_of(voice: str) -> str | None:
-    for engine, voices in VOICES_BY_ENGINE.items():
-        if voice in voices:
-            return engine
-    return None
