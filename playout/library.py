@@ -1,7 +1,8 @@
 """The bulletin library: approved scripts, rendered ahead of time, and the rotation that picks one.
 
-Until the approval flow of the web page exists, a script in ``bulletins/approved/`` counts as approved
-(a trusted drop on the Pi itself) and its file time is its approval time.  A bulletin is identified by
+Two sources: versions approved over the web page (read from their immutable copies, see
+``playout.approvals``), and scripts in ``bulletins/approved/``, a trusted drop on the Pi itself that
+counts as approved, with its file time as its approval time.  A bulletin is identified by
 the SHA-256 of its content: edit the file and it is a new bulletin.
 
 Rendering happens here, in the background, never at air time: a slot only ever airs a bulletin whose
