@@ -728,7 +728,9 @@ TEXTS = st.one_of(st.text(max_size=80), st.lists(TRICKY, max_size=40).map("".joi
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(TEXTS)
 def test_to_spoken_never_raises_and_has_no_digit(text):
-    spoken = to_spoken(text)
+    # On _to_spoken, without to_spoken's safety net: through the net a raising pass only falls back to a
+    # plain reading, which has no digit either, so the property could not fail.
+    spoken = normalize._to_spoken(text)
     assert not ASCII_DIGIT.search(spoken)
     assert "\n\n\n" not in spoken
     for paragraph in split_sentences(spoken):
