@@ -129,7 +129,7 @@ class StationClock:
             return ClockState(
                 "confirmed",
                 True,
-                f"{MESSAGES['confirmed']} ({confirmed['who']}, {confirmed['at']})",
+                MESSAGES["confirmed"],  # who and when are fields of their own (the page formats them)
                 confirmed["who"],
                 confirmed["at"],
             )

@@ -987,7 +987,7 @@ class Station:
             else {**self.fd_budget.as_dict(), **self.api_server.stats()},
             "disk_free_mb": round(usage.free / 2**20),
             "storage": {
-                "disk_free_mb": (self.disk or {}).get("free_mb", round(usage.free / 2**20)),
+                "disk_free_mb": round((self.disk or {}).get("free_mb", usage.free / 2**20)),
                 "low_space": bool((self.disk or {}).get("low")),
                 "held_rows": self.log.held() if hasattr(self, "log") else 0,
                 "alarms": self._active_alarms(),

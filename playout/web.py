@@ -81,7 +81,17 @@ PAGES = (
 )
 _CHECKS = {
     a: require(a)
-    for a in ("preview", "upload", "approve", "reject", "withdraw", "log", "reports", "confirm_clock")
+    for a in (
+        "preview",
+        "upload",
+        "approve",
+        "reject",
+        "withdraw",
+        "log",
+        "reports",
+        "confirm_clock",
+        "acknowledge_alarm",
+    )
 }
 _DECISIONS = {"duyet": "approve", "tu-choi": "reject", "rut": "withdraw"}
 
