@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from playout.library import NO_SPACE, Library
-from tts.render import Renderer
 from tests.station import write_script
+from tts.render import Renderer
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from tests.station import start_station, write_script
 @pytest.fixture
 def config(make_config, tmp_path, monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
-    write_script(tmp_path / "bulletins" / "approved", "ngan.md", "Bà con chú ý. Xin cảm ơn.", title="Tin ngắn")
+    write_script(
+        tmp_path / "bulletins" / "approved", "ngan.md", "Bà con chú ý. Xin cảm ơn.", title="Tin ngắn"
+    )
     return make_config(
         bulletin={"length_s": 11, "lead_in": "", "outro": ""},
         relay={"pre_roll_s": 0.1, "tail_s": 0.1},
