@@ -148,14 +148,27 @@ def true_peak_dbtp(samples: np.ndarray, chunk: int = 1 << 18) -> float:
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
 
 
-def _limiter_gain(samples: np.ndarray, rate: int, ceiling: float) -> np.ndarray | None:
-    """Gain per 1 ms block (None when nothing is over the ceiling)."""
-    n = len(samples)
+def _block_peaks(samples: np.ndarray, rate: int, gain: float = 1.0, chunk: int = METER_CHUNK) -> np.ndarray:
+    """Peak of ``|samples * gain|`` per 1 ms block (the last one may be partial), in chunks.
+
+    float32 multiplication rounds monotonically, so the peaks of a louder copy are exactly these peaks
+    times the gain: the gain loop never needs a scaled copy of the whole bulletin.
+    """
     block = max(1, rate // 1000)
-    usable = n - n % block
-    peaks = np.abs(samples[:usable]).reshape(-1, block).max(axis=1)
-    if usable < n:
-        peaks = np.append(peaks, np.abs(samples[usable:]).max())
+    step = max(1, chunk // block) * block
+    g = np.float32(gain)
+    parts = []
+    for start in range(0, len(samples), step):
+        x = np.abs(samples[start : start + step] * g if gain != 1.0 else samples[start : start + step])
+        usable = len(x) - len(x) % block
+        parts.append(x[:usable].reshape(-1, block).max(axis=1))
+        if usable < len(x):
+            parts.append(x[usable:].max(keepdims=True))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def _gain_from_peaks(peaks: np.ndarray, ceiling: float) -> np.ndarray | None:
+    """Gain per 1 ms block (None when nothing is over the ceiling)."""
     if peaks.max(initial=0.0) <= ceiling:
         return None
     need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-9)).astype(np.float32)
@@ -163,28 +176,37 @@ def _limiter_gain(samples: np.ndarray, rate: int, ceiling: float) -> np.ndarray 
     return uniform_filter1d(held, size=5, mode="nearest")
 
 
-def limit(samples: np.ndarray, rate: int, ceiling_dbfs: float) -> np.ndarray:
-    """A look-ahead peak limiter: no sample above ``ceiling_dbfs``.
+def _limiter_gain(samples: np.ndarray, rate: int, ceiling: float) -> np.ndarray | None:
+    """Gain per 1 ms block (None when nothing is over the ceiling)."""
+    return _gain_from_peaks(_block_peaks(samples, rate), ceiling)
+
+
+def limit(samples: np.ndarray, rate: int, ceiling_dbfs: float, *, gain: float = 1.0) -> np.ndarray:
+    """A look-ahead peak limiter: no sample of ``samples * gain`` above ``ceiling_dbfs``.
 
     The gain is computed on 1 ms blocks: each block gets the gain its loudest sample needs, that gain
     is held 15 ms either side of every peak and smoothed over 5 ms, then interpolated back to samples.
     Every block within reach of a peak holds a gain no higher than the peak needs, so neither the
     smoothing nor the interpolation can let the peak through, and gain changes ramp in before a peak
     instead of chopping it (no clicks on speech).  Working on blocks keeps a 3-minute bulletin at a few
-    tens of milliseconds on a Pi.
+    tens of milliseconds on a Pi.  ``gain`` is applied on the way (the same result as limiting
+    ``samples * np.float32(gain)``) so a caller needs no scaled copy of the whole bulletin.
     """
     ceiling = db_to_gain(ceiling_dbfs)
-    smooth = _limiter_gain(samples, rate, ceiling)
+    g = np.float32(gain)
+    smooth = _gain_from_peaks(_block_peaks(samples, rate, gain), ceiling)
     if smooth is None:
-        return samples
+        return samples if gain == 1.0 else samples * g
     block = max(1, rate // 1000)
-    centres = np.arange(len(smooth), dtype=np.float64) * block + (block - 1) / 2
     out = np.empty_like(samples, dtype=np.float32)
     step = 1 << 16  # interpolate in pieces: a float64 gain curve for 3 minutes would be 35 MB
     for start in range(0, len(samples), step):
         stop = min(len(samples), start + step)
-        gain = np.interp(np.arange(start, stop, dtype=np.float64), centres, smooth)
-        out[start:stop] = samples[start:stop] * gain
+        # Only the block centres around this piece (one either side): the same interpolation.
+        first, end = max(0, start // block - 1), min(len(smooth), stop // block + 2)
+        centres = np.arange(first, end, dtype=np.float64) * block + (block - 1) / 2
+        curve = np.interp(np.arange(start, stop, dtype=np.float64), centres, smooth[first:end])
+        out[start:stop] = (samples[start:stop] * g if gain != 1.0 else samples[start:stop]) * curve
     # Interpolation past the last centre and float rounding are the only ways over; clip guards them.
     np.clip(out, -ceiling, ceiling, out=out)
     return out
@@ -268,8 +290,9 @@ def normalize(
     previous: tuple[float, float] | None = None
     passes = 0
     envelope = None
+    peaks = _block_peaks(samples, rate)
     for passes in range(1, MAX_PASSES + 1):  # noqa: B007 - reported after the loop
-        envelope = _limiter_gain(samples * np.float32(db_to_gain(gain_db)), rate, ceiling_lin)
+        envelope = _gain_from_peaks(peaks * np.float32(db_to_gain(gain_db)), ceiling_lin)
         predicted = predictor.predict(gain_db, envelope) + bias
         if abs(predicted - target_lufs) <= tolerance_lu * 0.1:
             break
@@ -278,6 +301,7 @@ def normalize(
             slope = min(1.0, max(0.1, (predicted - previous[1]) / (gain_db - previous[0])))
         previous = (gain_db, predicted)
         gain_db += (target_lufs - predicted) / slope
-    out = limit(samples * np.float32(db_to_gain(gain_db)), rate, ceiling)
+    del predictor, peaks, envelope  # per-millisecond arrays: not needed while the output exists
+    out = limit(samples, rate, ceiling, gain=db_to_gain(gain_db))
     logger.debug("loudness: %.2f LUFS, gain %+.2f dB after %d passes", measured, gain_db, passes)
     return LoudnessResult(out.astype(np.float32, copy=False), float("nan"), gain_db, passes)
