@@ -11,10 +11,11 @@ STAMP := $(VENV)/.installed
 PEER_VENV := .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed
 # Debian / Raspberry Pi OS packages the station uses at run time or in its tests
-# (systemd-container: systemd-nspawn, which boots real systemd to run the shipped unit in tests).
+# (systemd-container: systemd-nspawn, which boots real systemd to run the shipped unit in tests;
+# libatomic1: Playwright's bundled node needs it, and a fresh arm64 Debian does not have it).
 APT_PACKAGES := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv \
                 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd faketime zbar-tools \
-                chromium systemd-container
+                chromium systemd-container libatomic1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages run test bench install lock clean soak
@@ -64,8 +65,14 @@ install: system-packages
 	bash systemd/install.sh
 
 # Re-pin after changing dependencies in pyproject.toml (needs uv on the developer's machine).
+# A Pi installs requirements-runtime.lock (no development tools), and requirements-piper.lock only when a
+# Piper voice is configured: both are cut from requirements.lock (-c), so they pin its versions and hashes.
+# The override's impossible marker drops Piper's packages, and what only they need, from the runtime lock.
+PIPER_PACKAGES := piper-tts onnxruntime
 lock:
 	uv pip compile pyproject.toml requirements-build.in --extra dev --universal --python-version 3.11 --generate-hashes -o requirements.lock
+	uv pip compile pyproject.toml requirements-build.in --universal --python-version 3.11 --generate-hashes -c requirements.lock --override <(printf '%s ; python_version < "3"\n' $(PIPER_PACKAGES)) --custom-compile-command "make lock" -o requirements-runtime.lock
+	printf '%s\n' $(PIPER_PACKAGES) | uv pip compile - --universal --python-version 3.11 --generate-hashes -c requirements.lock --custom-compile-command "make lock" -o requirements-piper.lock
 
 clean:
 	rm -rf $(VENV) $(PEER_VENV) var .pytest_cache

@@ -7,11 +7,14 @@
 # What it does, each step safe to repeat (re-run it to update the code):
 #   1. system user `playout` (no login shell, home /var/lib/playout), in groups gpio and audio
 #   2. the repository copied to /opt/playout (without .venv, .git, var), owned by root: read-only code
-#   3. /opt/playout/.venv built from requirements.lock exactly as `make setup` does (hashes checked)
+#   3. /opt/playout/.venv from requirements-runtime.lock (hashes checked): the run-time packages of
+#      requirements.lock, without its development tools
 #   4. /etc/playout/schedule.yaml from the repository's, with data under /var/lib/playout,
 #      ONLY if absent: the station's own settings are never overwritten
-#   5. /var/lib/playout/bulletins/{inbox,approved} for the station's scripts
-#   6. the unit in /etc/systemd/system, daemon-reload, enable --now (restart if it was running)
+#   5. Piper's packages (requirements-piper.lock) only if tts.engines lists piper; then anything else
+#      in the venv (an earlier full install's test tools) is removed
+#   6. /var/lib/playout/bulletins/{inbox,approved} for the station's scripts
+#   7. the unit in /etc/systemd/system, daemon-reload, enable --now (restart if it was running)
 # System packages (ffmpeg, espeak-ng, PortAudio, ...) come from `make system-packages`.
 set -euo pipefail
 
@@ -33,7 +36,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DRY_RUN=0
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 for arg in "$@"; do
@@ -54,7 +57,7 @@ run() {
     fi
 }
 
-for f in pyproject.toml requirements.lock schedule.yaml "systemd/$UNIT"; do
+for f in pyproject.toml requirements-runtime.lock requirements-piper.lock schedule.yaml "systemd/$UNIT"; do
     if [ ! -f "$REPO/$f" ]; then
         echo "install.sh: $REPO/$f not found: run this from the playout repository" >&2
         exit 1
@@ -109,13 +112,14 @@ else
 fi
 
 # -- 3. venv -----------------------------------------------------------------------------------------
-say "virtual environment $VENV from requirements.lock"
+say "virtual environment $VENV from requirements-runtime.lock"
 if [ ! -x "$VENV/bin/python" ]; then
     run python3 -m venv "$VENV"
 fi
-# Exactly what the Makefile's setup does: pinned, hash-checked packages, then the station itself.
+# As the Makefile's setup does, but the run-time pins only (the same versions and hashes as
+# requirements.lock): no test runner, browser driver or linter on a station. Then the station itself.
 run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
-    -r "$PREFIX/requirements.lock"
+    -r "$PREFIX/requirements-runtime.lock"
 run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
     -e "$PREFIX"
 # The service cannot write under /opt (ProtectSystem=strict): compile the bytecode now.
@@ -151,12 +155,49 @@ if [ "$DRY_RUN" = 0 ]; then
     "$VENV/bin/playout" config --config "$CONFIG" >/dev/null
 fi
 
-# -- 5. data -----------------------------------------------------------------------------------------
+# -- 5. Piper ----------------------------------------------------------------------------------------
+# onnxruntime and Piper weigh more than the rest of the station and only a Piper voice uses them: installed
+# when the configuration lists the engine (re-run this script after adding it).
+locks=("$PREFIX/requirements-runtime.lock")
+if [ "$DRY_RUN" = 1 ]; then
+    say "Piper voice: only if tts.engines in $CONFIG lists piper"
+    uses_piper=1
+else
+    uses_piper=$("$VENV/bin/python" -c 'import sys; from playout.config import load_config
+print(int("piper" in load_config(sys.argv[1]).tts.engines))' "$CONFIG")
+    say "Piper voice: $([ "$uses_piper" = 1 ] && echo "configured" || echo "not configured, not installed")"
+fi
+if [ "$uses_piper" = 1 ]; then
+    locks+=("$PREFIX/requirements-piper.lock")
+    run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
+        -r "$PREFIX/requirements-runtime.lock" -r "$PREFIX/requirements-piper.lock"
+fi
+# The venv holds what the locks pin and nothing else: a venv an earlier install filled from the full
+# requirements.lock still has pytest, Playwright, ... (and Piper's packages once Piper is dropped).
+run "$VENV/bin/python" - "${locks[@]}" <<'PRUNE'
+import re, subprocess, sys
+from importlib.metadata import distributions
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+keep = {"pip", "playout"}
+for lock in sys.argv[1:]:
+    with open(lock, encoding="utf-8") as f:
+        keep |= {norm(m.group(1)) for m in re.finditer(r"^([A-Za-z0-9._-]+)==", f.read(), re.M)}
+installed = {d.metadata["Name"] for d in distributions()} - {None}
+extra = sorted(name for name in installed if norm(name) not in keep)
+if extra:
+    print("   removing what the locks do not pin:", " ".join(extra))
+    subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", *extra], check=True)
+PRUNE
+
+# -- 6. data -----------------------------------------------------------------------------------------
 say "data in $DATA"
 run install -d -o "$APP" -g "$APP" -m 0750 "$DATA" "$DATA/bulletins" "$DATA/bulletins/inbox" \
     "$DATA/bulletins/approved"
 
-# -- 6. service --------------------------------------------------------------------------------------
+# -- 7. service --------------------------------------------------------------------------------------
 say "systemd unit $UNIT_DIR/$UNIT"
 was_active=0
 if [ "$DRY_RUN" = 0 ] && systemctl is-active --quiet "$UNIT"; then

@@ -157,7 +157,7 @@ def test_install_dry_run_shows_every_step_and_changes_nothing(guarded_env):
     assert re.search(r"useradd .*--shell /usr/sbin/nologin .*playout|user playout exists", out)
     assert "usermod --append --groups gpio,audio playout" in out
     assert "python3 -m venv /opt/playout/.venv" in out or "/opt/playout/.venv/bin/python -m pip" in out
-    assert "--require-hashes -r /opt/playout/requirements.lock" in out
+    assert "--require-hashes -r /opt/playout/requirements-runtime.lock" in out
     assert "--no-deps --no-build-isolation -e /opt/playout" in out
     assert "/etc/playout/schedule.yaml" in out
     assert f"{ROOT}/systemd/playout.service /etc/systemd/system/playout.service" in out
