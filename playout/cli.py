@@ -53,11 +53,11 @@ def _fail(exc: PlayoutError, prefix: str = "") -> None:
 
 
 def _progress(items: Sequence, desc: str):
-    from tqdm import tqdm
-
-    # Several files: show progress on stderr (stdout carries JSON).  One file: no bar.
+    # Several files: show progress on stderr (stdout carries JSON).  One file: no bar (and no tqdm).
     if len(items) < 2:
         return items
+    from tqdm import tqdm
+
     return tqdm(items, desc=desc, unit="bản tin", file=sys.stderr, mininterval=0.2, ascii=True)
 
 
@@ -77,9 +77,10 @@ def _expand(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_render(args) -> int:
+    # Imports follow the work: a refused script needs intake only, a cached one the render cache, and
+    # the audio libraries and speech engines (tts.render) come in with the first script to synthesize.
     from playout.atomic import atomic_writer
     from playout.intake import read_script
-    from tts.render import Renderer
 
     config = _load(args)
     _station_words(config)
@@ -92,12 +93,23 @@ def cmd_render(args) -> int:
     if many and out is not None and out.suffix.lower() == ".wav":
         print("playout: khi đọc nhiều kịch bản, -o phải là một thư mục", file=sys.stderr)
         return EXIT_USAGE
-    renderer = Renderer(config, engines=[args.engine] if args.engine else None)
+    engines = [args.engine] if args.engine else None
+    renderer = None
     status = EXIT_OK
     try:
         for path in _progress(scripts, "Đang đọc"):
             try:
-                result = renderer.render(read_script(path))
+                script = read_script(path)
+                # Imported once intake has accepted a script: a refusal needs not even the cache's reader.
+                from tts.request import find_cached
+
+                result = find_cached(config, script, engines=engines)
+                if result is None:
+                    if renderer is None:
+                        from tts.render import Renderer
+
+                        renderer = Renderer(config, engines=engines)
+                    result = renderer.render(script)
             except PlayoutError as exc:
                 _fail(exc, f"{path.name}: " if many else "")
                 status = EXIT_REFUSED
@@ -111,7 +123,8 @@ def cmd_render(args) -> int:
             summary["output"] = str(target)
             print(json.dumps(summary, ensure_ascii=False), flush=True)
     finally:
-        renderer.close()
+        if renderer is not None:
+            renderer.close()
     return status
 
 
@@ -122,16 +135,16 @@ def _human_duration(seconds: float) -> str:
 
 def cmd_check(args) -> int:
     from playout.intake import read_script
-    from tts.render import Renderer
+    from tts.plan import Planner  # estimates only: not tts.render, which loads scipy and pyloudnorm
 
     config = _load(args)
     _station_words(config)
-    renderer = Renderer(config, engines=[args.engine] if args.engine else None)
+    planner = Planner(config, engines=[args.engine] if args.engine else None)
     status = EXIT_OK
     for path in _expand(args.scripts):
         try:
             script = read_script(path)
-            est = renderer.estimate(script)
+            est = planner.estimate(script)
         except PlayoutError as exc:
             _fail(exc, f"{path.name}: ")
             if args.json:
@@ -270,7 +283,7 @@ def cmd_passwd(args) -> int:
     """Print a password hash for schedule.yaml's auth.accounts (the password itself is never stored)."""
     import getpass
 
-    from playout.auth import hash_password
+    from playout.accounts import hash_password
 
     if sys.stdin.isatty():
         first = getpass.getpass("Mật khẩu mới: ")
@@ -289,7 +302,7 @@ def cmd_passwd(args) -> int:
 
 def cmd_token(args) -> int:
     """A new API token for a program: the token once (give it to the program), its hash for the config."""
-    from playout.auth import hash_token, new_token
+    from playout.accounts import hash_token, new_token
 
     token = new_token()
     print(f"token (đưa cho chương trình, chỉ hiện một lần): {token}")

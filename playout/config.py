@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from playout.auth import AuthSettings
+# Not playout.auth: that module brings FastAPI, and every short command reads the settings.
+from playout.accounts import AuthSettings
 from playout.errors import ConfigError
 from playout.reports import ReportSettings
 

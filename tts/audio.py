@@ -8,7 +8,6 @@ from __future__ import annotations
 from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
 
 #: Below this level a 50 ms frame counts as silence (dead air on a loudspeaker).
 SILENCE_DBFS = -55.0
@@ -65,6 +64,10 @@ def active_s(samples: np.ndarray, rate: int, threshold_dbfs: float = SILENCE_DBF
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate or len(samples) == 0:
         return samples.astype(np.float32, copy=False)
+    # Imported here: scipy.signal costs ~80 MB and most of a second on a Pi, and the fitter and the
+    # engines import this module for estimates too (`playout check` never resamples).
+    from scipy.signal import resample_poly
+
     g = gcd(from_rate, to_rate)
     return resample_poly(samples, to_rate // g, from_rate // g).astype(np.float32)
 

@@ -20,8 +20,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -33,223 +31,53 @@ from playout.intake import Script
 from tts import fit, loudness
 from tts.audio import from_pcm16, resample, to_pcm16
 from tts.cache import RenderCache, cache_key
-from tts.engines import Engine, Take, get_engine
-from tts.normalize import split_sentences, syllable_count, to_spoken, unknown_abbreviations
+from tts.engines import Engine, Take
+
+# The planning half (estimates, the request and its cache key) lives in light modules that
+# `playout check` and a cached `playout render` use alone; re-exported here for existing callers.
+from tts.plan import Estimate, Planner
+from tts.request import PIPELINE_VERSION, RenderResult, SpokenScript, cached_result, spoken_script
 from tts.verify import Measurements, measure, verify
+
+__all__ = [
+    "HOPELESS_MARGIN",
+    "PIPELINE_VERSION",
+    "RATE_CORRECTIONS",
+    "Estimate",
+    "Planner",
+    "RenderResult",
+    "Renderer",
+    "SpokenScript",
+    "spoken_script",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Bump when a change to the pipeline changes the audio, so old cache entries are not reused.
-PIPELINE_VERSION = 1
 #: Re-synthesize at most this many times to correct the rate when the estimate was off.
 RATE_CORRECTIONS = 2
 #: If the estimate says a script is this much over even at the fastest rate, refuse without synthesizing.
 HOPELESS_MARGIN = 1.12
 
 
-@dataclass
-class SpokenScript:
-    """The script as it will be read: lead-in, body paragraphs and outro, as lists of sentences."""
-
-    sections: list[list[str]]
-    syllables: list[list[int]]
-    unknown_abbreviations: list[str]
-
-    @property
-    def sentences(self) -> list[str]:
-        return [s for section in self.sections for s in section]
-
-    @property
-    def total_syllables(self) -> int:
-        return sum(sum(counts) for counts in self.syllables)
-
-
-@dataclass
-class RenderResult:
-    path: Path
-    summary: dict
-    cached: bool
-
-
-@dataclass
-class Estimate:
-    engine: str
-    voice: str
-    rate_pct: int
-    speech_s: float
-    layout: fit.Layout
-    syllables: int
-    sentences: int
-    warnings: list[str] = field(default_factory=list)
-    error: ScriptTooLong | None = None
-
-    def as_dict(self) -> dict:
-        out = {
-            "engine": self.engine,
-            "voice": self.voice,
-            "rate": self.rate_pct,
-            "speech_s": round(self.speech_s, 1),
-            "pauses_s": round(self.layout.pauses_s, 1),
-            "fill_s": round(max(0.0, self.layout.fill_s), 1),
-            "fits": self.error is None,
-            "syllables": self.syllables,
-            "sentences": self.sentences,
-            "warnings": self.warnings,
-        }
-        if self.error is not None:
-            out["error"] = self.error.to_dict()
-        return out
-
-
-def _spoken(text: str) -> list[list[str]]:
-    return [p for p in split_sentences(to_spoken(text)) if p]
-
-
-def spoken_script(script: Script, config: StationConfig) -> SpokenScript:
-    b = config.bulletin
-    title = (script.meta.title or "").strip()
-    # Plain replacement rather than str.format: the templates come from a config file and a stray
-    # brace in them must not crash a render.
-    lead = b.lead_in.replace("{programme}", b.programme_name).replace("{title}", title)
-    lead_sentences = [s for p in _spoken(lead) for s in p]
-    body = _spoken(script.body)
-    outro_sentences = [s for p in _spoken(b.outro) for s in p]
-    sections = [lead_sentences, *body, outro_sentences]
-    sections = [s for s in sections if s]
-    syllables = [[max(1, syllable_count(s)) for s in section] for section in sections]
-    return SpokenScript(sections, syllables, unknown_abbreviations(script.body))
-
-
-class Renderer:
+class Renderer(Planner):
     """Renders scripts with the configured engine chain into the render cache."""
 
     def __init__(
         self, config: StationConfig, *, engines: Sequence[str] | None = None, cache: RenderCache | None = None
     ):
-        self.config = config
-        self.chain = list(engines or config.tts.engines)
+        super().__init__(config, engines=engines)
         self.cache = cache or RenderCache(config.cache_dir)
-        self._engines: dict[str, Engine] = {}
         #: How many times an engine was asked to synthesize (the cache tests read it).
         self.synth_calls = 0
-
-    # -- planning -------------------------------------------------------------------------------------
-
-    def engine(self, name: str) -> Engine:
-        if name not in self._engines:
-            self._engines[name] = get_engine(name, self.config.tts)
-        return self._engines[name]
-
-    def request(self, script: Script, spoken: SpokenScript) -> dict:
-        """Everything that shapes the audio; its hash is the cache key."""
-        b = self.config.bulletin
-        bed = None
-        if b.music_bed is not None and b.music_bed.is_file():
-            bed = hashlib.sha256(b.music_bed.read_bytes()).hexdigest()
-        return {
-            "pipeline": PIPELINE_VERSION,
-            "sections": spoken.sections,
-            "chain": self.chain,
-            "voice": script.meta.voice,
-            "tts": self.config.tts.model_dump(mode="json"),
-            "bulletin": b.model_dump(mode="json", exclude={"music_bed"}),
-            "music_bed": bed,
-        }
-
-    def _choose_rate(self, speech_at_natural_s: float, spoken: SpokenScript) -> int:
-        """The speaking rate that best fills the bulletin, within the configured bounds.
-
-        Natural speed when the script fits with relaxed pauses; a little slower (clearer on horns) when
-        it would leave a long fill; faster, up to the limit, only when it does not fit otherwise.
-        """
-        b = self.config.bulletin
-        n_sent, n_para = fit.count_gaps(spoken.sections)
-        avail = fit.available_s(b)
-        relaxed = avail - n_sent * b.sentence_pause_s[1] - n_para * b.paragraph_pause_s[1]
-        tight = avail - n_sent * b.sentence_pause_s[0] - n_para * b.paragraph_pause_s[0]
-        if relaxed > 0 and speech_at_natural_s <= relaxed:
-            return max(b.rate_min_pct, math.ceil(100 * (speech_at_natural_s / relaxed - 1)))
-        if tight > 0 and speech_at_natural_s <= tight:
-            return 0
-        needed = math.ceil(100 * (speech_at_natural_s / max(tight, 1e-3) - 1)) + 1
-        return min(b.rate_max_pct, needed)
-
-    def estimate(self, script: Script, spoken: SpokenScript | None = None) -> Estimate:
-        """How the render will come out, from syllable counts alone (no synthesis)."""
-        spoken = spoken or spoken_script(script, self.config)
-        engine = self._first_engine()
-        natural = spoken.total_syllables / engine.syllables_per_s
-        rate = self._choose_rate(natural, spoken)
-        speech = natural / (1 + rate / 100)
-        layout = fit.plan(speech, spoken.sections, self.config.bulletin)
-        est = Estimate(
-            engine.name,
-            engine.pick_voice(script.meta.voice),
-            rate,
-            speech,
-            layout,
-            spoken.total_syllables,
-            len(spoken.sentences),
-        )
-        est.warnings = self._warnings(script, spoken, layout)
-        if not layout.fits:
-            est.error = self._too_long(speech, spoken, rate)
-        return est
-
-    def _first_engine(self) -> Engine:
-        """The engine that will most likely read the script: estimates are calibrated per engine."""
-        for name in self.chain:
-            try:
-                engine = self.engine(name)
-            except EngineError:
-                continue
-            if engine.ready():
-                return engine
-        return self.engine("espeak")
-
-    def _warnings(self, script: Script, spoken: SpokenScript, layout: fit.Layout) -> list[str]:
-        warnings = list(script.warnings)
-        if spoken.unknown_abbreviations:
-            warnings.append(
-                "Chữ viết tắt chưa có trong từ điển, máy sẽ đánh vần: "
-                + ", ".join(spoken.unknown_abbreviations)
-            )
-        b = self.config.bulletin
-        if layout.fits and layout.fill_s > b.short_fill_warning_s:
-            per_s = spoken.total_syllables / max(layout.speech_s, 1e-3)
-            warnings.append(
-                f"Bản tin ngắn: còn khoảng {layout.fill_s:.0f} giây nhạc nền; "
-                f"có thể viết thêm khoảng {int(layout.fill_s * per_s)} chữ"
-            )
-        return warnings
-
-    def _too_long(self, speech_s: float, spoken: SpokenScript, rate: int) -> ScriptTooLong:
-        b = self.config.bulletin
-        layout = fit.plan(speech_s, spoken.sections, b)
-        over = -layout.fill_s
-        per_s = spoken.total_syllables / max(speech_s, 1e-3)
-        cut = max(1, math.ceil(over * per_s))
-        return ScriptTooLong(
-            f"Bản tin quá dài: đọc ở tốc độ nhanh nhất cho phép ({rate:+d}%) phần lời mất "
-            f"{speech_s:.0f} giây (kể cả nghỉ giữa câu là {speech_s + layout.pauses_s:.0f} giây), "
-            f"vượt {over:.0f} giây so với "
-            f"{b.length_s:.0f} giây của bản tin. Cần bớt khoảng {cut} chữ; máy không tự cắt câu.",
-            speech_s=round(speech_s, 1),
-            over_s=round(over, 1),
-            words_to_cut=cut,
-            rate=rate,
-        )
 
     # -- rendering ------------------------------------------------------------------------------------
 
     def render(self, script: Script) -> RenderResult:
         spoken = spoken_script(script, self.config)
         key = cache_key(self.request(script, spoken))
-        hit = self.cache.get(key)
+        hit = cached_result(self.cache, key, script)
         if hit is not None:
-            path, summary = hit
-            logger.info("render cache hit for %s (%s)", script.name, key[:12])
-            return RenderResult(path, {**summary, "cached": True}, True)
+            return hit
 
         estimate = self.estimate(script, spoken)
         if estimate.error is not None and -estimate.layout.fill_s > fit.available_s(self.config.bulletin) * (
@@ -444,7 +272,3 @@ class Renderer:
                 written, rate, b.true_peak_dbtp - loudness.LIMITER_MARGIN_DB - over - 0.2
             )
         return pcm, measured
-
-    def close(self) -> None:
-        for engine in self._engines.values():
-            engine.close()

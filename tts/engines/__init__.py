@@ -15,6 +15,7 @@ or ``EngineUnavailable`` (it cannot run here at all).
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -82,34 +83,42 @@ class Engine(abc.ABC):
 
 _FACTORIES: dict[str, Callable[[TtsSettings], Engine]] = {}
 
+#: The engines shipped with the station, by module and class.  Each is imported only when asked for:
+#: Edge brings aiohttp and edge-tts, Piper onnxruntime, and a render that uses espeak needs neither.
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "espeak": ("tts.engines.espeak", "EspeakEngine"),
+    "piper": ("tts.engines.piper", "PiperEngine"),
+    "edge": ("tts.engines.edge", "EdgeEngine"),
+}
+
 
 def register(name: str, factory: Callable[[TtsSettings], Engine]) -> None:
     _FACTORIES[name] = factory
 
 
 def get_engine(name: str, settings: TtsSettings) -> Engine:
-    _load_builtin()
-    try:
-        factory = _FACTORIES[name]
-    except KeyError:
+    factory = _FACTORIES.get(name) or _load_builtin(name)
+    if factory is None:
         raise EngineUnavailable(
             f"Bộ đọc '{name}' chưa có trong phiên bản này",
             detail=f"no engine registered as {name!r}",
             engine=name,
-        ) from None
+        )
     return factory(settings)
 
 
 def available_engines() -> list[str]:
-    _load_builtin()
+    """Every engine's name, importing them all (the daemon calls this in its main thread at start-up,
+    so no worker thread ever imports an engine while another imports something it shares)."""
+    for name in _BUILTIN:
+        _load_builtin(name)
     return sorted(_FACTORIES)
 
 
-def _load_builtin() -> None:
-    if _FACTORIES:
-        return
-    from tts.engines import edge, espeak, piper
-
-    register("espeak", espeak.EspeakEngine)
-    register("piper", piper.PiperEngine)
-    register("edge", edge.EdgeEngine)
+def _load_builtin(name: str) -> Callable[[TtsSettings], Engine] | None:
+    if name not in _BUILTIN:
+        return None
+    module, cls = _BUILTIN[name]
+    factory = getattr(importlib.import_module(module), cls)
+    # setdefault: an engine a test or plug-in registered under a built-in name keeps precedence.
+    return _FACTORIES.setdefault(name, factory)
