@@ -14,7 +14,7 @@ import numpy as np
 
 from playout.config import BulletinSettings
 from playout.errors import RenderError
-from tts.audio import active_s, longest_silence_s
+from tts.audio import FRAME_S, SILENCE_DBFS, active_s, frame_rms_db
 from tts.loudness import integrated_lufs, true_peak_dbtp
 
 #: A sentence must sound for at least this share of the time its syllables need at the fastest rate.
@@ -36,15 +36,38 @@ class Measurements:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
+def _frame_levels(samples: np.ndarray, rate: int, stop: int, chunk: int = 1 << 16) -> np.ndarray:
+    """``frame_rms_db(samples[:stop])``, whole frames a chunk at a time: the same values, without the
+    two float32 copies of the bulletin that levelling it in one go costs (the render's memory peak)."""
+    frame = max(1, int(rate * FRAME_S))
+    step = max(1, chunk // frame) * frame
+    parts = [frame_rms_db(samples[s : min(stop, s + step)], rate) for s in range(0, stop, step)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def _longest_run_s(quiet: np.ndarray) -> float:
+    """The longest run of True frames, in seconds (as ``tts.audio.longest_silence_s`` counts it)."""
+    if not quiet.any():
+        return 0.0
+    padded = np.concatenate(([False], quiet, [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return float((edges[1::2] - edges[::2]).max() * FRAME_S)
+
+
 def measure(samples: np.ndarray, rate: int, settings: BulletinSettings, speech_end: int) -> Measurements:
-    fade_start = len(samples) - int(round(settings.fade_s * rate))
+    # Each check looks at a prefix (slice lengths: a view costs nothing), so one pass of frame levels
+    # serves both: a prefix's frames are the first whole frames of the longer one.
+    before_fade = len(samples[: len(samples) - int(round(settings.fade_s * rate))])
+    speech = len(samples[:speech_end])
+    frame = max(1, int(rate * FRAME_S))
+    levels = _frame_levels(samples, rate, max(before_fade, speech))
     return Measurements(
         frames=len(samples),
         duration_s=len(samples) / rate,
         lufs=integrated_lufs(samples, rate),
         true_peak_dbtp=true_peak_dbtp(samples),
-        longest_silence_s=longest_silence_s(samples[:fade_start], rate),
-        speech_active_s=active_s(samples[:speech_end], rate),
+        longest_silence_s=_longest_run_s(levels[: before_fade // frame] <= SILENCE_DBFS),
+        speech_active_s=float(np.count_nonzero(levels[: speech // frame] > SILENCE_DBFS) * FRAME_S),
     )
 
 

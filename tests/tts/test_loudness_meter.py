@@ -168,3 +168,24 @@ def test_meter_agrees_with_pyloudnorm_on_real_renders(make_config, monkeypatch, 
     ref = reference(written, rate)
     assert loudness.integrated_lufs(written, rate) == pytest.approx(ref, abs=AGREE_LU)
     assert summary["lufs"] == pytest.approx(ref, abs=AGREE_LU)  # rounded to 0.01 in the summary
+
+
+@pytest.mark.slow
+def test_verifier_measures_without_copies_of_the_bulletin(make_config):
+    """measure() took two float32 copies of the bulletin per level check (frame levels for dead air,
+    then again for speech activity): at 0.09 MiB per second of bulletin each, the render's peak."""
+    from tts.audio import active_s, longest_silence_s
+    from tts.verify import measure
+
+    b = make_config(bulletin={"length_s": 600}).bulletin  # long enough that copies dwarf fixed costs
+    rate = b.sample_rate
+    x = bursts(b.length_s, rate, seed=17, gap_s=(0.2, 3.5))
+    speech_end = len(x) - int(5 * rate)
+    peak, m = traced_peak_mib(measure, x, rate, b, speech_end)
+    fade_start = len(x) - int(round(b.fade_s * rate))
+    # The same figures as the sample-level helpers give.
+    assert m.longest_silence_s == longest_silence_s(x[:fade_start], rate)
+    assert m.speech_active_s == active_s(x[:speech_end], rate)
+    assert m.lufs == pytest.approx(reference(x, rate), abs=AGREE_LU)
+    # Fixed-size chunks only (the true-peak meter's 4x oversampled chunk is the largest, 18 MiB).
+    assert peak < 0.5 * x.nbytes / MiB, f"{peak:.1f} MiB for a {x.nbytes / MiB:.1f} MiB bulletin"
