@@ -312,12 +312,59 @@ def cmd_token(args) -> int:
     return EXIT_OK
 
 
+def _relay_settings_anyway(args):
+    """The relay to switch off, even when schedule.yaml is broken.
+
+    ``relay-off`` runs after every stop (ExecStopPost): an operator's typo anywhere in the file must not
+    leave the amplifier keyed.  Tried in order: the whole file; its ``relay`` section alone; the relay
+    the station itself recorded when it claimed the pin (``relay.json`` in the data folder).  Never a
+    guessed pin: driving the wrong GPIO could switch some other device.
+    """
+    from playout.config import RelaySettings, relay_record
+
+    try:
+        return _load(args).relay, None
+    except ConfigError as exc:
+        problem = exc
+    path = _config_path(args.config)
+    data = None
+    try:
+        import yaml
+
+        data = yaml.safe_load(path.read_bytes().decode("utf-8-sig")) if path else None
+    except (OSError, ValueError, yaml.YAMLError):
+        data = None
+    if isinstance(data, dict):
+        try:
+            # No relay section in a file that parses: the station runs on the default pin too.
+            return RelaySettings.model_validate(data.get("relay") or {}), problem
+        except ValueError:
+            pass
+    paths = data.get("paths") if isinstance(data, dict) else None
+    data_dir = paths.get("data") if isinstance(paths, dict) and isinstance(paths.get("data"), str) else "var"
+    base = path.resolve().parent if path else Path.cwd()
+    recorded = relay_record(base / data_dir)
+    if recorded is not None:
+        return recorded, problem
+    raise problem
+
+
 def cmd_relay_off(args) -> int:
     from gpio import force_off
 
-    config = _load(args)
     try:
-        print(force_off(config.relay))
+        settings, problem = _relay_settings_anyway(args)
+    except ConfigError as exc:
+        _fail(exc, "không biết rơ-le ở chân nào: ")
+        return EXIT_USAGE
+    if problem is not None:
+        # Say it, but switch the relay off first: that is what this command is for.
+        print(f"playout: [{problem.code}] {problem.message}", file=sys.stderr)
+        print(
+            f"playout: vẫn tắt rơ-le ở chân GPIO{settings.pin} theo phần relay còn đọc được", file=sys.stderr
+        )
+    try:
+        print(force_off(settings))
     except Exception as exc:  # noqa: BLE001 - the last line of defence must say what failed
         print(f"playout: [RELAY_OFF_FAILED] Không tắt được rơ-le: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -329,3 +329,24 @@ def load_config(path: Path | str | None = None) -> StationConfig:
             problems=[f"yaml{at}: {getattr(exc, 'problem', exc)}"],
         ) from None
     return parse_config(data, base=path.resolve().parent, source=str(path))
+
+
+RELAY_RECORD = "relay.json"
+
+
+def record_relay(data_dir: Path, settings: RelaySettings) -> None:
+    """Note the relay the station claimed, for ``playout relay-off`` when schedule.yaml is unreadable."""
+    import json
+
+    from playout.atomic import atomic_write_text
+
+    atomic_write_text(Path(data_dir) / RELAY_RECORD, json.dumps(settings.model_dump(mode="json")))
+
+
+def relay_record(data_dir: Path) -> RelaySettings | None:
+    import json
+
+    try:
+        return RelaySettings.model_validate(json.loads((Path(data_dir) / RELAY_RECORD).read_text("utf-8")))
+    except (OSError, ValueError):
+        return None

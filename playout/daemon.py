@@ -40,7 +40,7 @@ from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot
 from playout.audio_out import Player, open_player
 from playout.clock import UNTRUSTED_REASON, StationClock
-from playout.config import StationConfig, Window, load_config
+from playout.config import StationConfig, Window, load_config, record_relay
 from playout.errors import ConfigError, PlayoutError
 from playout.intake import MAX_SCRIPT_BYTES, is_script_file
 from playout.library import Bulletin, Library
@@ -159,6 +159,12 @@ class Station:
         # The relay first: whatever state a crash left the pin in, the amplifier is off from here on.
         self.relay = self._relay or Relay(cfg.relay, on_change=self._relay_changed)
         self.relay.off()
+        try:
+            record_relay(
+                cfg.paths.data, self.relay.settings if hasattr(self.relay, "settings") else cfg.relay
+            )
+        except OSError as exc:  # a full disk: relay-off still has schedule.yaml
+            logger.warning("could not record the relay's pin for relay-off: %s", exc)
         db = cfg.paths.data / "playout.db"
         # Before anything opens it: a damaged database is moved aside and rescued, never a reason to stay
         # silent (it used to stop the station at every start).

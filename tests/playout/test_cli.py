@@ -183,3 +183,39 @@ def test_relay_off_for_systemd_exec_stop_post(playout_cmd, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "GPIO22" in proc.stdout and "OFF" in proc.stdout and "HIGH" in proc.stdout
+
+
+def _relay_off(playout_cmd, cfg):
+    import os
+
+    return subprocess.run(
+        [*playout_cmd, "relay-off", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"},
+    )
+
+
+def test_relay_off_still_switches_off_when_schedule_yaml_is_broken(playout_cmd, tmp_path):
+    """ExecStopPost after an operator's typo: the amplifier must still go off (it used to stay keyed)."""
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("relay: {pin: 22}\nwindows:\n  - {name: sáng, start: '25:00', end: '06:30'}\n", "utf-8")
+    proc = _relay_off(playout_cmd, cfg)
+    assert proc.returncode == 0, proc.stderr
+    assert "GPIO22" in proc.stdout and "OFF" in proc.stdout
+    assert "CONFIG_INVALID" in proc.stderr and "vẫn tắt rơ-le ở chân GPIO22" in proc.stderr
+
+    # Not even YAML any more: the pin the station recorded when it claimed it.
+    from playout.config import RelaySettings, record_relay
+
+    record_relay(tmp_path / "var", RelaySettings(pin=23))
+    cfg.write_text("relay: {pin: 22\n  windows: [", "utf-8")
+    proc = _relay_off(playout_cmd, cfg)
+    assert proc.returncode == 0, proc.stderr
+    assert "GPIO23" in proc.stdout and "CONFIG_SYNTAX" in proc.stderr
+
+    # Nothing to go by: say so, never guess a pin.
+    (tmp_path / "var" / "relay.json").unlink()
+    proc = _relay_off(playout_cmd, cfg)
+    assert proc.returncode == 2 and "không biết rơ-le ở chân nào" in proc.stderr and proc.stdout == ""
