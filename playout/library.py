@@ -201,7 +201,9 @@ class Library:
                 if _out_of_space(exc):
                     # Not the script's fault: tried again once the disk has room (retry_when_space).
                     bulletin.status, bulletin.error, bulletin.no_space = "failed", NO_SPACE, True
-                    logger.error("bulletin %s: no space left to store its audio (%s)", bulletin.path.name, exc)
+                    logger.error(
+                        "bulletin %s: no space left to store its audio (%s)", bulletin.path.name, exc
+                    )
                     continue
                 bulletin.status, bulletin.error = "failed", f"{type(exc).__name__}: {exc}"
                 logger.exception("bulletin %s: render crashed", bulletin.path.name)

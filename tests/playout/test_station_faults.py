@@ -407,3 +407,38 @@ def test_the_only_bulletin_with_a_replaced_wav_airs_once_rendered_again(one_read
     (row,) = station.log.plays()
     assert row["status"] == "played" and row["audio_sha256"] == b.summary["audio_sha256"]
     assert sf.read(b.audio_path, dtype="int16")[0].std() < noise.std()  # the speech, not the noise
+
+
+def test_the_clock_check_never_blocks_a_slot_nor_talks_to_the_supervisor(tmp_path, monkeypatch):
+    """Under a supervisor, timedatectl inherited NOTIFY_SOCKET and blocked writing to it: every other
+    slot was logged missed, 3 s late.  The check now runs without the supervisor's variables, and a slow
+    one runs in the background while slots use the last answer."""
+    import os
+    import threading
+
+    from playout.clock import StationClock
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gate = tmp_path / "gate"
+    seen_env = tmp_path / "env"
+    tool = bin_dir / "timedatectl"
+    # Answers at once unless the gate file exists; then waits until the test removes it.
+    tool.write_text(f"#!/bin/sh\nenv > {seen_env}\nwhile [ -e {gate} ]; do sleep 0.05; done\necho no\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("PLAYOUT_CLOCK_SYNC_FILE", str(tmp_path / "no-marker"))
+    monkeypatch.setenv("PLAYOUT_RTC_HCTOSYS", str(tmp_path / "no-rtc"))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "systemd-notify.sock"))
+    monkeypatch.setattr("playout.clock.CHECK_EVERY_S", 0.0)
+
+    clock = StationClock(tmp_path)
+    assert clock.check().state == "unsynchronized"
+    assert "NOTIFY_SOCKET" not in seen_env.read_text()
+
+    gate.touch()  # timedatectl hangs from now on
+    answered = threading.Event()
+    threading.Thread(target=lambda: clock.check() and answered.set(), daemon=True).start()
+    assert answered.wait(10), "a slot waited on timedatectl"
+    assert clock.check().state == "unsynchronized"  # the last answer, while the new look is stuck
+    gate.unlink()
