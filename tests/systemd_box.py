@@ -413,12 +413,15 @@ class StationService:
             # comment says to add such a path to ReadWritePaths (ProtectSystem=strict).
             f"ReadWritePaths={STATION_DIR}",
         ]
-        home = base_python_home()
-        if home.is_relative_to("/root") or home.is_relative_to("/home"):
-            # The .venv's python is a pyenv build under /root, which ProtectHome=yes hides (on a Pi the venv
-            # uses /usr/bin/python3). tmpfs keeps /root and /home empty and read-only but for that one
-            # read-only bind: the same protection of real home directories.
-            lines += ["ProtectHome=tmpfs", f"BindReadOnlyPaths={home}"]
+        # The .venv's python is a pyenv build under /root, which ProtectHome=yes hides (on a Pi the venv
+        # uses /usr/bin/python3); so would a checkout cloned under /root or /home (CI's may be). tmpfs keeps
+        # /root and /home empty and read-only but for those read-only binds: the same protection of real
+        # home directories.
+        hidden = [
+            p for p in (base_python_home(), ROOT) if p.is_relative_to("/root") or p.is_relative_to("/home")
+        ]
+        if hidden:
+            lines += ["ProtectHome=tmpfs", *(f"BindReadOnlyPaths={p}" for p in dict.fromkeys(hidden))]
         if self.code:
             # Another tree's packages ahead of the editable install's (SYSTEMD_BOX_CODE).
             lines.append("Environment=PYTHONPATH=/opt/code")
