@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # Not playout.auth: that module brings FastAPI, and every short command reads the settings.
 from playout.accounts import AuthSettings
 from playout.errors import ConfigError
-from playout.reports import ReportSettings
+from playout.report_settings import ReportSettings
 
 logger = logging.getLogger(__name__)
 

@@ -20,23 +20,24 @@ import csv
 import datetime as dt
 import io
 import logging
-import re
-import unicodedata
 from collections.abc import Iterable
 from typing import Any, Literal
 from xml.sax.saxutils import escape as _xml_escape
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
 
 from playout.asrun import COLUMNS, STATUSES
 from playout.intake import TOPICS
+from playout.report_settings import (  # noqa: F401 - re-exported: the settings used to live here
+    OTHER_DEPARTMENT,
+    DepartmentQuota,
+    ReportSettings,
+)
+from playout.report_settings import department_key as _department_key
 
 logger = logging.getLogger(__name__)
 
 PeriodKind = Literal["month", "quarter"]
-
-#: The bucket for items whose department is missing or not configured.
-OTHER_DEPARTMENT = "khác"
 
 #: Vietnamese names of as-run statuses, in the order reports list them (outcomes first).
 STATUS_NAMES: dict[str, str] = {
@@ -79,51 +80,6 @@ _BOM = "\ufeff"
 
 # ---------------------------------------------------------------------------------------------------
 # Settings
-
-
-class DepartmentQuota(BaseModel):
-    """How many content items one department owes per month or per quarter."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    per: Literal["month", "quarter"]
-    items: int = Field(default=1, ge=0)
-
-
-def _default_departments() -> list[DepartmentQuota]:
-    # The ward plans: each office 1 item a month, mass organisations 1 a quarter.
-    monthly = (
-        "Phòng Văn hóa – Xã hội",
-        "Công an phường",
-        "Trung tâm Phục vụ hành chính công",
-        "Phòng Kinh tế, Hạ tầng và Đô thị",
-        "Văn phòng HĐND và UBND",
-    )
-    return [DepartmentQuota(name=n, per="month") for n in monthly] + [
-        DepartmentQuota(name="Ủy ban MTTQ Việt Nam phường", per="quarter")
-    ]
-
-
-class ReportSettings(BaseModel):
-    """The ``reports:`` section of schedule.yaml."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    plays_per_week_target: int = Field(default=12, ge=0)
-    departments: list[DepartmentQuota] = Field(default_factory=_default_departments)
-
-    @field_validator("departments")
-    @classmethod
-    def _unique_departments(cls, value: list[DepartmentQuota]) -> list[DepartmentQuota]:
-        # Two entries that match the same items would count every item twice.
-        seen: dict[str, str] = {}
-        for quota in value:
-            key = _department_key(quota.name)
-            if key in seen or key == _department_key(OTHER_DEPARTMENT):
-                raise ValueError(f"department listed twice or reserved: {quota.name!r}")
-            seen[key] = quota.name
-        return value
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -614,17 +570,3 @@ def _parse_time(value: Any, tz: dt.tzinfo) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):
         return None
     return value if value.tzinfo is not None else value.replace(tzinfo=tz)
-
-
-_DASHES = re.compile(r"[\u2010-\u2015\u2212-]")
-
-
-def _department_key(name: str | None) -> str:
-    # Offices type their names by hand: old/new tone placement (hóa/hoá, Ủy/Uỷ), decomposed accents, en dash
-    # or hyphen, doubled spaces.  Comparing without diacritics absorbs all of it; the settings validator
-    # refuses two departments that would then collide.
-    text = unicodedata.normalize("NFD", name or "").casefold().replace("đ", "d")
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = _DASHES.sub("-", text)
-    text = re.sub(r"\s*-\s*", " - ", text)
-    return " ".join(text.split())

@@ -168,3 +168,14 @@ def test_the_settings_module_does_not_import_the_web_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.strip() == "[]"
+
+
+def test_reading_the_settings_loads_no_station_part_beyond_them():
+    """relay-off runs after every stop: the config needs the reports' settings, not the reports (which
+    bring the as-run log, script intake and CSV code, ~6 MiB)."""
+    code = "import sys, playout.config; print(sorted(m for m in sys.modules if m.startswith('playout.')))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(eval(proc.stdout))  # noqa: S307 - our own repr of a list of module names
+    assert not loaded & {"playout.reports", "playout.asrun", "playout.intake", "playout.auth"}, loaded
