@@ -1,6 +1,7 @@
 # The station's two commands: `make run` and `make test`. Both set everything up first.
 # System packages come from apt (as root, or through sudo); Python packages from requirements.lock
-# (hashes pinned) into .venv, so a Pi in the field gets exactly what CI tested.
+# (hashes pinned) into .venv. `make install` on a Pi takes the run-time part of both (RUNTIME_APT,
+# requirements-runtime.lock: the same pins CI tested, without the test tools).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,22 +11,26 @@ STAMP := $(VENV)/.installed
 # The peer normalizer `make bench` compares against: its own venv, never installed with the station.
 PEER_VENV := .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed
-# Debian / Raspberry Pi OS packages the station uses at run time or in its tests
-# (systemd-container: systemd-nspawn, which boots real systemd to run the shipped unit in tests;
-# libatomic1: Playwright's bundled node needs it, and a fresh arm64 Debian does not have it).
-APT_PACKAGES := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv \
-                pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd faketime zbar-tools \
-                chromium systemd-container libatomic1
+# Debian / Raspberry Pi OS packages the station uses at run time (all a Pi gets from `make install`)
+RUNTIME_APT := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv alsa-utils
+# ... and those only its tests and `make run` on a laptop need: a recordable PulseAudio sink, real systemd
+# (systemd-container: systemd-nspawn boots it to run the shipped unit), libfaketime, a QR reader, Chromium
+# (libatomic1: Playwright's bundled node needs it, and a fresh arm64 Debian does not have it).
+TEST_APT := pulseaudio pulseaudio-utils libasound2-plugins systemd faketime zbar-tools \
+            chromium systemd-container libatomic1
+APT_PACKAGES := $(RUNTIME_APT) $(TEST_APT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages run test bench install lock clean soak
+.PHONY: setup system-packages runtime-packages run test bench install lock clean soak
 
 setup: system-packages $(STAMP)
 
 # Install only what is missing: apt-get is slow and needs the network, so a machine that already
 # has everything is left alone.
-system-packages:
-	@missing=""; for p in $(APT_PACKAGES); do \
+system-packages runtime-packages: PACKAGES = $(APT_PACKAGES)
+runtime-packages: PACKAGES = $(RUNTIME_APT)
+system-packages runtime-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -61,7 +66,7 @@ $(PEER_STAMP): bench/peer-requirements.lock
 
 # On a Raspberry Pi, as root: a `playout` system user, the code and a venv under /opt/playout,
 # /etc/playout/schedule.yaml (kept if present), and the systemd service enabled and started.
-install: system-packages
+install: runtime-packages
 	bash systemd/install.sh
 
 # Re-pin after changing dependencies in pyproject.toml (needs uv on the developer's machine).

@@ -259,7 +259,7 @@ def test_playwright_driver_libraries_come_from_the_setup_packages():
     ldd = subprocess.run(["ldd", str(node)], capture_output=True, text=True, check=True).stdout
     libraries = re.findall(r"=>\s*(/\S+)", ldd)
     assert any("libatomic" in lib for lib in libraries), ldd
-    provided = set(make_variable("APT_PACKAGES")) | base_system()
+    provided = set(make_variable("RUNTIME_APT")) | set(make_variable("TEST_APT")) | base_system()
     for library in libraries:
         owner = None
         for path in (library, os.path.realpath(library)):
@@ -269,3 +269,17 @@ def test_playwright_driver_libraries_come_from_the_setup_packages():
                 break
         assert owner, f"{library}: no Debian package owns it"
         assert owner in provided, f"{library} comes from {owner}, which `make setup` does not install"
+
+
+def test_a_pi_gets_the_run_time_system_packages_only():
+    """`make install` used to apt-get Chromium, PulseAudio, systemd-container and the rest of the tests'
+    tools onto every Pi; `make -n install` shows what it would install now."""
+    import subprocess
+
+    dry = subprocess.run(
+        ["make", "-n", "install"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    planned = re.search(r"for p in ([^;]*); do", dry).group(1).split()
+    assert set(planned) == set(make_variable("RUNTIME_APT"))
+    assert not set(planned) & {"chromium", "pulseaudio", "faketime", "systemd-container", "zbar-tools"}
+    assert {"ffmpeg", "espeak-ng", "libportaudio2"} <= set(planned)
