@@ -102,3 +102,31 @@ def test_an_on_air_path_stuck_past_its_slot_stops_the_watchdog(config, monkeypat
     finally:
         station.close()
     assert not station.relay.is_on
+
+
+class FailingPlayer(NullPlayer):
+    """A sound card that dies a moment into the play (USB unplugged, ALSA xrun it cannot recover)."""
+
+    def play(self, samples, rate, *, stop=None, on_start=None):
+        from playout.audio_out import AudioError
+
+        super().play(samples[: rate // 2], rate, stop=stop, on_start=on_start)
+        raise AudioError("Thiết bị âm thanh ngừng hoạt động giữa chừng", detail="device gone")
+
+
+def test_a_sound_card_failing_mid_play_unkeys_logs_and_stays_healthy(config):
+    station = Station(config, player=FailingPlayer(), serve_api=False)
+    station.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not station.library.ready() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (bulletin,) = station.library.ready()
+        key = station.play_now(bulletin, "kiểm thử")
+        row = wait_rows(station, key, "failed")
+        assert row["error"].startswith("[AUDIO_") and "giữa chừng" in row["error"]
+        assert row["relay_on_at"] and row["relay_off_at"]
+        assert [on for _, on in station.relay.history][-2:] == [True, False]
+        assert not station.relay.is_on and station.healthy()
+    finally:
+        station.close()
