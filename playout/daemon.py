@@ -951,6 +951,7 @@ class Station:
         usage = shutil.disk_usage(self.config.paths.data)
         last = self.log.last() if hasattr(self, "log") else None
         problems = self.problems()
+        alarms = self._active_alarms()
         return {
             # Degraded always says why: every problem, vital (the watchdog stops) or not.
             "status": "degraded" if problems else "ok",
@@ -996,9 +997,9 @@ class Station:
                 "disk_free_mb": round((self.disk or {}).get("free_mb", usage.free / 2**20)),
                 "low_space": bool((self.disk or {}).get("low")),
                 "held_rows": self.log.held() if hasattr(self, "log") else 0,
-                "alarms": self._active_alarms(),
+                "alarms": alarms,
                 "database_alarm": next(
-                    (a["message"] for a in self._active_alarms() if a["kind"] == "database_damaged"), None
+                    (a["message"] for a in alarms if a["kind"] == "database_damaged"), None
                 ),
                 "database": self.db_check.as_dict() if self.db_check else None,
             },
