@@ -307,9 +307,9 @@ def _read_lexicon_file() -> str:
         return resources.files("tts").joinpath("data").joinpath("lexicon.tsv").read_text(encoding="utf-8")
     except (OSError, TypeError, ValueError, ImportError) as exc:
         # An editable install can expose ``tts`` as a namespace package, which importlib.resources
-        # cannot read in Python 3.11; the file sits next to this module either way.
+        # cannot read in Python 3.11; the file sits in tts/data, next to this package, either way.
         logger.debug("importlib.resources could not read the lexicon (%s); reading it from disk", exc)
-        return (Path(__file__).with_name("data") / "lexicon.tsv").read_text(encoding="utf-8")
+        return (Path(__file__).parent.with_name("data") / "lexicon.tsv").read_text(encoding="utf-8")
 
 
 def _split_entry(raw: str) -> list[str]:
