@@ -1,0 +1,319 @@
+"""The lexicon: the shipped tts/data/lexicon.tsv, the operators' station lexicon on top of it, and the
+passes that read its entries (and spell the all-capital abbreviations it does not know)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from tts.normalize.letters import _ASCII_LETTERS, _is_vietnamese_word, _spell
+from tts.normalize.spans import _NA, _NB, _SENTINELS, _sub_free, _txt
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lexicon (tts/data/lexicon.tsv)
+# ---------------------------------------------------------------------------------------------------
+_KINDS = ("abbr", "title", "word", "domain")
+LEXICON_CODE = "LEXICON_ENTRY_INVALID"
+_MAX_STATION_LEXICON_BYTES = 1024 * 1024
+_MAX_WRITTEN = 80
+_MAX_SPOKEN = 300
+# A spoken form is Vietnamese words: letters, spaces, and the hyphen or apostrophe some spellings use.
+_SPOKEN_OK = re.compile(r"[^\W\d_]+(?:[ '’-]+[^\W\d_]+)*")
+
+
+@dataclass
+class _Lexicon:
+    exact: dict[str, str] = field(default_factory=dict)  # abbr, title, word: as written
+    folded: dict[str, str] = field(default_factory=dict)  # word: casefolded
+    # word and domain entries, casefolded, for web addresses; abbreviations are spelled there ("ubnd" "u bê
+    # en dê"), since a listener has to type the letters
+    address: dict[str, str] = field(default_factory=dict)
+    pattern: re.Pattern[str] | None = None  # matches any abbr/title/word entry in running text
+    # pieces of a web-address label: "ubnd" in "ubndphuong" (spelled), "dichvucong" in "dichvucongtructuyen"
+    address_chunks: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LexiconProblem:
+    """One line of the station lexicon that could not be used, said so the operator can fix it."""
+
+    line: int  # 0: the file as a whole
+    message: str  # Vietnamese
+    text: str = ""
+    code: str = LEXICON_CODE
+
+    def __str__(self) -> str:
+        where = f"dòng {self.line}: " if self.line else ""
+        return f"[{self.code}] {where}{self.message}"
+
+
+@dataclass(frozen=True)
+class StationLexicon:
+    """The station's own lexicon as loaded: how many entries are in force and what was refused."""
+
+    path: Path | None
+    entries: int = 0
+    problems: tuple[LexiconProblem, ...] = ()
+    digest: str = ""  # sha256 of the file in force ("" without one): a change means re-rendering
+    applied: bool = True  # False: the file could not be read and the previous entries stay in force
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path) if self.path else None,
+            "entries": self.entries,
+            "applied": self.applied,
+            "problems": [{"line": p.line, "code": p.code, "message": p.message} for p in self.problems],
+        }
+
+
+_Entry = tuple[str, str, str]  # written, spoken, kind
+
+
+def _read_lexicon_file() -> str:
+    try:
+        return resources.files("tts").joinpath("data").joinpath("lexicon.tsv").read_text(encoding="utf-8")
+    except (OSError, TypeError, ValueError, ImportError) as exc:
+        # An editable install can expose ``tts`` as a namespace package, which importlib.resources
+        # cannot read in Python 3.11; the file sits in tts/data, next to this package, either way.
+        logger.debug("importlib.resources could not read the lexicon (%s); reading it from disk", exc)
+        return (Path(__file__).parent.with_name("data") / "lexicon.tsv").read_text(encoding="utf-8")
+
+
+def _split_entry(raw: str) -> list[str]:
+    # Operators edit the station file in any editor: a TAB is the separator, and where an editor turned
+    # tabs into spaces, "WRITTEN = SPOKEN" is accepted too.
+    sep = "\t" if "\t" in raw else "="
+    return [c.strip() for c in raw.split(sep)]
+
+
+def _check_entry(cols: list[str]) -> tuple[_Entry | None, str | None]:
+    """(entry, None) or (None, why in Vietnamese)."""
+    if len(cols) == 2:
+        cols = [*cols, "abbr" if cols[0].isupper() else "word"]
+    if len(cols) != 3:
+        return None, "cần dạng CHỮ VIẾT<TAB>CÁCH ĐỌC (hoặc CHỮ VIẾT = CÁCH ĐỌC), có thể thêm <TAB>LOẠI"
+    written, spoken, kind = cols[0], " ".join(cols[1].lower().split()), cols[2].lower()
+    if not written:
+        return None, "thiếu chữ viết (cột đầu)"
+    if not spoken:
+        return None, f"thiếu cách đọc cho {written!r}"
+    if kind not in _KINDS:
+        return None, f"loại {cols[2]!r} không có; dùng abbr, title, word hoặc domain"
+    if len(written) > _MAX_WRITTEN or len(spoken) > _MAX_SPOKEN:
+        return None, f"quá dài (chữ viết tối đa {_MAX_WRITTEN}, cách đọc tối đa {_MAX_SPOKEN} ký tự)"
+    if _SENTINELS.search(written) or not any(ch.isalnum() for ch in written):
+        return None, f"chữ viết {written!r} phải có chữ cái hoặc chữ số"
+    if any(ch.isdigit() for ch in spoken):
+        return None, f"cách đọc của {written!r} có chữ số; hãy viết số bằng chữ (ví dụ 'bốn gờ')"
+    if not _SPOKEN_OK.fullmatch(spoken):
+        return None, f"cách đọc của {written!r} chỉ được gồm chữ cái và dấu cách"
+    return (written, spoken, kind), None
+
+
+def _lexicon_entries(source: str, origin: str) -> tuple[list[_Entry], list[LexiconProblem]]:
+    entries: list[_Entry] = []
+    problems: list[LexiconProblem] = []
+    seen: dict[tuple[str, str], int] = {}
+    for number, raw in enumerate(source.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry, why = _check_entry(_split_entry(raw))
+        if entry is None:
+            problems.append(LexiconProblem(number, f"bỏ qua: {why}", text=line[:200]))
+            logger.warning("%s line %d ignored: %s", origin, number, why)
+            continue
+        key = (entry[0], entry[2])
+        if key in seen:
+            problems.append(
+                LexiconProblem(
+                    number, f"{entry[0]!r} đã có ở dòng {seen[key]}; dùng dòng này", text=line[:200]
+                )
+            )
+        seen[key] = number
+        entries.append(entry)
+    return entries, problems
+
+
+def _build_lexicon(*layers: list[_Entry]) -> _Lexicon:
+    """One lexicon from layers of entries; a later layer (the station's file) overrides an earlier one."""
+    lex = _Lexicon()
+    alternatives: dict[str, str] = {}
+    titles = set()
+    for entries in layers:
+        # Web-address parts: word entries first, then domain entries, so within a layer "domain" wins.
+        for kind_order in (("word",), ("domain",)):
+            for written, spoken, kind in entries:
+                if kind in kind_order:
+                    lex.address[written.casefold()] = spoken
+        for written, spoken, kind in entries:
+            if kind == "domain":
+                continue
+            lex.exact[written] = spoken
+            if kind == "word":
+                lex.folded[written.casefold()] = spoken
+                alternatives[written] = f"(?i:{re.escape(written)})"
+            else:
+                alternatives[written] = re.escape(written)
+                if kind == "title":
+                    titles.add(written)
+                else:
+                    titles.discard(written)
+    for written, _spoken, kind in (e for entries in layers for e in entries):
+        key = written.casefold()
+        if kind in ("abbr", "title") and len(key) >= 2 and set(key) <= _ASCII_LETTERS:
+            lex.address_chunks.setdefault(key, (1.5, _spell(written)))
+    lex.address_chunks.update(
+        {k: (0.9, v) for k, v in lex.address.items() if len(k) >= 4 and set(k) <= _ASCII_LETTERS}
+    )
+    if alternatives:
+        # Longest first, so "UBMTTQVN" wins over "UBMTTQ" and "TP.HCM" over "TP".
+        keys = sorted(alternatives, key=len, reverse=True)
+        title_alt = "|".join(re.escape(t) for t in sorted(titles, key=len, reverse=True))
+        body = "|".join(alternatives[k] for k in keys)
+        title_part = rf"(?P<title>{title_alt})\.(?=[ \t]*[^\W_])|" if titles else ""
+        lex.pattern = re.compile(rf"{_NB}(?:{title_part}(?P<entry>{body}){_NA})")
+    return lex
+
+
+def _parse_lexicon(source: str) -> _Lexicon:
+    return _build_lexicon(_lexicon_entries(source, "lexicon.tsv")[0])
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_entries() -> tuple[_Entry, ...]:
+    try:
+        return tuple(_lexicon_entries(_read_lexicon_file(), "lexicon.tsv")[0])
+    except (OSError, UnicodeDecodeError) as exc:
+        logger.error("lexicon.tsv unreadable (%s): abbreviations will be spelled letter by letter", exc)
+        return ()
+
+
+# The station's entries in force, and the lexicon built from both files. Replaced as a whole (one
+# assignment) when the station file changes, so a render running in another thread sees the old or the
+# new lexicon, never half of each.
+_station_entries: tuple[_Entry, ...] = ()
+_station_state = StationLexicon(path=None)
+_active: _Lexicon | None = None
+
+
+def _lexicon() -> _Lexicon:
+    global _active
+    lex = _active
+    if lex is None:
+        lex = _active = _build_lexicon(list(_shipped_entries()), list(_station_entries))
+    return lex
+
+
+def _reset_lexicon() -> None:
+    """Forget the built lexicon (tests replace the shipped file)."""
+    global _active
+    _shipped_entries.cache_clear()
+    _active = None
+
+
+def station_lexicon() -> StationLexicon:
+    """The station lexicon in force (path, entries, problems)."""
+    return _station_state
+
+
+def load_station_lexicon(path: Path | str | None) -> StationLexicon:
+    """Read the operators' lexicon file and put it in force on top of the shipped one.
+
+    A missing file is no error (the station has no words of its own yet). A line that cannot be used is
+    skipped and reported, the rest is in force. A file that cannot be read at all (wrong encoding, too
+    large, unreadable) is reported and the entries loaded before stay in force: an edit half-saved by
+    an editor must not make the station spell "UBND" for a day.
+    """
+    global _station_entries, _station_state, _active
+    path = Path(path) if path is not None else None
+    problems: list[LexiconProblem] = []
+    entries: list[_Entry] = []
+    digest = ""
+    if path is not None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        except OSError as exc:
+            return _keep_previous(path, f"không đọc được tệp ({exc.strerror})", "LEXICON_UNREADABLE")
+        if len(raw) > _MAX_STATION_LEXICON_BYTES:
+            return _keep_previous(path, "tệp quá lớn (tối đa 1 MB)", "LEXICON_TOO_LARGE")
+        try:
+            source = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return _keep_previous(path, "tệp phải được lưu bằng mã UTF-8", "LEXICON_ENCODING")
+        source = unicodedata.normalize("NFC", source)
+        entries, problems = _lexicon_entries(source, str(path))
+        digest = hashlib.sha256(raw).hexdigest() if raw else ""
+    _station_entries = tuple(entries)
+    _active = _build_lexicon(list(_shipped_entries()), entries)
+    _station_state = StationLexicon(path, len(entries), tuple(problems), digest)
+    return _station_state
+
+
+def _keep_previous(path: Path, why: str, code: str) -> StationLexicon:
+    global _station_state
+    logger.error("station lexicon %s not applied (%s): the previous entries stay in force", path, code)
+    problem = LexiconProblem(0, f"{why}; các mục đã nạp trước vẫn được dùng", code=code)
+    _station_state = StationLexicon(
+        path, len(_station_entries), (problem,), _station_state.digest, applied=False
+    )
+    return _station_state
+
+
+def _lookup(written: str) -> str | None:
+    lex = _lexicon()
+    return lex.exact.get(written) or lex.folded.get(written.casefold())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lexicon pass and unknown all-capital abbreviations
+# ---------------------------------------------------------------------------------------------------
+def _lexicon_pass(line: str, shouting: bool) -> str:
+    lex = _lexicon()
+    if lex.pattern is None:
+        return line
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group("title"):
+            written = m.group("title")
+            after = m.string[m.end() :].lstrip()
+            spoken = lex.exact[written]
+            # "TP. Hồ Chí Minh", "KP. 3": an abbreviation dot. "... của TP. người dân": a sentence end.
+            return _txt(spoken) + ("" if after[:1].isupper() or after[:1].isdigit() else ".")
+        written = m.group("entry")
+        if shouting and written.isupper() and _is_vietnamese_word(written):
+            return written  # "KHÔNG AI BỊ BỎ LẠI": the word "ai", not the abbreviation AI
+        spoken = _lookup(written)
+        if not spoken:
+            return written
+        if written.endswith("."):  # "v.v." at the end of a sentence also ends it
+            after = m.string[m.end() :].lstrip()
+            return _txt(spoken) + ("." if not after or after[0].isupper() else "")
+        return _txt(spoken)
+
+    return _sub_free(lex.pattern, repl, line)
+
+
+_CAPS_TOKEN = re.compile(rf"{_NB}[^\W\d_]{{2,}}{_NA}")
+
+
+def _spell_unknown_caps(line: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        token = m.group()
+        if not token.isupper() or _is_vietnamese_word(token):
+            return token
+        logger.debug("unknown abbreviation %r spelled letter by letter", token)
+        return _txt(_spell(token))
+
+    return _sub_free(_CAPS_TOKEN, repl, line)
