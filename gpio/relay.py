@@ -40,7 +40,9 @@ from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory
 
 from playout.config import RelaySettings
-from playout.errors import PlayoutError
+from playout.errors import (
+    RelayError as RelayError,  # lives in the one error tree now; importable from here as before
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +60,6 @@ _FACTORY_NAMES = {
     "PiGPIOFactory": "pigpio",
     "NativeFactory": "native",
 }
-
-
-class RelayError(PlayoutError):
-    """The relay cannot be driven: pin in use or invalid, no access to the GPIO chip, relay closed."""
-
-    code = "RELAY_UNAVAILABLE"
 
 
 def _now() -> dt.datetime:

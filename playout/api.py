@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, UploadFile
 from fastapi import Path as FastApiPath
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +22,6 @@ from playout.auth import (
     ACTION_LABELS_VI,
     Authenticator,
     Principal,
-    RateLimited,
     end_session,
     load_or_create_secret,
     optional_principal,
@@ -128,6 +127,13 @@ def _upload_gate(path: str):
     return gate
 
 
+async def playout_error(request: Request, exc: PlayoutError) -> JSONResponse:
+    """The one answer to every refusal a route lets through: the class's status, ``{detail: {code,
+    message}}`` (``http_detail``), and its headers (Retry-After for a throttled login)."""
+    headers = exc.http_headers()
+    return JSONResponse({"detail": exc.http_detail()}, status_code=exc.http_status, headers=headers)
+
+
 def _aware(since: dt.datetime | None, until: dt.datetime | None) -> None:
     for name, t in (("since", since), ("until", until)):
         if t is not None and t.tzinfo is None:
@@ -144,6 +150,7 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
     cfg = station.config
     secret = load_or_create_secret(cfg.auth.secret_file or cfg.paths.data / "auth.secret")
     app.state.auth = Authenticator(cfg.auth, secret, revoked_file=cfg.paths.data / "auth.revoked")
+    app.add_exception_handler(PlayoutError, playout_error)
     # Every body is capped before anything reads it; uploads get the script's size and a credentials gate.
     app.add_middleware(
         BodyLimit,
@@ -164,14 +171,8 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
     @app.post("/api/login", summary="Đăng nhập (trang web); trả về mã CSRF", responses=errors(429))
     async def login(body: Login, request: Request, response: Response) -> dict:
         auth: Authenticator = request.app.state.auth
-        try:
-            session = await auth.alogin(
-                body.name, body.password, request.client.host if request.client else "?"
-            )
-        except RateLimited as exc:
-            raise HTTPException(
-                429, detail=exc.message, headers={"Retry-After": str(int(exc.retry_after_s) + 1)}
-            ) from None
+        # A throttled address raises RateLimited: 429 with Retry-After, from playout_error.
+        session = await auth.alogin(body.name, body.password, request.client.host if request.client else "?")
         if session is None:
             raise HTTPException(401, detail="Sai tên đăng nhập hoặc mật khẩu")
         set_session_cookie(response, auth, session)
@@ -329,10 +330,6 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
 
     # -- uploads and approval (pinned to the content's SHA-256) ---------------------------------------------
 
-    def refused(exc: PlayoutError) -> HTTPException:
-        status = {"BULLETIN_NOT_FOUND": 404, "BULLETIN_STATE_CONFLICT": 409, "SCRIPT_TOO_LARGE": 413}
-        return HTTPException(status.get(exc.code, 422), detail={"code": exc.code, "message": exc.message})
-
     @app.post(
         "/api/bulletins", summary="Tải kịch bản lên (chờ duyệt)", responses=errors(413, 422), status_code=201
     )
@@ -346,7 +343,7 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
             )
         except PlayoutError as exc:
             logger.info("upload of %r by %s refused: %s", file.filename, who.name, exc.code)
-            raise refused(exc) from None
+            raise
         return {**record.as_dict(), "warnings": list(script.warnings)}
 
     @app.get("/api/scripts", summary="Các phiên bản kịch bản và trạng thái duyệt")
@@ -360,15 +357,12 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
 
     def decide(action: str, sha256: str, who: Principal, reason: str | None = None) -> dict:
         store = station.approvals
-        try:
-            if action == "approve":
-                record = store.approve(sha256, who=who.name)
-            elif action == "reject":
-                record = store.reject(sha256, who=who.name, reason=reason or "")
-            else:
-                record = store.withdraw(sha256, who=who.name)
-        except PlayoutError as exc:
-            raise refused(exc) from None
+        if action == "approve":
+            record = store.approve(sha256, who=who.name)
+        elif action == "reject":
+            record = store.reject(sha256, who=who.name, reason=reason or "")
+        else:
+            record = store.withdraw(sha256, who=who.name)
         station.wake_library()  # render now, not at the next rescan
         return record.as_dict()
 
@@ -438,10 +432,7 @@ def create_app(station: "Station") -> FastAPI:  # noqa: UP037 - FastAPI evaluate
         responses=errors(409),
     )
     def confirm_clock(who: Annotated[Principal, Depends(require("confirm_clock"))]) -> dict:
-        try:
-            state = station.confirm_clock(who.name)
-        except PlayoutError as exc:
-            raise refused(exc) from None
+        state = station.confirm_clock(who.name)
         logger.warning("clock confirmed by %s %s", who.kind, who.name)
         return state
 

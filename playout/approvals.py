@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playout.atomic import atomic_write_bytes
-from playout.errors import PlayoutError, StorageUnavailable
+from playout.errors import (
+    ApprovalError as ApprovalError,  # lives in the one error tree now; importable from here as before
+)
+from playout.errors import BulletinNotFound, BulletinStateConflict, ScriptFileTooLarge, StorageUnavailable
 from playout.intake import MAX_SCRIPT_BYTES, Script, parse_script
 from playout.storage import BUSY_TIMEOUT_S, STORAGE_BUSY_MESSAGE
 
@@ -55,10 +58,6 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT
 );
 """
-
-
-class ApprovalError(PlayoutError):
-    code = "APPROVAL_REFUSED"
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class ApprovalStore:
     def submit(self, data: bytes, filename: str, *, who: str, source: str) -> tuple[ScriptRecord, Script]:
         """Check a script like every door does and keep it as ``pending``; the same bytes twice are one."""
         if len(data) > MAX_SCRIPT_BYTES:
-            raise ApprovalError("Tệp quá lớn (tối đa 1 MB)", code="SCRIPT_TOO_LARGE", filename=filename)
+            raise ScriptFileTooLarge("Tệp quá lớn (tối đa 1 MB)", filename=filename)
         script = parse_script(data, filename)  # raises ScriptRejected with the operator's message
         suffix = Path(script.name).suffix.lower()
         existing = self.get(script.content_sha256)
@@ -181,12 +180,9 @@ class ApprovalStore:
     def _require(self, sha256: str, *, allowed: tuple[str, ...], action: str) -> ScriptRecord:
         record = self.get(sha256)
         if record is None:
-            raise ApprovalError("Không có bản tin này", code="BULLETIN_NOT_FOUND")
+            raise BulletinNotFound("Không có bản tin này")
         if record.status not in allowed:
-            raise ApprovalError(
-                f"Không thể {action} bản tin đang ở trạng thái “{record.status}”",
-                code="BULLETIN_STATE_CONFLICT",
-            )
+            raise BulletinStateConflict(f"Không thể {action} bản tin đang ở trạng thái “{record.status}”")
         return record
 
     # -- reading --------------------------------------------------------------------------------------------

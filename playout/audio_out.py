@@ -47,7 +47,9 @@ from typing import Any
 import numpy as np
 
 from playout.config import AudioSettings
-from playout.errors import PlayoutError
+from playout.errors import (
+    AudioError as AudioError,  # lives in the one error tree now; importable from here as before
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +72,6 @@ _POLL_S = 0.01
 NULL_DESCRIPTION = "no audio device: audio is discarded in real time"
 
 OnStart = Callable[[dt.datetime], None]
-
-
-class AudioError(PlayoutError):
-    """The sound system failed: no such device, it refused the stream, or it stopped mid-bulletin."""
-
-    code = "AUDIO_DEVICE_FAILED"
 
 
 @dataclass

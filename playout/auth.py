@@ -77,7 +77,7 @@ from playout.accounts import (
     verify_token,
 )
 from playout.atomic import atomic_write_text
-from playout.errors import ConfigError, PlayoutError
+from playout.errors import ConfigError, RateLimited  # RateLimited: in the error tree, still exported here
 
 __all__ = [
     "ACTION_LABELS_VI",
@@ -176,19 +176,6 @@ _FIRST_DELAY_S = 0.25
 MAX_LOGIN_DELAY_S = 3.0
 _SWEEP_S = 60.0
 _MAX_FORM_BYTES = 64 * 1024
-
-
-class RateLimited(PlayoutError):
-    """Too many failed logins from this address; the API answers 429."""
-
-    code = "LOGIN_RATE_LIMITED"
-
-    def __init__(self, retry_after_s: int):
-        super().__init__(
-            f"Đăng nhập sai quá nhiều lần từ máy này, vui lòng thử lại sau {retry_after_s} giây",
-            retry_after_s=retry_after_s,
-        )
-        self.retry_after_s = retry_after_s
 
 
 # ---------------------------------------------------------------- sessions and principals

@@ -31,13 +31,12 @@ from playout.auth import (
     CSRF_FIELD,
     Authenticator,
     Principal,
-    RateLimited,
     end_session,
     optional_principal,
     require,
     set_session_cookie,
 )
-from playout.errors import PlayoutError
+from playout.errors import PlayoutError, RateLimited
 from playout.intake import MAX_SCRIPT_BYTES, TOPICS
 
 if TYPE_CHECKING:
@@ -191,7 +190,7 @@ def install(app: FastAPI, station: Station) -> None:
         try:
             session = await auth.alogin(name, password, request.client.host if request.client else "?")
         except RateLimited as exc:
-            return page(request, "login.html", None, 429, error=exc.message, name=name)
+            return page(request, "login.html", None, exc.http_status, error=exc.message, name=name)
         if session is None:
             error = "Sai tên đăng nhập hoặc mật khẩu."
             return page(request, "login.html", None, 401, error=error, name=name)
@@ -243,7 +242,7 @@ def install(app: FastAPI, station: Station) -> None:
         try:
             await run_in_threadpool(station.confirm_clock, who.name)
         except PlayoutError as exc:
-            return overview_page(request, who, error=exc.message, status_code=409)
+            return overview_page(request, who, error=exc.message, status_code=exc.http_status)
         logger.warning("clock confirmed on the web page by %s", who.name)
         return RedirectResponse("/?xong=dong-ho", status_code=303)
 
@@ -313,8 +312,7 @@ def install(app: FastAPI, station: Station) -> None:
             )
         except PlayoutError as exc:
             logger.info("web upload of %r by %s refused: %s", file.filename, who.name, exc.code)
-            status = 413 if exc.code == "SCRIPT_TOO_LARGE" else 422
-            return bulletins_page(request, who, error=exc.message, status_code=status)
+            return bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
         return RedirectResponse("/ban-tin?xong=tai-len", status_code=303)
 
     @router.post("/ban-tin/{sha256}/{verb}")
@@ -336,8 +334,7 @@ def install(app: FastAPI, station: Station) -> None:
             else:
                 store.withdraw(sha256, who=who.name)
         except PlayoutError as exc:
-            status = {"BULLETIN_NOT_FOUND": 404, "BULLETIN_STATE_CONFLICT": 409}.get(exc.code, 422)
-            return bulletins_page(request, who, error=exc.message, status_code=status)
+            return bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
         station.wake_library()
         return RedirectResponse(f"/ban-tin?xong={verb}", status_code=303)
 

@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from playout.api import create_app
 from playout.auth import hash_password, hash_token
+from playout.errors import RateLimited, StorageUnavailable
+from playout.intake import MAX_SCRIPT_BYTES
 from tests.station import start_station, write_script
 
 ADMIN = "admin-token-0123456789abcdef"
@@ -216,6 +218,48 @@ def test_approval_is_pinned_to_the_content(client, station):
         ("submit", "may-quet", v2["sha256"]),
         ("approve", "lanh-dao", v2["sha256"]),
     ]
+
+
+def test_each_refusal_takes_its_status_from_its_error_class(client, station, monkeypatch):
+    """One handler answers every refusal a route lets through: the class's status, ``{code, message}``."""
+    v = upload(client, "mot.md", "Một bản tin để từ chối. Xin cảm ơn.".encode()).json()
+    url = f"/api/scripts/{v['sha256']}"
+    assert client.post(f"{url}/reject", json={"reason": "trùng"}, headers=bearer(APPR)).status_code == 200
+    answers = {
+        "BulletinStateConflict": client.post(f"{url}/withdraw", headers=bearer(OPER)),
+        "BulletinNotFound": client.post("/api/scripts/khong-co/approve", headers=bearer(APPR)),
+        # One byte over: under the body cap (script + form), so the store itself refuses it.
+        "ScriptFileTooLarge": upload(client, "to.txt", b"a" * (MAX_SCRIPT_BYTES + 1)),
+        "ScriptRejected": upload(client, "rong.txt", b"   \n"),
+    }
+    expected = {
+        "BulletinStateConflict": (409, "BULLETIN_STATE_CONFLICT"),
+        "BulletinNotFound": (404, "BULLETIN_NOT_FOUND"),
+        "ScriptFileTooLarge": (413, "SCRIPT_TOO_LARGE"),
+        "ScriptRejected": (422, "SCRIPT_EMPTY"),
+    }
+    for name, resp in answers.items():
+        detail = resp.json()["detail"]
+        assert (resp.status_code, detail["code"]) == expected[name], (name, resp.text)
+        assert set(detail) == {"code", "message"} and detail["message"], name  # nothing from the logs
+
+    def locked(*args, **kwargs):
+        raise StorageUnavailable("Cơ sở dữ liệu đang bận, vui lòng thử lại", detail="database is locked")
+
+    monkeypatch.setattr(station.approvals, "withdraw", locked)
+    busy = client.post(f"{url}/withdraw", headers=bearer(OPER))
+    assert busy.status_code == 422
+    assert busy.json() == {
+        "detail": {"code": "STORAGE_UNAVAILABLE", "message": "Cơ sở dữ liệu đang bận, vui lòng thử lại"}
+    }
+
+    def throttled(ip):
+        raise RateLimited(7)
+
+    monkeypatch.setattr(client.app.state.auth, "check_address", throttled)
+    limited = client.post("/api/login", json={"name": "lan", "password": "mat-khau-cua-lan"})
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "8"
+    assert "thử lại sau 7 giây" in limited.json()["detail"]  # text, as the login door has always answered
 
 
 def test_the_inbox_folder_is_a_door_too(client, station, tmp_path):
