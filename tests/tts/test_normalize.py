@@ -697,7 +697,7 @@ def test_hostile_input_never_raises_and_has_no_digit(text):
 
 
 def test_internal_error_falls_back_to_plain_reading(monkeypatch, caplog):
-    def broken(line):
+    def broken(*args):
         raise RuntimeError("bug")
 
     monkeypatch.setattr(normalize, "_spoken_line", broken)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import re
+import sys
+import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tts import normalize
-from tts.normalize import load_station_lexicon, station_lexicon, to_spoken
+from tts.normalize import (
+    Lexicon,
+    lexicon_in_force,
+    load_station_lexicon,
+    station_lexicon,
+    to_spoken,
+    unknown_abbreviations,
+)
 
 DIGIT = re.compile(r"[0-9]")
 
@@ -116,6 +125,72 @@ def test_the_digest_follows_the_content(tmp_path):
     assert load_station_lexicon(path).digest == first
     path.write_text("KDL\tkhu du lịch\nKCX\tkhu chế xuất\n", "utf-8")
     assert load_station_lexicon(path).digest != first
+
+
+def test_a_render_can_be_given_its_lexicon(tmp_path):
+    path = tmp_path / "lexicon.tsv"
+    path.write_text("KDL\tkhu du lịch\n", "utf-8")
+    load_station_lexicon(path)
+    ours = lexicon_in_force()
+    assert ours.station == (("KDL", "khu du lịch", "abbr"),) and ours.state is station_lexicon()
+    load_station_lexicon(None)
+    assert to_spoken("KDL họp") == "ca dê e lờ họp"
+    assert to_spoken("KDL họp", lexicon=ours) == "khu du lịch họp"
+    assert unknown_abbreviations("KDL họp") == ["KDL"]
+    assert unknown_abbreviations("KDL họp", lexicon=ours) == []
+    assert to_spoken("UBND", lexicon=Lexicon()) == "u bê en dê"  # no entry at all: spelled
+
+
+def test_the_lexicon_digest_follows_the_entries_in_force(tmp_path):
+    shipped = lexicon_in_force().digest
+    path = tmp_path / "lexicon.tsv"
+    path.write_text("KDL\tkhu du lịch\n", "utf-8")
+    first = load_station_lexicon(path)
+    ours = lexicon_in_force().digest
+    assert ours != shipped
+    # Another file, the same entries: the file's digest changes, the readings (and the lexicon's) do not.
+    path.write_text("# khu du lịch\nKDL\tkhu du lịch\n", "utf-8")
+    assert load_station_lexicon(path).digest != first.digest
+    assert lexicon_in_force().digest == ours
+    path.write_bytes(b"KDL\tkhu d\xe2n c\xf0\n")  # not UTF-8: the entries in force stay
+    assert not load_station_lexicon(path).applied
+    assert lexicon_in_force().digest == ours
+    load_station_lexicon(None)
+    assert lexicon_in_force().digest == shipped
+
+
+def test_a_render_reads_the_old_lexicon_or_the_new_one_never_a_mix(tmp_path):
+    old, new = tmp_path / "old.tsv", tmp_path / "new.tsv"
+    old.write_text("KDL\tkhu du lịch\nhoaxuan\thòa xuân\tdomain\n", "utf-8")
+    new.write_text("KDL\tkhu dân cư\nhoaxuan\thoa xoan\tdomain\n", "utf-8")
+    # The web-address pass and the lexicon pass both read the lexicon: a mix would show in one reading.
+    text = "KDL Hòa Xuân: xem hoaxuan.gov.vn.\n\nKDL"
+    readings = set()
+    for path in (old, new):
+        load_station_lexicon(path)
+        readings.add(to_spoken(text))
+    assert len(readings) == 2
+    done = threading.Event()
+
+    def swap():
+        try:
+            for i in range(150):
+                load_station_lexicon(old if i % 2 else new)
+        finally:
+            done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, inside the passes too
+    try:
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        seen = []
+        while not done.is_set():
+            seen.append(to_spoken(text))
+        swapper.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert seen and set(seen) <= readings
 
 
 def test_the_repository_station_lexicon_is_clean():

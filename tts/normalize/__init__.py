@@ -6,13 +6,15 @@ nhân dân phường ...". The engines cannot be trusted with "1.500.000đ", "Qu
 and num2words gets Vietnamese wrong (2024 "hai nghìn lẻ hai mươi bốn"), so it is done here by hand.
 
 Public API:
-    to_spoken(text)              -> spoken form: no ASCII digit, sentence punctuation and paragraphs kept
+    to_spoken(text, lexicon=None) -> spoken form: no ASCII digit, sentence punctuation and paragraphs
+                                    kept; with the lexicon in force unless given one
     split_sentences(spoken)      -> paragraphs, each a list of sentences, from to_spoken's output
     unknown_abbreviations(text)  -> all-capital tokens the lexicon does not know, for operator warnings
     syllable_count(spoken)       -> spoken syllables, to estimate reading time
     number_to_words(n)           -> Vietnamese cardinal (2024 = "hai nghìn không trăm hai mươi tư")
     load_station_lexicon(path)   -> put the operators' lexicon file in force (StationLexicon: entries,
                                     problems per line); station_lexicon() tells which is in force
+    lexicon_in_force()           -> the Lexicon (shipped and station entries, digest) renders use now
 
 Measured against tests/tts/data/normalize_set.tsv (hand-written readings of ward-bulletin sentences, every
 category below) by tests/tts/test_normalize_set.py and `make bench normalize` (which also scores the
@@ -22,8 +24,9 @@ Layout: this module holds the pass order (_spoken_line) and the public API; each
 module of its own: spans (the protected-span machinery every pass uses), clean (Unicode, markup, line
 markers), numbers (cardinals, decimals, ordinals, Roman numerals), dates (dates, years, times, ratios),
 money (money, percent, units, ranges and rates), phones (phone numbers, hotlines, document codes), web
-(web and e-mail addresses), letters (letter names, toneless syllables), lexicon (the shipped and the
-station lexicon, and the passes that read them), punctuation (symbols, the last tidying) and sentences.
+(web and e-mail addresses), letters (letter names, toneless syllables), lexicon (the Lexicon object: the
+shipped and the station entries, the one in force, the passes that read it), punctuation (symbols, the
+last tidying) and sentences.
 
 Reading choices (Northern broadcast usage):
     * 14 "mười bốn" but 24 "hai mươi tư"; "mốt" only after "mươi" (21, not 11); "lăm" after mười/mươi;
@@ -64,11 +67,12 @@ from tts.normalize.clean import _BULLETS, _HEADING_MARK, _ROMAN_SMALL, _clean, _
 from tts.normalize.dates import _dates, _times
 from tts.normalize.letters import _is_vietnamese_word
 from tts.normalize.lexicon import (
+    Lexicon,
     LexiconProblem,
     StationLexicon,
-    _lexicon,
     _lexicon_pass,
     _spell_unknown_caps,
+    lexicon_in_force,
     load_station_lexicon,
     station_lexicon,
 )
@@ -86,8 +90,10 @@ from tts.normalize.web import _EMAIL, _URL, _addresses
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "Lexicon",
     "LexiconProblem",
     "StationLexicon",
+    "lexicon_in_force",
     "load_station_lexicon",
     "number_to_words",
     "split_sentences",
@@ -101,20 +107,20 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------
 # The pipeline
 # ---------------------------------------------------------------------------------------------------
-def _spoken_line(line: str) -> str:
+def _spoken_line(line: str, lex: Lexicon) -> str:
     shouting = line.isupper()  # an all-capital heading: "AI" there is the word "ai"
     line = _line_markers(line)
     if not line.strip():
         return ""
     # Order matters: the most specific patterns first, each protecting its words from the later ones.
-    line = _addresses(line)  # dots and slashes in "dichvucong.gov.vn/..." are not numbers or sentences
+    line = _addresses(line, lex)  # dots and slashes in "dichvucong.gov.vn/..." are not numbers or sentences
     line = _doc_codes(line)  # "85/KH-UBND" before dates ("85/..."), phones and the lexicon ("KH")
     line = _phones(line)  # "0236.3821.456" before thousands; "0258 3866 214" before plain numbers
     line = _romans(line)  # "Quý III/2026" before month/year
     line = _dates(line)  # "22/12/2024", "10/2026", "10/10", "tháng 4"
     line = _times(line)  # "6h30", "19:30"
     line = _ordinals(line)  # "thứ 2", "lần thứ 1", "Đề án 06"
-    line = _lexicon_pass(line, shouting)  # "UBND", "VNeID", "4G" (before "4" becomes a number)
+    line = _lexicon_pass(line, shouting, lex)  # "UBND", "VNeID", "4G" (before "4" becomes a number)
     line = _numbers(line)  # "1.500.000đ", "3,5%", "5 km", "12 GB", "2024", "04"
     line = _spell_unknown_caps(line)  # "XYZW": letters (after the units took "GB" of "12 GB")
     line = _between_numbers(line)  # "đến", "trên", "mỗi"
@@ -122,11 +128,13 @@ def _spoken_line(line: str) -> str:
     return _finish(line)
 
 
-def _to_spoken(text: str) -> str:
+def _to_spoken(text: str, lexicon: Lexicon | None = None) -> str:
+    # Taken once for the whole text: a station file put in force meanwhile waits for the next render.
+    lex = lexicon if lexicon is not None else lexicon_in_force()
     text = _clean(text)
     paragraphs = []
     for paragraph in _PARAGRAPH_BREAK.split(text.strip()):
-        lines = [spoken for spoken in map(_spoken_line, paragraph.split("\n")) if spoken]
+        lines = [spoken for spoken in (_spoken_line(line, lex) for line in paragraph.split("\n")) if spoken]
         if lines:
             paragraphs.append("\n".join(lines))
     return "\n\n".join(paragraphs)
@@ -150,14 +158,15 @@ def _fallback(text: object) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def to_spoken(text: str) -> str:
+def to_spoken(text: str, lexicon: Lexicon | None = None) -> str:
     """The spoken form of Vietnamese text, for a TTS engine.
 
     Keeps sentence punctuation (. ! ? , ; : …), line breaks and paragraph breaks ("\\n\\n"); contains no
     ASCII digit; lower case. Never raises: on an internal error it logs and falls back to a plain reading.
+    ``lexicon``: the entries to read with; None, the lexicon in force (lexicon_in_force()).
     """
     try:
-        return _to_spoken(text)
+        return _to_spoken(text, lexicon)
     except Exception:
         logger.exception("normalization failed; falling back to a plain reading")
         return _fallback(text)
@@ -167,15 +176,15 @@ _WORD_TOKEN = re.compile(rf"{_NB}[^\W_]+{_NA}")
 _ENUMERATOR_ROMAN = re.compile(rf"^[ \t]*(?=[IVX]){_ROMAN_SMALL}(?=[.)\t])", re.MULTILINE)
 
 
-def unknown_abbreviations(text: str) -> list[str]:
+def unknown_abbreviations(text: str, lexicon: Lexicon | None = None) -> list[str]:
     """Tokens of the original text that look like abbreviations (two or more capital letters: "UBND",
     "XYZW", "VssID") and that the lexicon does not know, once each, in order of appearance.
 
     Not reported: words of an all-capital heading ("KINH PHÍ"), Roman numerals ("Quý IV"), document codes
-    ("85/KH-UBND", which are not read) and web addresses.
+    ("85/KH-UBND", which are not read) and web addresses. ``lexicon`` as for to_spoken.
     """
     try:
-        lex = _lexicon()
+        lex = lexicon if lexicon is not None else lexicon_in_force()
         found: list[str] = []
         for line in _clean(text).split("\n"):
             masked = _BULLETS.sub("", _HEADING_MARK.sub("", line))

@@ -1,14 +1,23 @@
 """The lexicon: the shipped tts/data/lexicon.tsv, the operators' station lexicon on top of it, and the
-passes that read its entries (and spell the all-capital abbreviations it does not know)."""
+passes that read its entries (and spell the all-capital abbreviations it does not know).
+
+A Lexicon is built whole and never changed afterwards. One of them is in force (lexicon_in_force());
+load_station_lexicon() builds the next one aside and puts it in force in a single assignment. A render
+takes the lexicon once and uses that object to its end, so a station file replaced by the daemon's
+thread while another thread renders gives that render the old lexicon or the new one, never a mix.
+"""
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import logging
 import re
+import threading
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -28,18 +37,6 @@ _MAX_WRITTEN = 80
 _MAX_SPOKEN = 300
 # A spoken form is Vietnamese words: letters, spaces, and the hyphen or apostrophe some spellings use.
 _SPOKEN_OK = re.compile(r"[^\W\d_]+(?:[ '’-]+[^\W\d_]+)*")
-
-
-@dataclass
-class _Lexicon:
-    exact: dict[str, str] = field(default_factory=dict)  # abbr, title, word: as written
-    folded: dict[str, str] = field(default_factory=dict)  # word: casefolded
-    # word and domain entries, casefolded, for web addresses; abbreviations are spelled there ("ubnd" "u bê
-    # en dê"), since a listener has to type the letters
-    address: dict[str, str] = field(default_factory=dict)
-    pattern: re.Pattern[str] | None = None  # matches any abbr/title/word entry in running text
-    # pieces of a web-address label: "ubnd" in "ubndphuong" (spelled), "dichvucong" in "dichvucongtructuyen"
-    address_chunks: dict[str, tuple[float, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +73,7 @@ class StationLexicon:
 
 
 _Entry = tuple[str, str, str]  # written, spoken, kind
+_NO_STATION_FILE = StationLexicon(path=None)
 
 
 def _read_lexicon_file() -> str:
@@ -144,49 +142,102 @@ def _lexicon_entries(source: str, origin: str) -> tuple[list[_Entry], list[Lexic
     return entries, problems
 
 
-def _build_lexicon(*layers: list[_Entry]) -> _Lexicon:
-    """One lexicon from layers of entries; a later layer (the station's file) overrides an earlier one."""
-    lex = _Lexicon()
-    alternatives: dict[str, str] = {}
-    titles = set()
-    for entries in layers:
-        # Web-address parts: word entries first, then domain entries, so within a layer "domain" wins.
-        for kind_order in (("word",), ("domain",)):
+class Lexicon:
+    """The entries the passes read: the shipped ones with the station's on top, and their lookups.
+
+    Built whole from its entries and never changed afterwards (see the module docstring). ``state`` is
+    the report of the station file these station entries came from, ``digest`` a sha256 of the entries
+    in force: the same entries give the same digest, so a change means the readings may have changed.
+    """
+
+    def __init__(
+        self,
+        shipped: Iterable[_Entry] = (),
+        station: Iterable[_Entry] = (),
+        state: StationLexicon = _NO_STATION_FILE,
+    ) -> None:
+        self.shipped: tuple[_Entry, ...] = tuple(shipped)
+        self.station: tuple[_Entry, ...] = tuple(station)
+        self.state = state
+        self.exact: dict[str, str] = {}  # abbr, title, word: as written
+        self.folded: dict[str, str] = {}  # word: casefolded
+        # word and domain entries, casefolded, for web addresses; abbreviations are spelled there ("ubnd"
+        # "u bê en dê"), since a listener has to type the letters
+        self.address: dict[str, str] = {}
+        self.pattern: re.Pattern[str] | None = None  # matches any abbr/title/word entry in running text
+        # pieces of a web-address label: "ubnd" in "ubndphuong" (spelled), "dichvucong" in
+        # "dichvucongtructuyen"
+        self.address_chunks: dict[str, tuple[float, str]] = {}
+        self._build(self.shipped, self.station)
+        self.digest = _entries_digest(self.shipped, self.station)
+
+    def _build(self, *layers: tuple[_Entry, ...]) -> None:
+        """The lookups from layers of entries; a later layer (the station's file) overrides an earlier one."""
+        alternatives: dict[str, str] = {}
+        titles = set()
+        for entries in layers:
+            # Web-address parts: word entries first, then domain entries, so within a layer "domain" wins.
+            for kind_order in (("word",), ("domain",)):
+                for written, spoken, kind in entries:
+                    if kind in kind_order:
+                        self.address[written.casefold()] = spoken
             for written, spoken, kind in entries:
-                if kind in kind_order:
-                    lex.address[written.casefold()] = spoken
-        for written, spoken, kind in entries:
-            if kind == "domain":
-                continue
-            lex.exact[written] = spoken
-            if kind == "word":
-                lex.folded[written.casefold()] = spoken
-                alternatives[written] = f"(?i:{re.escape(written)})"
-            else:
-                alternatives[written] = re.escape(written)
-                if kind == "title":
-                    titles.add(written)
+                if kind == "domain":
+                    continue
+                self.exact[written] = spoken
+                if kind == "word":
+                    self.folded[written.casefold()] = spoken
+                    alternatives[written] = f"(?i:{re.escape(written)})"
                 else:
-                    titles.discard(written)
-    for written, _spoken, kind in (e for entries in layers for e in entries):
-        key = written.casefold()
-        if kind in ("abbr", "title") and len(key) >= 2 and set(key) <= _ASCII_LETTERS:
-            lex.address_chunks.setdefault(key, (1.5, _spell(written)))
-    lex.address_chunks.update(
-        {k: (0.9, v) for k, v in lex.address.items() if len(k) >= 4 and set(k) <= _ASCII_LETTERS}
-    )
-    if alternatives:
-        # Longest first, so "UBMTTQVN" wins over "UBMTTQ" and "TP.HCM" over "TP".
-        keys = sorted(alternatives, key=len, reverse=True)
-        title_alt = "|".join(re.escape(t) for t in sorted(titles, key=len, reverse=True))
-        body = "|".join(alternatives[k] for k in keys)
-        title_part = rf"(?P<title>{title_alt})\.(?=[ \t]*[^\W_])|" if titles else ""
-        lex.pattern = re.compile(rf"{_NB}(?:{title_part}(?P<entry>{body}){_NA})")
-    return lex
+                    alternatives[written] = re.escape(written)
+                    if kind == "title":
+                        titles.add(written)
+                    else:
+                        titles.discard(written)
+        for written, _spoken, kind in (e for entries in layers for e in entries):
+            key = written.casefold()
+            if kind in ("abbr", "title") and len(key) >= 2 and set(key) <= _ASCII_LETTERS:
+                self.address_chunks.setdefault(key, (1.5, _spell(written)))
+        self.address_chunks.update(
+            {k: (0.9, v) for k, v in self.address.items() if len(k) >= 4 and set(k) <= _ASCII_LETTERS}
+        )
+        if alternatives:
+            # Longest first, so "UBMTTQVN" wins over "UBMTTQ" and "TP.HCM" over "TP".
+            keys = sorted(alternatives, key=len, reverse=True)
+            title_alt = "|".join(re.escape(t) for t in sorted(titles, key=len, reverse=True))
+            body = "|".join(alternatives[k] for k in keys)
+            title_part = rf"(?P<title>{title_alt})\.(?=[ \t]*[^\W_])|" if titles else ""
+            self.pattern = re.compile(rf"{_NB}(?:{title_part}(?P<entry>{body}){_NA})")
+
+    def lookup(self, written: str) -> str | None:
+        """The spoken form of an abbr, title or word entry as written in running text (words in any case)."""
+        return self.exact.get(written) or self.folded.get(written.casefold())
+
+    def address_part(self, run: str) -> str | None:
+        """The spoken form of a run of letters in a web address, from the word and domain entries."""
+        return self.address.get(run.casefold())
+
+    def with_state(self, state: StationLexicon) -> Lexicon:
+        """The same entries and lookups with another report (a station file that could not be read)."""
+        other = copy.copy(self)  # the lookups are shared: neither copy ever changes them
+        other.state = state
+        return other
+
+    def __repr__(self) -> str:
+        return f"Lexicon(shipped={len(self.shipped)}, station={len(self.station)}, digest={self.digest[:12]})"
 
 
-def _parse_lexicon(source: str) -> _Lexicon:
-    return _build_lexicon(_lexicon_entries(source, "lexicon.tsv")[0])
+def _entries_digest(*layers: tuple[_Entry, ...]) -> str:
+    digest = hashlib.sha256()
+    for layer in layers:
+        for entry in layer:
+            digest.update("\t".join(entry).encode("utf-8") + b"\n")
+        digest.update(b"\x00")  # where a layer ends: the order of the layers decides which entry wins
+    return digest.hexdigest()
+
+
+def _parse_lexicon(source: str) -> Lexicon:
+    return Lexicon(_lexicon_entries(source, "lexicon.tsv")[0])
 
 
 @functools.lru_cache(maxsize=1)
@@ -198,32 +249,44 @@ def _shipped_entries() -> tuple[_Entry, ...]:
         return ()
 
 
-# The station's entries in force, and the lexicon built from both files. Replaced as a whole (one
-# assignment) when the station file changes, so a render running in another thread sees the old or the
-# new lexicon, never half of each.
-_station_entries: tuple[_Entry, ...] = ()
-_station_state = StationLexicon(path=None)
-_active: _Lexicon | None = None
+# The lexicon in force: None until first used (importing this module reads no file). Readers take it with
+# one read of the name and never lock; the writers (first build, station file, tests) hold _writer, so
+# two of them cannot build from the same previous lexicon and lose one another's change.
+_in_force: Lexicon | None = None
+_writer = threading.Lock()
 
 
-def _lexicon() -> _Lexicon:
-    global _active
-    lex = _active
+def _in_force_locked() -> Lexicon:
+    """The lexicon in force, built from the shipped file on first use; the caller holds _writer."""
+    global _in_force
+    if _in_force is None:
+        _in_force = Lexicon(_shipped_entries())
+    return _in_force
+
+
+def lexicon_in_force() -> Lexicon:
+    """The lexicon renders use unless given one: the shipped entries and the station's loaded last."""
+    lex = _in_force
     if lex is None:
-        lex = _active = _build_lexicon(list(_shipped_entries()), list(_station_entries))
+        with _writer:
+            lex = _in_force_locked()
     return lex
 
 
 def _reset_lexicon() -> None:
-    """Forget the built lexicon (tests replace the shipped file)."""
-    global _active
-    _shipped_entries.cache_clear()
-    _active = None
+    """Build the lexicon in force again from the shipped file (tests replace it); the station's entries
+    stay."""
+    global _in_force
+    with _writer:
+        _shipped_entries.cache_clear()
+        if _in_force is not None:
+            _in_force = Lexicon(_shipped_entries(), _in_force.station, _in_force.state)
 
 
 def station_lexicon() -> StationLexicon:
     """The station lexicon in force (path, entries, problems)."""
-    return _station_state
+    lex = _in_force
+    return lex.state if lex is not None else _NO_STATION_FILE
 
 
 def load_station_lexicon(path: Path | str | None) -> StationLexicon:
@@ -234,8 +297,16 @@ def load_station_lexicon(path: Path | str | None) -> StationLexicon:
     large, unreadable) is reported and the entries loaded before stay in force: an edit half-saved by
     an editor must not make the station spell "UBND" for a day.
     """
-    global _station_entries, _station_state, _active
+    global _in_force
     path = Path(path) if path is not None else None
+    with _writer:
+        lex = _station_lexicon_from(path, _in_force_locked())
+        _in_force = lex  # the one assignment that puts it in force
+    return lex.state
+
+
+def _station_lexicon_from(path: Path | None, previous: Lexicon) -> Lexicon:
+    """The lexicon the station file at ``path`` makes; ``previous`` with a report if it cannot be read."""
     problems: list[LexiconProblem] = []
     entries: list[_Entry] = []
     digest = ""
@@ -245,42 +316,33 @@ def load_station_lexicon(path: Path | str | None) -> StationLexicon:
         except FileNotFoundError:
             raw = b""
         except OSError as exc:
-            return _keep_previous(path, f"không đọc được tệp ({exc.strerror})", "LEXICON_UNREADABLE")
+            return _keep_previous(
+                previous, path, f"không đọc được tệp ({exc.strerror})", "LEXICON_UNREADABLE"
+            )
         if len(raw) > _MAX_STATION_LEXICON_BYTES:
-            return _keep_previous(path, "tệp quá lớn (tối đa 1 MB)", "LEXICON_TOO_LARGE")
+            return _keep_previous(previous, path, "tệp quá lớn (tối đa 1 MB)", "LEXICON_TOO_LARGE")
         try:
             source = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            return _keep_previous(path, "tệp phải được lưu bằng mã UTF-8", "LEXICON_ENCODING")
+            return _keep_previous(previous, path, "tệp phải được lưu bằng mã UTF-8", "LEXICON_ENCODING")
         source = unicodedata.normalize("NFC", source)
         entries, problems = _lexicon_entries(source, str(path))
         digest = hashlib.sha256(raw).hexdigest() if raw else ""
-    _station_entries = tuple(entries)
-    _active = _build_lexicon(list(_shipped_entries()), entries)
-    _station_state = StationLexicon(path, len(entries), tuple(problems), digest)
-    return _station_state
+    state = StationLexicon(path, len(entries), tuple(problems), digest)
+    return Lexicon(_shipped_entries(), entries, state)
 
 
-def _keep_previous(path: Path, why: str, code: str) -> StationLexicon:
-    global _station_state
+def _keep_previous(previous: Lexicon, path: Path, why: str, code: str) -> Lexicon:
     logger.error("station lexicon %s not applied (%s): the previous entries stay in force", path, code)
     problem = LexiconProblem(0, f"{why}; các mục đã nạp trước vẫn được dùng", code=code)
-    _station_state = StationLexicon(
-        path, len(_station_entries), (problem,), _station_state.digest, applied=False
-    )
-    return _station_state
-
-
-def _lookup(written: str) -> str | None:
-    lex = _lexicon()
-    return lex.exact.get(written) or lex.folded.get(written.casefold())
+    state = StationLexicon(path, len(previous.station), (problem,), previous.state.digest, applied=False)
+    return previous.with_state(state)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Lexicon pass and unknown all-capital abbreviations
 # ---------------------------------------------------------------------------------------------------
-def _lexicon_pass(line: str, shouting: bool) -> str:
-    lex = _lexicon()
+def _lexicon_pass(line: str, shouting: bool, lex: Lexicon) -> str:
     if lex.pattern is None:
         return line
 
@@ -294,7 +356,7 @@ def _lexicon_pass(line: str, shouting: bool) -> str:
         written = m.group("entry")
         if shouting and written.isupper() and _is_vietnamese_word(written):
             return written  # "KHÔNG AI BỊ BỎ LẠI": the word "ai", not the abbreviation AI
-        spoken = _lookup(written)
+        spoken = lex.lookup(written)
         if not spoken:
             return written
         if written.endswith("."):  # "v.v." at the end of a sentence also ends it

@@ -7,7 +7,7 @@ import logging
 import re
 
 from tts.normalize.letters import _segment_syllables, _spell
-from tts.normalize.lexicon import _lexicon
+from tts.normalize.lexicon import Lexicon
 from tts.normalize.numbers import _read_digits
 from tts.normalize.spans import _sub_free, _txt
 
@@ -32,16 +32,15 @@ _SCHEME = re.compile(r"^(?:https?|ftp)://", re.IGNORECASE)
 _QUERY = re.compile(r"[?#]")
 
 
-def _speak_word_part(run: str) -> str:
-    lex = _lexicon()
-    spoken = lex.address.get(run.casefold())
+def _speak_word_part(run: str, lex: Lexicon) -> str:
+    spoken = lex.address_part(run)
     if spoken:
         return spoken
     syllables = _segment_syllables(run.lower(), lex.address_chunks)
     return " ".join(syllables) if syllables else _spell(run)
 
 
-def _speak_label(label: str) -> str:
+def _speak_label(label: str, lex: Lexicon) -> str:
     words = []
     for run in re.findall(r"[0-9]+|[^\W\d_]+|[-_+%~]", label):
         if run.isdigit():
@@ -53,11 +52,11 @@ def _speak_label(label: str) -> str:
         elif run in "+%~":
             continue
         else:
-            words.append(_speak_word_part(run))
+            words.append(_speak_word_part(run, lex))
     return " ".join(words)
 
 
-def _speak_address(address: str) -> str:
+def _speak_address(address: str, lex: Lexicon) -> str:
     rest = _SCHEME.sub("", address)
     query = _QUERY.search(rest)
     if query:
@@ -66,30 +65,31 @@ def _speak_address(address: str) -> str:
     host, _, path = rest.partition("/")
     host = host.rpartition("@")[2]
     host, _, port = host.partition(":")
-    words = [" chấm ".join(_speak_label(label) for label in host.split(".") if label)]
+    words = [" chấm ".join(_speak_label(label, lex) for label in host.split(".") if label)]
     if port.isdigit():
         words.append("hai chấm " + _read_digits(port))
     for segment in path.split("/"):
         if segment:
-            words.append("gạch chéo " + " chấm ".join(_speak_label(p) for p in segment.split(".") if p))
+            spoken = " chấm ".join(_speak_label(p, lex) for p in segment.split(".") if p)
+            words.append("gạch chéo " + spoken)
     return " ".join(w for w in words if w)
 
 
-def _address_repl(m: re.Match[str]) -> str:
+def _address_repl(m: re.Match[str], lex: Lexicon) -> str:
     found = m.group()
     trail = ""
     while found and found[-1] in _TRAILING_PUNCT:
         found, trail = found[:-1], found[-1] + trail
-    spoken = _speak_address(found) if found else ""
+    spoken = _speak_address(found, lex) if found else ""
     return (_txt(spoken) if spoken else "") + trail
 
 
-def _email_repl(m: re.Match[str]) -> str:
+def _email_repl(m: re.Match[str], lex: Lexicon) -> str:
     local, _, domain = m.group().partition("@")
-    local_words = " chấm ".join(_speak_label(part) for part in local.split(".") if part)
-    return _txt(f"{local_words} a còng {_speak_address(domain)}")
+    local_words = " chấm ".join(_speak_label(part, lex) for part in local.split(".") if part)
+    return _txt(f"{local_words} a còng {_speak_address(domain, lex)}")
 
 
-def _addresses(line: str) -> str:
-    line = _sub_free(_EMAIL, _email_repl, line)
-    return _sub_free(_URL, _address_repl, line)
+def _addresses(line: str, lex: Lexicon) -> str:
+    line = _sub_free(_EMAIL, lambda m: _email_repl(m, lex), line)
+    return _sub_free(_URL, lambda m: _address_repl(m, lex), line)
