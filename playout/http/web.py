@@ -1,9 +1,15 @@
 """The station's small web page for people: server-rendered Vietnamese HTML, no JavaScript framework.
 
-Mounted next to the JSON API by ``install(app, station)``.  Every page needs a session cookie (``/dang-nhap``
+Mounted next to the JSON API by ``install(app, service)``.  Every page needs a session cookie (``/dang-nhap``
 sets one); roles and CSRF are checked by the same ``playout.auth.require`` the API uses, and its refusals are
-shown as pages here (401 → the login form, 403 → a Vietnamese explanation) instead of JSON.  Nothing is
-loaded from the Internet: the Pi may have none, and the CSS is inline in ``templates/web/base.html``.
+shown as pages here (401 → the login form, 403 → a Vietnamese explanation) instead of JSON.  A refused
+action (a ``PlayoutError``) shows its message on the page, with the status its class carries, as the API
+answers it.  Nothing is loaded from the Internet: the Pi may have none, and the CSS is inline in
+``playout/templates/web/base.html`` (the templates stayed there, next to the poster's).
+
+The pages are ``async`` (the CSRF check reads the form), so every call that reaches SQLite or the disk
+(approval store, as-run log, reports, health) goes through ``run_in_threadpool``: one slow query must not
+stall every other page and the API on the event loop.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import functools
 import hmac
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -25,8 +31,7 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from playout import qr, reports
-from playout.asrun import STATUSES
+from playout import reports
 from playout.auth import (
     CSRF_FIELD,
     Authenticator,
@@ -38,13 +43,11 @@ from playout.auth import (
 )
 from playout.errors import PlayoutError, RateLimited
 from playout.intake import MAX_SCRIPT_BYTES, TOPICS
-
-if TYPE_CHECKING:
-    from playout.daemon import Station
+from playout.service import PLAY_STATUSES, StationService
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = Path(__file__).resolve().parent / "templates" / "web"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
 
 #: Library states (rendering pipeline) and script-version states (approval), in Vietnamese.
 BULLETIN_STATUS_VI = {"pending": "Chờ đọc", "rendering": "Đang đọc", "ready": "Sẵn sàng", "failed": "Lỗi"}
@@ -129,7 +132,7 @@ class _Refused(Exception):
         self.response = response
 
 
-def install(app: FastAPI, station: Station) -> None:
+def install(app: FastAPI, service: StationService) -> None:
     templates = Jinja2Templates(env=_environment())
     router = APIRouter(include_in_schema=False)
 
@@ -211,8 +214,9 @@ def install(app: FastAPI, station: Station) -> None:
 
     # -- overview --------------------------------------------------------------------------------------------
 
-    def overview_page(request: Request, who: Principal, *, notice=None, error=None, status_code=200):
-        health = station.health()
+    async def overview_page(request: Request, who: Principal, *, notice=None, error=None, status_code=200):
+        # health() reads the as-run log and the alarms; upcoming() runs the rotation over the log.
+        health, upcoming = await run_in_threadpool(lambda: (service.health(), service.upcoming(14)))
         last = health.get("last_result")
         if last:
             last = {**last, "status_vi": reports.STATUS_NAMES.get(last["status"], last["status"])}
@@ -223,7 +227,7 @@ def install(app: FastAPI, station: Station) -> None:
             status_code,
             health=health,
             last=last,
-            upcoming=station.upcoming(14),
+            upcoming=upcoming,
             notice=notice,
             error=error,
             clock_states=CLOCK_STATES_VI,
@@ -233,16 +237,17 @@ def install(app: FastAPI, station: Station) -> None:
     @guarded
     async def overview(request: Request):
         who = await check(request)
-        return overview_page(request, who, notice=NOTICES_VI.get(request.query_params.get("xong", "")))
+        notice = NOTICES_VI.get(request.query_params.get("xong", ""))
+        return await overview_page(request, who, notice=notice)
 
     @router.post("/dong-ho/xac-nhan")
     @guarded
     async def confirm_clock(request: Request):
         who = await check(request, "confirm_clock")
         try:
-            await run_in_threadpool(station.confirm_clock, who.name)
+            await run_in_threadpool(service.confirm_clock, who.name)
         except PlayoutError as exc:
-            return overview_page(request, who, error=exc.message, status_code=exc.http_status)
+            return await overview_page(request, who, error=exc.message, status_code=exc.http_status)
         logger.warning("clock confirmed on the web page by %s", who.name)
         return RedirectResponse("/?xong=dong-ho", status_code=303)
 
@@ -250,42 +255,27 @@ def install(app: FastAPI, station: Station) -> None:
     @guarded
     async def acknowledge_alarm(request: Request, alarm_id: Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]):
         who = await check(request, "acknowledge_alarm")
-        if not await run_in_threadpool(station.acknowledge_alarm, alarm_id, who.name):
-            return overview_page(
+        try:
+            done = await run_in_threadpool(service.acknowledge_alarm, alarm_id, who.name)
+        except PlayoutError as exc:  # the database is locked or full: say so, and that trying again is fine
+            return await overview_page(request, who, error=exc.message, status_code=exc.http_status)
+        if not done:
+            return await overview_page(
                 request, who, error="Không có cảnh báo này, hoặc đã được xác nhận", status_code=404
             )
         return RedirectResponse("/?xong=canh-bao", status_code=303)
 
     # -- bulletins -------------------------------------------------------------------------------------------
 
-    def bulletins_page(request: Request, who: Principal, *, notice=None, error=None, status_code=200):
-        records = station.approvals.records()
-        library = []
-        for b in station.library.bulletins():
-            try:
-                has_link = bool(qr.bulletin_link(b, station.config.qr.base_url))
-            except ValueError:
-                has_link = False
-            library.append(
-                {
-                    "id": b.id,
-                    "title": b.title,
-                    "topic": b.topic,
-                    "department": b.script.meta.department,
-                    "status": b.status,
-                    "status_vi": BULLETIN_STATUS_VI.get(b.status, b.status),
-                    "error": b.error,
-                    "duration_s": b.summary.get("duration_s"),
-                    "has_link": has_link,
-                }
-            )
+    async def bulletins_page(request: Request, who: Principal, *, notice=None, error=None, status_code=200):
+        records, library = await run_in_threadpool(lambda: (service.scripts(), service.bulletins()))
         return page(
             request,
             "bulletins.html",
             who,
             status_code,
-            library=library,
-            records=[{**r.as_dict(), "status_vi": SCRIPT_STATUS_VI.get(r.status, r.status)} for r in records],
+            library=[{**b, "status_vi": BULLETIN_STATUS_VI.get(b["status"], b["status"])} for b in library],
+            records=[{**r, "status_vi": SCRIPT_STATUS_VI.get(r["status"], r["status"])} for r in records],
             notice=notice,
             error=error,
         )
@@ -295,7 +285,7 @@ def install(app: FastAPI, station: Station) -> None:
     async def bulletins(request: Request):
         who = await check(request, *PAGES[1][2])
         notice = NOTICES_VI.get(request.query_params.get("xong", ""))
-        return bulletins_page(request, who, notice=notice)
+        return await bulletins_page(request, who, notice=notice)
 
     @router.post("/ban-tin/tai-len")
     @guarded
@@ -303,16 +293,13 @@ def install(app: FastAPI, station: Station) -> None:
         who = await check(request, "upload")
         file = (await request.form()).get("file")
         if not isinstance(file, UploadFile) or not file.filename:
-            return bulletins_page(request, who, error="Chưa chọn tệp kịch bản.", status_code=422)
+            return await bulletins_page(request, who, error="Chưa chọn tệp kịch bản.", status_code=422)
         data = await file.read(MAX_SCRIPT_BYTES + 1)
         try:
             # In a worker thread: parsing a Word file takes a while, and the event loop serves everyone.
-            await run_in_threadpool(
-                station.approvals.submit, data, file.filename, who=who.name, source="upload"
-            )
+            await run_in_threadpool(service.submit, data, file.filename, who.name)
         except PlayoutError as exc:
-            logger.info("web upload of %r by %s refused: %s", file.filename, who.name, exc.code)
-            return bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
+            return await bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
         return RedirectResponse("/ban-tin?xong=tai-len", status_code=303)
 
     @router.post("/ban-tin/{sha256}/{verb}")
@@ -322,20 +309,15 @@ def install(app: FastAPI, station: Station) -> None:
         if action is None:
             raise HTTPException(404)
         who = await check(request, action)
-        store = station.approvals
+        reason = ""
+        if action == "reject":
+            reason = str((await request.form()).get("reason") or "").strip()[:500]
+            if not reason:
+                return await bulletins_page(request, who, error="Cần ghi lý do từ chối.", status_code=422)
         try:
-            if action == "approve":
-                store.approve(sha256, who=who.name)
-            elif action == "reject":
-                reason = str((await request.form()).get("reason") or "").strip()[:500]
-                if not reason:
-                    return bulletins_page(request, who, error="Cần ghi lý do từ chối.", status_code=422)
-                store.reject(sha256, who=who.name, reason=reason)
-            else:
-                store.withdraw(sha256, who=who.name)
+            await run_in_threadpool(service.decide, action, sha256, who.name, reason)
         except PlayoutError as exc:
-            return bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
-        station.wake_library()
+            return await bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
         return RedirectResponse(f"/ban-tin?xong={verb}", status_code=303)
 
     # -- as-run log ------------------------------------------------------------------------------------------
@@ -348,16 +330,17 @@ def install(app: FastAPI, station: Station) -> None:
         errors, since, until = [], None, None
         try:
             if q.get("tu"):
-                since = dt.datetime.combine(dt.date.fromisoformat(q["tu"]), dt.time(), tzinfo=station.tz)
+                since = dt.datetime.combine(dt.date.fromisoformat(q["tu"]), dt.time(), tzinfo=service.tz)
             if q.get("den"):
                 day = dt.date.fromisoformat(q["den"]) + dt.timedelta(days=1)
-                until = dt.datetime.combine(day, dt.time(), tzinfo=station.tz)
+                until = dt.datetime.combine(day, dt.time(), tzinfo=service.tz)
         except ValueError:
             errors.append("Ngày không hợp lệ (dạng năm-tháng-ngày).")
-        status = q.get("trang_thai") if q.get("trang_thai") in STATUSES else None
+        status = q.get("trang_thai") if q.get("trang_thai") in PLAY_STATUSES else None
         topic = (q.get("chu_de") or "").strip()[:50] or None
-        rows = station.log.plays(
-            since=since, until=until, status=[status] if status else None, topic=topic, limit=300
+        statuses = [status] if status else None
+        rows = await run_in_threadpool(
+            lambda: service.plays(since=since, until=until, status=statuses, topic=topic, limit=300)
         )
         for row in rows:
             row["status_vi"] = reports.STATUS_NAMES.get(row["status"], row["status"])
@@ -381,16 +364,16 @@ def install(app: FastAPI, station: Station) -> None:
     @guarded
     async def report(request: Request):
         who = await check(request, "reports")
-        now = station.now()
+        now = service.now()
         year, month = now.year, now.month
         chosen = request.query_params.get("thang", "")
         try:
             if chosen:
                 year, month = (int(part) for part in chosen.split("-", 1))
-            result = station.report("month", year, month)
+            result = await run_in_threadpool(service.report, "month", year, month)
         except ValueError:  # a bad ?thang= shows the current month
             year, month = now.year, now.month
-            result = station.report("month", year, month)
+            result = await run_in_threadpool(service.report, "month", year, month)
         return page(
             request,
             "report.html",
