@@ -147,6 +147,12 @@ class TtsSettings(_Section):
         300.0, ge=0, le=86400, description="after the service fails, skip it for this long (offline renders)"
     )
     piper_model: Path | None = Field(None, description="Piper voice model (.onnx, with .onnx.json beside it)")
+    render_memory_mb: int = Field(
+        1024, ge=192, le=16384, description="address-space limit of a render worker (virtual memory, MB)"
+    )
+    render_timeout_s: float = Field(
+        600.0, ge=10, le=7200, description="a render worker on one bulletin longer than this is stopped"
+    )
 
 
 class ApiSettings(_Section):

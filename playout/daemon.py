@@ -35,20 +35,21 @@ from apscheduler.triggers.cron import CronTrigger
 
 from gpio import Relay
 from playout import __version__, notify, reports
-from playout.api import create_app
 from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot
 from playout.audio_out import Player, open_player
 from playout.clock import UNTRUSTED_REASON, StationClock
 from playout.config import StationConfig, Window, load_config, record_relay
 from playout.errors import ConfigError, PlayoutError
+from playout.http import create_app
 from playout.intake import MAX_SCRIPT_BYTES, is_script_file
 from playout.library import Bulletin, Library
 from playout.limits import ConnectionLimits, fd_budget, make_server
+from playout.service import StationService
 from playout.storage import Alarms, disk_status, open_station_db
-from tts.engines import available_engines
 from tts.normalize import StationLexicon, load_station_lexicon
-from tts.render import Renderer
+from tts.readiness import engines_ready
+from tts.worker import RenderWorker
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class Station:
         config_path: Path | None = None,
         relay=None,
         player: Player | None = None,
+        renderer=None,
         serve_api: bool = True,
     ):
         self.config = config
@@ -97,6 +99,8 @@ class Station:
         self.tz = config.tz
         self._relay = relay
         self._player = player
+        # Renders: a worker process per batch unless a test hands in another (tts.worker.InProcessRendering).
+        self._renderer = renderer
         self.serve_api = serve_api
         self.stopping = threading.Event()
         self._air_lock = threading.Lock()
@@ -179,11 +183,12 @@ class Station:
         self.disk = disk_status(cfg.paths.data)
         self.player = self._player or open_player(cfg.audio)
         logger.info("audio out: %s", self.player.describe())
-        # Import every engine here, in the main thread, before any worker thread exists: two threads
-        # importing modules that import each other deadlock on Python's module locks.
-        logger.info("speech engines: %s", ", ".join(available_engines()))
+        logger.info("speech engines: %s (rendered in a worker process)", " → ".join(cfg.tts.engines))
         self.load_lexicon()
-        self.renderer = Renderer(cfg)
+        # Renders run in a child process (tts.worker): this process never loads the speech stack.
+        self.renderer = self._renderer or RenderWorker(
+            memory_mb=cfg.tts.render_memory_mb, timeout_s=cfg.tts.render_timeout_s
+        )
         self.approvals = ApprovalStore(cfg.paths.data / "playout.db", cfg.paths.data / "scripts", self.tz)
         self.library = Library(cfg, self.renderer, self.approvals)
         self.library.scan()
@@ -860,11 +865,12 @@ class Station:
         self.library.config = new
         if new.auth != old.auth and self.api_app is not None:
             self.api_app.state.auth.reload(new.auth)
+        if isinstance(self.renderer, RenderWorker):
+            self.renderer.memory_mb = new.tts.render_memory_mb
+            self.renderer.timeout_s = new.tts.render_timeout_s
         if new.bulletin != old.bulletin or new.tts != old.tts:
-            # A new renderer for the new settings; bulletins are read again in the background.
-            # The old renderer is not closed: a render in progress on it finishes first.
-            self.renderer = Renderer(new)
-            self.library.renderer = self.renderer
+            # Each worker batch is given the settings in force, so the next one reads with the new ones;
+            # bulletins are read again in the background, the audio already made airing until then.
             self.library.mark_stale()
             self.wake_library()
         self._plan_jobs()
@@ -937,13 +943,7 @@ class Station:
     def engines_ready(self) -> dict[str, bool]:
         """Whether each engine of the chain can read now, without synthesizing or touching the network:
         espeak-ng installed, the Piper model present, the Edge service not in a remembered outage."""
-        out = {}
-        for name in self.config.tts.engines:
-            try:
-                out[name] = self.renderer.engine(name).ready()
-            except PlayoutError:
-                out[name] = False
-        return out
+        return engines_ready(self.config.tts, self.config.paths.data)
 
     def health(self) -> dict:
         nxt = self.next_slot()
@@ -1010,7 +1010,8 @@ class Station:
 
     def _start_api(self) -> None:
         cfg = self.config.api
-        self.api_app = create_app(self)
+        # The HTTP front sees the station only through the service (playout.service).
+        self.api_app = create_app(StationService(self))
         # Bounded connections and idle time, within a descriptor budget that always leaves a reserve
         # for the on-air path: 1 100 idle LAN connections once kept the next slot from opening its WAV.
         self.fd_budget = fd_budget(MAX_API_CONNECTIONS)

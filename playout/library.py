@@ -5,40 +5,42 @@ Two sources: versions approved over the web page (read from their immutable copi
 counts as approved, with its file time as its approval time.  A bulletin is identified by
 the SHA-256 of its content: edit the file and it is a new bulletin.
 
-Rendering happens here, in the background, never at air time: a slot only ever airs a bulletin whose
-audio is already in the render cache.
+Rendering is ordered here, in the background, never at air time: a slot only ever airs a bulletin whose
+audio is already in the render cache.  A bulletin already in the cache is found here (no audio library
+needed); the others are rendered by a worker process (``tts.worker``), so a render that runs out of
+memory or hangs costs that bulletin a retry, never the station its audio.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from playout.approvals import ApprovalStore
 from playout.config import StationConfig
 from playout.errors import PlayoutError
 from playout.intake import Script, is_script_file, parse_script, read_script
-from tts.render import Renderer
+from tts.request import find_cached
+from tts.worker import RenderJob, RenderOutcome
 
 logger = logging.getLogger(__name__)
 
 NO_SPACE = "Hết dung lượng đĩa: bản tin sẽ được dựng lại khi có chỗ trống"
+#: A worker that died on a bulletin (memory, time, crash) is tried this many times before the bulletin
+#: is marked failed; a lexicon or settings change tries it again.
+WORKER_ATTEMPTS = 2
 
 
-def _out_of_space(exc: BaseException | None) -> bool:
-    """ENOSPC anywhere in the chain (a cache write, a temporary file of an engine, SQLite's 'full')."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "database or disk is full" in str(exc) or "No space left" in str(exc):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
+class Rendering(Protocol):
+    """Renders jobs and reports each outcome (``tts.worker.RenderWorker`` or ``InProcessRendering``)."""
+
+    def render_batch(self, config: StationConfig, jobs: list[RenderJob], stop=None): ...
+
+    def close(self) -> None: ...
 
 
 #: Rotation order: priority (and emergency) bulletins before normal ones.
@@ -61,6 +63,8 @@ class Bulletin:
     stale: bool = False
     # The last render failed because the disk was full: tried again when space returns.
     no_space: bool = False
+    # Render workers that died on this bulletin since it was last asked for (see WORKER_ATTEMPTS).
+    worker_failures: int = 0
 
     @property
     def title(self) -> str:
@@ -86,7 +90,7 @@ class Bulletin:
 
 
 class Library:
-    def __init__(self, config: StationConfig, renderer: Renderer, approvals: ApprovalStore | None = None):
+    def __init__(self, config: StationConfig, renderer: Rendering, approvals: ApprovalStore | None = None):
         self.config = config
         self.renderer = renderer
         self.approvals = approvals
@@ -177,41 +181,93 @@ class Library:
             if bulletin.status in ("ready", "rendering"):
                 bulletin.stale = True  # one being rendered now may have been read with the old lexicon
             elif bulletin.status == "failed":
-                bulletin.status, bulletin.error = "pending", None  # a new word may be what it lacked
+                # A new word may be what it lacked; a worker that died gets its attempts back.
+                bulletin.status, bulletin.error, bulletin.worker_failures = "pending", None, 0
 
     def render_pending(self, stop: threading.Event | None = None) -> int:
-        """Render every bulletin that has no audio yet; returns how many became ready."""
-        done = 0
+        """Render every bulletin that has no audio yet (or a stale one); returns how many became ready."""
+        became_ready = 0
+        todo: dict[str, list[Bulletin]] = {}
         for bulletin in self.bulletins():
-            if stop is not None and stop.is_set():
-                break
             if bulletin.status == "ready" and bulletin.stale:
-                self._refresh(bulletin)
+                bulletin.stale = False
+            elif bulletin.status == "pending":
+                bulletin.status = "rendering"
+            else:
                 continue
-            if bulletin.status not in ("pending",):
-                continue
-            bulletin.status = "rendering"
+            # The cache first, in this process: a restart finds every bulletin there and starts no worker.
             try:
-                result = self.renderer.render(bulletin.script)
-            except Exception as exc:  # noqa: BLE001 - a render bug must not stop the station
-                if isinstance(exc, PlayoutError) and not _out_of_space(exc):
-                    bulletin.status, bulletin.error = "failed", f"[{exc.code}] {exc.message}"
-                    logger.error("bulletin %s cannot be rendered: %s", bulletin.path.name, bulletin.error)
-                    continue
-                if _out_of_space(exc):
-                    # Not the script's fault: tried again once the disk has room (retry_when_space).
-                    bulletin.status, bulletin.error, bulletin.no_space = "failed", NO_SPACE, True
-                    logger.error(
-                        "bulletin %s: no space left to store its audio (%s)", bulletin.path.name, exc
-                    )
-                    continue
-                bulletin.status, bulletin.error = "failed", f"{type(exc).__name__}: {exc}"
-                logger.exception("bulletin %s: render crashed", bulletin.path.name)
-                continue
-            bulletin.audio_path, bulletin.summary = result.path, result.summary
-            bulletin.status = "ready"
-            done += 1
-        return done
+                hit = find_cached(self.config, bulletin.script)
+            except Exception:  # noqa: BLE001 - a damaged entry is rendered again, in the worker
+                logger.exception("bulletin %s: render cache unreadable", bulletin.path.name)
+                hit = None
+            if hit is not None:
+                became_ready += self._apply_audio(bulletin, str(hit.path), hit.summary)
+            else:
+                todo.setdefault(bulletin.id, []).append(bulletin)
+        if todo:
+            jobs = [RenderJob(id=i, path=str(bs[0].path), name=bs[0].script.name) for i, bs in todo.items()]
+            for outcome in self.renderer.render_batch(self.config, jobs, stop):
+                for bulletin in todo.pop(outcome.id, []):
+                    became_ready += self._apply(bulletin, outcome)
+        for left in todo.values():  # the worker stopped before reaching them: still to do
+            for bulletin in left:
+                if bulletin.status == "rendering":
+                    bulletin.status = "pending"
+                else:
+                    bulletin.stale = True
+        return became_ready
+
+    def _apply_audio(self, bulletin: Bulletin, path: str, summary: dict) -> int:
+        """The bulletin has audio; 1 when it was not ready before."""
+        if (
+            bulletin.status == "ready"
+            and bulletin.audio_path is not None
+            and str(bulletin.audio_path) != path
+        ):
+            logger.info("bulletin %s read again with the new lexicon", bulletin.path.name)
+        was_ready = bulletin.status == "ready"
+        bulletin.audio_path, bulletin.summary = Path(path), summary
+        bulletin.status, bulletin.error, bulletin.worker_failures = "ready", None, 0
+        return 0 if was_ready else 1
+
+    def _apply(self, bulletin: Bulletin, outcome: RenderOutcome) -> int:
+        """Record one outcome of the worker; 1 when the bulletin became ready."""
+        if outcome.ok:
+            return self._apply_audio(bulletin, outcome.audio_path, outcome.summary)
+        if bulletin.status == "ready":
+            # A new reading failed: the audio it has keeps airing.
+            logger.error(
+                "bulletin %s: new reading failed, the previous audio stays (%s)",
+                bulletin.path.name,
+                outcome.error,
+            )
+            if outcome.worker_failed and bulletin.worker_failures + 1 < WORKER_ATTEMPTS:
+                bulletin.worker_failures += 1
+                bulletin.stale = True  # tried again at the next pass
+            return 0
+        if outcome.no_space:
+            # Not the script's fault: tried again once the disk has room (retry_when_space).
+            bulletin.status, bulletin.error, bulletin.no_space = "failed", NO_SPACE, True
+            logger.error(
+                "bulletin %s: no space left to store its audio (%s)", bulletin.path.name, outcome.detail
+            )
+            return 0
+        if outcome.worker_failed:
+            bulletin.worker_failures += 1
+            if bulletin.worker_failures < WORKER_ATTEMPTS:
+                bulletin.status, bulletin.error = "pending", outcome.error
+                logger.warning(
+                    "bulletin %s: %s; trying again (%d/%d)",
+                    bulletin.path.name,
+                    outcome.detail or outcome.code,
+                    bulletin.worker_failures + 1,
+                    WORKER_ATTEMPTS,
+                )
+                return 0
+        bulletin.status, bulletin.error = "failed", outcome.error
+        logger.error("bulletin %s cannot be rendered: %s", bulletin.path.name, bulletin.error)
+        return 0
 
     def retry_when_space(self) -> int:
         """Renders that failed for lack of disk space go back in the queue (the disk has room again)."""
@@ -223,19 +279,6 @@ class Library:
         if again:
             logger.info("disk has room again: %d bulletin(s) queued for rendering", again)
         return again
-
-    def _refresh(self, bulletin: Bulletin) -> None:
-        bulletin.stale = False
-        try:
-            result = self.renderer.render(bulletin.script)
-        except Exception as exc:  # noqa: BLE001 - the audio it has keeps airing
-            logger.error(
-                "bulletin %s: new reading failed, the previous audio stays (%s)", bulletin.path.name, exc
-            )
-            return
-        if result.path != bulletin.audio_path:
-            logger.info("bulletin %s read again with the new lexicon", bulletin.path.name)
-        bulletin.audio_path, bulletin.summary = result.path, result.summary
 
     # -- rotation -------------------------------------------------------------------------------------------
 

@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import qrcode
-import qrcode.image.pil
-import qrcode.image.svg
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from playout.intake import TOPICS
 
 if TYPE_CHECKING:
+    import qrcode
+
     from playout.library import Bulletin
 
 logger = logging.getLogger(__name__)
@@ -93,6 +92,10 @@ def bulletin_link(bulletin: Bulletin, base_url: str | None) -> str:
 
 
 def _qr(link: str, box_size: int = 10, border: int = 4) -> qrcode.QRCode:
+    # Imported here: qrcode brings Pillow and lxml (~15 MB), which the on-air daemon only needs when
+    # someone asks for a code.
+    import qrcode
+
     if not link:
         raise ValueError("Không có đường dẫn để tạo mã QR.")
     # Level M (15 % recovery) survives a scuffed or rain-marked notice board and keeps the code small
@@ -106,6 +109,8 @@ def _qr(link: str, box_size: int = 10, border: int = 4) -> qrcode.QRCode:
 
 def qr_png(link: str, *, box_size: int = 10, border: int = 4) -> bytes:
     """The QR code as PNG bytes (black on white, ``border`` modules of quiet zone)."""
+    import qrcode.image.pil
+
     image = _qr(link, box_size, border).make_image(image_factory=qrcode.image.pil.PilImage)
     out = io.BytesIO()
     image.save(out, format="PNG")  # Pillow writes no timestamp chunk: same link, same bytes
@@ -114,6 +119,8 @@ def qr_png(link: str, *, box_size: int = 10, border: int = 4) -> bytes:
 
 def qr_svg(link: str) -> bytes:
     """The QR code as a standalone SVG document (UTF-8, one path; 1 module = 1 mm at natural size)."""
+    import qrcode.image.svg
+
     image = _qr(link).make_image(image_factory=qrcode.image.svg.SvgPathImage)
     out = io.BytesIO()
     image.save(out)
@@ -125,6 +132,8 @@ def _qr_svg_inline(link: str) -> Markup:
 
     Only module geometry is in it (the link is encoded, never written out), so it is safe as Markup.
     """
+    import qrcode.image.svg
+
     image = _qr(link).make_image(image_factory=qrcode.image.svg.SvgPathImage)
     return Markup(image.to_string(encoding="unicode"))
 

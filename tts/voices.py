@@ -16,4 +16,3 @@ ESPEAK_VOICES = {
     "vi-vn-x-south": "espeak-ng, giọng Nam",
 }
 ALL_VOICES = {**EDGE_VOICES, **ESPEAK_VOICES}
-

@@ -10,7 +10,7 @@ import pytest
 
 from playout.library import NO_SPACE, Library
 from tests.station import write_script
-from tts.render import Renderer
+from tts.worker import RenderWorker
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_a_render_that_failed_for_lack_of_space_is_retried_when_space_returns(
     config = make_config(
         bulletin={"length_s": 11, "lead_in": "", "outro": ""}, paths={"data": str(small_disk / "var")}
     )
-    library = Library(config, Renderer(config))
+    library = Library(config, RenderWorker(memory_mb=768, timeout_s=120))
     (bulletin,) = library.scan()
     (small_disk / "var").mkdir(exist_ok=True)
     filler = fill(small_disk)

@@ -10,7 +10,7 @@ import pytest
 from playout.asrun import AsRunLog, Slot
 from playout.library import Library
 from tests.station import write_script
-from tts.render import Renderer
+from tts.worker import RenderWorker
 
 TZ = dt.timezone(dt.timedelta(hours=7))
 
@@ -18,7 +18,7 @@ TZ = dt.timezone(dt.timedelta(hours=7))
 @pytest.fixture
 def library(make_config, tmp_path):
     config = make_config(bulletin={"length_s": 12, "lead_in": "", "outro": "Hết."})
-    return Library(config, Renderer(config))
+    return Library(config, RenderWorker(memory_mb=768, timeout_s=120))
 
 
 def approve(tmp_path, name, text, age_s, **meta):

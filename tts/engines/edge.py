@@ -39,6 +39,7 @@ from edge_tts import exceptions as edge_errors
 from pydub import AudioSegment
 
 from playout.errors import EngineError, EngineUnavailable
+from tts import outages
 from tts.audio import frame_rms_db, trim_silence
 from tts.engines import Engine, Take
 from tts.voices import EDGE_VOICES
@@ -50,11 +51,6 @@ _DEFAULT_URL = edge_tts.communicate.WSS_URL
 TICKS_PER_S = 10_000_000
 SAMPLE_RATE = 24000  # the client always asks for audio-24khz-48kbitrate-mono-mp3
 
-# Service outages, by service address: when the service failed, until when to skip it.  Shared by every
-# engine instance in the process: the daemon's renders all see the same network.
-_outages: dict[str, float] = {}
-_outages_lock = threading.Lock()
-
 
 def service_url() -> str:
     url = os.environ.get(URL_ENV) or _DEFAULT_URL
@@ -63,8 +59,7 @@ def service_url() -> str:
 
 
 def reset_outages() -> None:
-    with _outages_lock:
-        _outages.clear()
+    outages.current.clear()
 
 
 @dataclass(frozen=True)
@@ -184,15 +179,14 @@ class EdgeEngine(Engine):
         raise AssertionError("unreachable")
 
     def ready(self) -> bool:
-        with _outages_lock:
-            return _outages.get(service_url(), 0.0) <= time.monotonic()
+        return outages.current.remaining(service_url()) <= 0
 
     # -- outages ------------------------------------------------------------------------------------------
 
     def _check_outage(self, url: str) -> None:
-        with _outages_lock:
-            until = _outages.get(url, 0.0)
-        left = until - time.monotonic()
+        # Service outages are remembered across render workers (a file in the data folder, see
+        # tts.outages): a start-up render of twenty bulletins must not wait for the service twenty times.
+        left = outages.current.remaining(url)
         if left > 0:
             raise EngineUnavailable(
                 f"Dịch vụ Edge vừa không truy cập được; thử lại sau {left:.0f} giây, tạm dùng giọng dự phòng",
@@ -202,8 +196,7 @@ class EdgeEngine(Engine):
 
     def _record_outage(self, url: str) -> None:
         if self.settings.edge_outage_s > 0:
-            with _outages_lock:
-                _outages[url] = time.monotonic() + self.settings.edge_outage_s
+            outages.current.record(url, self.settings.edge_outage_s)
             logger.warning(
                 "edge service unreachable; using offline engines for %.0fs", self.settings.edge_outage_s
             )

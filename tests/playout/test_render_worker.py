@@ -1,0 +1,163 @@
+"""The on-air process renders nothing itself: bulletins are rendered by worker processes (tts.worker).
+
+What the station must show: the process holding the relay never loads the speech stack, and a worker
+that dies on a bulletin costs that bulletin a retry, never the station its health or its audio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+from tests.fake_edge import FakeEdge
+from tests.station import start_station, write_script
+from tts.engines import edge as edge_engine
+
+#: What the daemon must never import: rendering's DSP, loudness and network engines.
+SPEECH_STACK = ("scipy", "pyloudnorm", "edge_tts", "aiohttp", "onnxruntime")
+
+# A station started in a fresh interpreter, as systemd starts it; reports what it loaded.
+PROBE = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from playout.audio_out import NullPlayer
+    from playout.config import parse_config
+    from playout.daemon import Station
+
+    root = Path(sys.argv[1])
+    config = parse_config(json.loads(sys.argv[2]), base=root)
+    stack = set(json.loads(sys.argv[3]))
+    station = Station(config, player=NullPlayer(), serve_api=True)
+    station.start()
+    loaded_at_start = sorted({m.split(".")[0] for m in sys.modules} & stack)
+    deadline = time.monotonic() + 120
+    while len(station.library.ready()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = {
+        "at_start": loaded_at_start,
+        "after_render": sorted({m.split(".")[0] for m in sys.modules} & stack),
+        "ready": len(station.library.ready()),
+        "worker": station.renderer.last,
+        "pid": __import__("os").getpid(),
+        "rss_mb": int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024,
+    }
+    station.close()
+    print(json.dumps(out))
+    """
+)
+
+
+def test_the_on_air_process_never_loads_the_speech_stack(tmp_path):
+    from tests.station import free_port
+
+    approved = tmp_path / "bulletins" / "approved"
+    write_script(approved, "a.md", "Bà con chú ý. Chiều nay phun thuốc muỗi. Xin cảm ơn.", title="Tin A")
+    write_script(approved, "b.md", "Lịch tiêm chủng tháng 12 tại trạm y tế. Xin cảm ơn.", title="Tin B")
+    config = {
+        "paths": {"data": str(tmp_path / "var"), "bulletins": str(tmp_path / "bulletins")},
+        "tts": {"engines": ["edge", "espeak"]},  # Edge in the chain: its client must still stay out
+        "bulletin": {"length_s": 20},
+        "windows": [],
+        "api": {"port": free_port()},
+    }
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", edge_engine.URL_ENV: "ws://127.0.0.1:9/edge?x=1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path), json.dumps(config), json.dumps(SPEECH_STACK)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ready"] == 2
+    assert out["at_start"] == [] and out["after_render"] == [], out
+    # The renders happened, in another process that did load the stack.
+    assert out["worker"]["pid"] != out["pid"] and out["worker"]["returncode"] == 0
+    assert "render-worker[" in proc.stderr
+
+
+def test_a_worker_killed_mid_render_is_retried_and_the_station_stays_healthy(
+    make_config, tmp_path, monkeypatch, caplog
+):
+    caplog.set_level(logging.INFO)
+    with FakeEdge("stall") as service:
+        monkeypatch.setenv(edge_engine.URL_ENV, service.url)
+        write_script(tmp_path / "bulletins" / "approved", "a.md", "Tin quan trọng. Xin cảm ơn.", title="Tin")
+        config = make_config(
+            bulletin={"length_s": 12, "lead_in": "", "outro": ""},
+            tts={"engines": ["edge", "espeak"], "edge_attempt_timeout_s": 300, "edge_retries": 0},
+            daemon={"rescan_s": 1},
+        )
+        killed = []
+
+        def kill_the_worker_when_busy():
+            deadline = time.monotonic() + 60
+            while not service.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            service.mode = "ok"  # the next worker finds the service answering
+            proc = station.renderer._proc
+            killed.append(proc.pid)
+            os.kill(proc.pid, signal.SIGKILL)  # what the kernel's OOM killer does to a worker
+
+        from playout.audio_out import NullPlayer
+        from playout.daemon import Station
+
+        station = Station(config, player=NullPlayer(), serve_api=False)
+        killer = threading.Thread(target=kill_the_worker_when_busy)
+        killer.start()
+        station.start()
+        try:
+            killer.join(70)
+            deadline = time.monotonic() + 60
+            while not station.library.ready() and time.monotonic() < deadline:
+                assert station.healthy(), station.problems()  # the station never suffers for it
+                time.sleep(0.1)
+            (bulletin,) = station.library.ready()
+            assert bulletin.summary["engine"] == "edge"  # the second worker rendered it properly
+            assert killed and station.renderer.last["pid"] != killed[0]
+            assert station.healthy() and station.relay.is_on is False
+        finally:
+            station.close()
+    text = caplog.text
+    assert f"render worker {killed[0]} ended (signal 9) while rendering" in text
+    assert "RENDER_WORKER_DIED" in text or "trying again (2/2)" in text
+
+
+def test_a_bulletin_whose_worker_keeps_dying_is_failed_with_the_reason(make_config, tmp_path, monkeypatch):
+    with FakeEdge("stall") as service:
+        monkeypatch.setenv(edge_engine.URL_ENV, service.url)
+        write_script(tmp_path / "bulletins" / "approved", "a.md", "Tin treo. Xin cảm ơn.", title="Tin")
+        config = make_config(
+            bulletin={"length_s": 12, "lead_in": "", "outro": ""},
+            tts={
+                "engines": ["edge", "espeak"],
+                "edge_attempt_timeout_s": 300,
+                "edge_retries": 0,
+                "render_timeout_s": 10,
+            },
+            daemon={"rescan_s": 1},
+        )
+        station = start_station(config, ready=0)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                (bulletin,) = station.library.bulletins()
+                if bulletin.status == "failed":
+                    break
+                time.sleep(0.2)
+            assert bulletin.status == "failed", bulletin
+            assert bulletin.error.startswith("[RENDER_TIMEOUT]") and "10 giây" in bulletin.error
+            assert station.healthy()
+            assert len(service.requests) == 2  # tried twice (a worker each), then given up until a change
+        finally:
+            station.close()
