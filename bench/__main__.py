@@ -3,7 +3,9 @@
 Render (issue 2): our render of a ~350-word script with the espeak engine and a cold cache, against the
 plain pipeline `espeak-ng -v vi -w | ffmpeg -af loudnorm` on the same text; and our peak memory.
 Then Edge voices, the on-air daemon, the API, normalization, and faults (bench/faults.py: a damaged
-database, a 300 MB body, 1 000 idle connections).  `make bench BENCH=faults` runs one of them.
+database, a 300 MB body, 1 000 idle connections) and the lean on-air process (bench/lean.py: the daemon's
+memory with renders in a worker, the paired render ratio, a cache hit, relay-off).  `make bench
+BENCH=faults` runs one of them.
 """
 
 from __future__ import annotations
@@ -494,6 +496,13 @@ def bench_faults() -> None:
     run()
 
 
+def bench_lean() -> None:
+    from bench.lean import bench_lean as run
+
+    os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # relay-off off the Pi
+    run()
+
+
 def main() -> None:
     # Failures are provoked on purpose here (a stalled service); their warnings are expected noise.
     logging.basicConfig(level=logging.ERROR)
@@ -506,6 +515,7 @@ def main() -> None:
         ("api", bench_api),
         ("normalize", bench_normalize),
         ("faults", bench_faults),
+        ("lean", bench_lean),
     ):
         if not only or name in only:
             fn()
