@@ -157,13 +157,14 @@ class DaemonRun:
                 self.proc.kill()
 
 
-def start_station(config, ready: int = 1, timeout: float = 30.0):
+def start_station(config, ready: int = 1, timeout: float = 30.0, renderer=None):
     """An in-process Station (mock relay pins, audio discarded in real time), started, with ``ready``
-    bulletins rendered; the caller closes it."""
+    bulletins rendered; the caller closes it.  ``renderer``: a double such as
+    ``tests.doubles.InstantRendering`` (default: the real render worker)."""
     from playout.audio_out import NullPlayer
     from playout.daemon import Station
 
-    station = Station(config, player=NullPlayer(), serve_api=False)
+    station = Station(config, player=NullPlayer(), serve_api=False, renderer=renderer)
     station.start()
     deadline = time.monotonic() + timeout
     while len(station.library.ready()) < ready and time.monotonic() < deadline:

@@ -10,6 +10,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from playout.api import create_app
 from playout.auth import hash_token
 from playout.config import parse_config
+from tests.doubles import InstantRendering
 from tests.station import start_station, write_script
 
 ADMIN = "schema-admin-token-0123456789"
@@ -37,7 +38,7 @@ def app(tmp_path_factory):
     )
     mp = pytest.MonkeyPatch()
     mp.setenv("GPIOZERO_PIN_FACTORY", "mock")
-    station = start_station(config)
+    station = start_station(config, renderer=InstantRendering())
     yield create_app(station)
     station.close()
     mp.undo()

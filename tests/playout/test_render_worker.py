@@ -161,3 +161,47 @@ def test_a_bulletin_whose_worker_keeps_dying_is_failed_with_the_reason(make_conf
             assert len(service.requests) == 2  # tried twice (a worker each), then given up until a change
         finally:
             station.close()
+
+
+# -- the daemon's side of render failures, with the instant double (no worker, no engine) -------------------
+
+
+def test_render_outcomes_reach_the_library_and_the_station_keeps_airing_what_it_has(make_config, tmp_path):
+    from tests.doubles import InstantRendering
+
+    approved = tmp_path / "bulletins" / "approved"
+    write_script(approved, "good.md", "Tin tốt. Xin cảm ơn.", title="Tin tốt")
+    write_script(approved, "long.md", "Tin quá dài. Xin cảm ơn.", title="Tin dài")
+    write_script(approved, "oom.md", "Tin làm hết bộ nhớ. Xin cảm ơn.", title="Tin nặng")
+    rendering = InstantRendering(refuse={"long.md": "SCRIPT_TOO_LONG"}, die={"oom.md"})
+    config = make_config(
+        bulletin={"length_s": 11, "lead_in": "", "outro": ""},
+        relay={"pre_roll_s": 0.1, "tail_s": 0.1},
+        daemon={"rescan_s": 1},
+    )
+    station = start_station(config, renderer=rendering)
+    try:
+        deadline = time.monotonic() + 20
+        by_name = {}
+        while time.monotonic() < deadline:
+            by_name = {b.path.name: b for b in station.library.bulletins()}
+            if by_name["oom.md"].status == "failed":
+                break
+            time.sleep(0.1)
+        assert by_name["good.md"].status == "ready" and by_name["good.md"].summary["engine"] == "instant"
+        too_long = by_name["long.md"]
+        assert too_long.status == "failed" and too_long.error.startswith("[SCRIPT_TOO_LONG]")
+        # A worker that dies is given a second chance, then the bulletin says why.
+        assert rendering.jobs.count("oom.md") == 2 and rendering.jobs.count("long.md") == 1
+        assert by_name["oom.md"].error.startswith("[RENDER_WORKER_DIED]")
+        assert station.healthy() and [b.path.name for b in station.library.ready()] == ["good.md"]
+        # The one good bulletin airs (the double's WAV passes the on-air checks).
+        from playout.asrun import Slot
+
+        assert station.air(by_name["good.md"], Slot("thử", station.now())) == "played"
+        # A lexicon or settings change gives the failed ones another try.
+        station.library.mark_stale()
+        assert station.library.render_pending() == 0
+        assert rendering.jobs.count("oom.md") == 3 and rendering.jobs.count("long.md") == 2
+    finally:
+        station.close()

@@ -1,7 +1,7 @@
 """The technician at 06:05, on a phone, in a real browser: the overview says why the station is not
 airing (an untrusted clock, a rebuilt database) and the buttons there put it right.  A real Station
-(real SQLite, real espeak renders, mock relay pins, a `timedatectl` that says NTP is not synchronised)
-served by the station's own uvicorn server, driven by Debian's Chromium through Playwright."""
+(real SQLite, instant renders from tests.doubles, mock relay pins, a `timedatectl` that says NTP is not
+synchronised) served by the station's own uvicorn server, driven by Debian's Chromium through Playwright."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from playout.api import create_app
 from playout.auth import hash_password
 from playout.config import parse_config
+from tests.doubles import InstantRendering
 from tests.playout.live import serve
 from tests.playout.test_web import ARTIFACTS, CHROMIUM, PHONE
 from tests.station import TZ, start_station, write_script
@@ -55,7 +56,7 @@ def station(tmp_path, monkeypatch):
         },
         base=tmp_path,
     )
-    st = start_station(config)
+    st = start_station(config, renderer=InstantRendering())
     yield st
     st.close()
 
