@@ -5,9 +5,11 @@ All audio inside the pipeline is mono float32 in [-1, 1]; it becomes 16-bit PCM 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from math import gcd
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 #: Below this level a 50 ms frame counts as silence (dead air on a loudspeaker).
 SILENCE_DBFS = -55.0
@@ -61,15 +63,83 @@ def active_s(samples: np.ndarray, rate: int, threshold_dbfs: float = SILENCE_DBF
     return float(np.count_nonzero(frame_rms_db(samples, rate) > threshold_dbfs) * FRAME_S)
 
 
+#: ``scipy.signal.resample_poly``'s default anti-aliasing filter: a Kaiser-windowed sinc (beta 5) with
+#: ten zero crossings either side of the centre at the higher of the two rates.
+KAISER_BETA = 5.0
+HALF_ZEROS = 10
+#: Input samples handled at a time when upsampling by a whole factor: their windows, copied side by
+#: side for one matrix product, take 1.4 MiB in float32 (23 taps a phase).
+POLY_CHUNK = 1 << 14
+
+
+@lru_cache(maxsize=16)
+def polyphase_taps(up: int, down: int, dtype: str = "float64") -> tuple[np.ndarray, int]:
+    """resample_poly's filter for ``up/down`` (coprime), cut into its ``up`` phases.
+
+    The filter is scipy's ``firwin(2 * half + 1, 1 / max(up, down), window=("kaiser", 5.0)) * up``
+    with ``half = 10 * max(up, down)``, built from its formula.  Row ``phase`` holds the taps an output
+    at that phase applies to ``2 * k + 1`` consecutive input samples (reversed: a dot product with the
+    window of input, oldest first).  Returns (taps, k).
+    """
+    widest = max(up, down)
+    half = HALF_ZEROS * widest
+    cutoff = 1.0 / widest
+    m = np.arange(2 * half + 1, dtype=np.float64) - half
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(2 * half + 1, KAISER_BETA)
+    h /= np.sum(h)
+    h *= up
+    k = half // up + 1
+    offset = np.arange(up)[:, None] + np.arange(-k, k + 1)[None, :] * up
+    taps = np.where(np.abs(offset) <= half, h[np.clip(offset + half, 0, 2 * half)], 0.0)
+    taps = np.ascontiguousarray(taps[:, ::-1], dtype=dtype)
+    taps.flags.writeable = False  # shared through the cache
+    return taps, k
+
+
+def resample_poly(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """``scipy.signal.resample_poly(x, up, down)`` (default window, zero padding) in numpy.
+
+    Output ``i`` is the filter centred at input time ``i * down / up`` applied to the zero-stuffed
+    input: the same sum scipy forms, in the same precision (float32 for float32 input, else float64),
+    so the two agree to rounding (tests/tts/test_dsp.py holds them to it).  Outputs are computed a
+    phase at a time, each a matrix-vector product over a strided view of the input (no copies of
+    it); whole-factor upsampling (the true-peak meter's 4x) multiplies chunks of windows by all the
+    phases at once.
+    """
+    g = gcd(up, down)
+    up, down = up // g, down // g
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    if up == down == 1:
+        return np.array(x, dtype=dtype)
+    taps, k = polyphase_taps(up, down, np.dtype(dtype).name)
+    n_in = len(x)
+    n_out = -(-n_in * up // down)
+    padded = np.zeros(n_in + 2 * k, dtype=dtype)
+    padded[k : k + n_in] = x
+    windows = sliding_window_view(padded, 2 * k + 1)  # windows[p] is centred on input sample p
+    out = np.empty(n_out, dtype=dtype)
+    if down == 1:
+        rows = out.reshape(n_in, up)
+        for start in range(0, n_in, POLY_CHUNK):
+            # Overlapping windows copied into rows: one matrix product (BLAS) computes every phase.
+            rows[start : start + POLY_CHUNK] = (
+                np.ascontiguousarray(windows[start : start + POLY_CHUNK]) @ taps.T
+            )
+        return out
+    for j in range(min(up, n_out)):
+        # Outputs j, j + up, j + 2 up, ... share a phase and step ``down`` inputs at a time.
+        first, phase = divmod(j * down, up)
+        count = (n_out - j + up - 1) // up
+        np.matmul(windows[first::down][:count], taps[phase], out=out[j::up])
+    return out
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """float32 ``samples`` at ``to_rate``: scipy's polyphase resampler, rebuilt in numpy (tests hold
+    the two together) so the render needs no scipy (80 MB and most of a second to import on a Pi)."""
     if from_rate == to_rate or len(samples) == 0:
         return samples.astype(np.float32, copy=False)
-    # Imported here: scipy.signal costs ~80 MB and most of a second on a Pi, and the fitter and the
-    # engines import this module for estimates too (`playout check` never resamples).
-    from scipy.signal import resample_poly
-
-    g = gcd(from_rate, to_rate)
-    return resample_poly(samples, to_rate // g, from_rate // g).astype(np.float32)
+    return resample_poly(samples.astype(np.float32, copy=False), to_rate, from_rate)
 
 
 def to_pcm16(samples: np.ndarray, *, dither_seed: int | None = None, chunk: int = 1 << 16) -> np.ndarray:

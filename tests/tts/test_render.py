@@ -1,13 +1,17 @@
 """The whole render pipeline with the real espeak-ng, checked on the written file.
 
-Loudness and true peak are measured twice: by the pipeline (pyloudnorm) and here, independently, by
-ffmpeg's EBU R128 meter reading the WAV the station would air.
+Loudness and true peak are measured twice: by the pipeline (tts.loudness, held to pyloudnorm in
+test_loudness_meter.py) and here, independently, by ffmpeg's EBU R128 meter reading the WAV the station
+would air.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -53,6 +57,44 @@ def short_script(text="Kính thưa bà con. Hôm nay chúng ta học cách tạo
     front = "".join(f"{k}: {v}\n" for k, v in meta.items())
     data = (f"---\n{front}---\n" if front else "") + text
     return parse_script(data.encode("utf-8"), "tin-ngan.md")
+
+
+# Imports the render path, renders one short bulletin with espeak-ng, then reports which of scipy and
+# pyloudnorm ended up in ``sys.modules`` (tests/playout/test_cheap_commands.py probes commands this way).
+RENDER_PROBE = """
+import json, os, sys
+from playout.config import parse_config
+from playout.intake import parse_script
+from tts.render import Renderer
+
+config = parse_config(
+    {"paths": {"data": "var"}, "tts": {"engines": ["espeak"]}, "bulletin": {"length_s": 30}, "windows": []},
+    base=os.getcwd(),
+)
+text = "---\\ntitle: Thử\\n---\\nKính thưa bà con. Hôm nay chúng ta học cách tạo mật khẩu an toàn."
+summary = Renderer(config).render(parse_script(text.encode(), "thu.md")).summary
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"scipy", "pyloudnorm"})
+print(json.dumps({"heavy": heavy, "lufs": summary["lufs"], "cached": summary["cached"]}))
+"""
+
+
+def test_the_render_path_loads_neither_scipy_nor_pyloudnorm(tmp_path):
+    """scipy.signal alone cost ~80 MiB and 0.6 s of the render worker's start (issue 11); the render path
+    does its DSP with numpy.  A fresh interpreter, as the worker is, renders and is checked."""
+    require("espeak-ng")
+    env = {k: v for k, v in os.environ.items() if k != "PLAYOUT_CONFIG"}
+    proc = subprocess.run(
+        [sys.executable, "-c", RENDER_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["cached"] is False and result["lufs"] == pytest.approx(-16.0, abs=0.5)  # it did render
+    assert result["heavy"] == []
 
 
 def test_short_bulletin_is_exact_even_loud_and_never_silent(make_config):
