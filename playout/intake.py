@@ -616,7 +616,20 @@ def _docx_invalid(name: str, reason: str, detail: str = "") -> ScriptRejected:
 
 
 def _read_docx(data: bytes, name: str) -> tuple[str, list[str], dict[str, str]]:
-    """(text with paragraphs separated by blank lines, warnings, core properties)."""
+    """(text with paragraphs separated by blank lines, warnings, core properties), read in a child process.
+
+    A Word file comes from anyone with an account (or the inbox share) and is unzipped and parsed by
+    python-docx and lxml: a parser bug, a crafted file or a tree that eats memory must cost that upload,
+    not the process holding the relay (nor leave lxml's ~15 MB in it).  ``playout.wordfile`` runs
+    ``_read_docx_here`` niced, under a memory and a time limit, and answers in JSON.
+    """
+    from playout import wordfile
+
+    return wordfile.read_in_child(data, name)
+
+
+def _read_docx_here(data: bytes, name: str) -> tuple[str, list[str], dict[str, str]]:
+    """What ``_read_docx`` does, in this process (``playout.wordfile``'s child calls it)."""
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         # An OLE container: a password-protected .docx or an old .doc renamed.
         raise _docx_invalid(name, "tệp có mật khẩu hoặc là tệp .doc cũ", "OLE compound file")

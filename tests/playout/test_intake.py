@@ -596,3 +596,41 @@ def test_arbitrary_front_matter_is_a_script_or_a_refusal(front, body, encoding):
 @given(st.binary(max_size=500))
 def test_arbitrary_bytes_named_docx_are_a_script_or_a_refusal(data):
     _accepted_or_refused(b"PK\x03\x04" + data, "bat-ky.docx")
+
+
+# --- Word files are read in a child process ----------------------------------------------------------------
+
+WORD_PROBE = """
+import json, sys
+from playout.intake import parse_script
+script = parse_script(sys.stdin.buffer.read(), "tin.docx")
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"docx", "lxml"})
+print(json.dumps([script.body.splitlines()[0], loaded], ensure_ascii=False))
+"""
+
+
+def test_a_word_file_is_read_in_a_child_and_its_parser_never_enters_the_caller():
+    import json
+    import subprocess
+    import sys
+
+    data = word_file(lambda d: d.add_paragraph("Bà con chú ý lịch phun thuốc."))
+    out = subprocess.run(
+        [sys.executable, "-c", WORD_PROBE], input=data, capture_output=True, check=True, timeout=60
+    )
+    first_line, loaded = json.loads(out.stdout)
+    assert first_line == "Bà con chú ý lịch phun thuốc." and loaded == []
+
+
+def test_a_word_reader_that_dies_or_hangs_is_a_clear_refusal(monkeypatch):
+    from playout import wordfile
+
+    data = word_file(lambda d: d.add_paragraph("Bà con chú ý."))
+    monkeypatch.setattr(wordfile, "MEMORY_MB", 12)  # too little for Python itself: the reader dies
+    died = refused(data, "tin.docx")
+    assert died.code == "DOCX_INVALID" and "lưu lại dạng .docx" in died.message
+    assert died.detail.startswith(("exit status", "signal"))
+    monkeypatch.setattr(wordfile, "MEMORY_MB", 512)
+    monkeypatch.setattr(wordfile, "TIMEOUT_S", 0.05)  # a file that takes forever to parse
+    hung = refused(data, "tin.docx")
+    assert hung.code == "DOCX_INVALID" and hung.detail == "timeout 0s"
