@@ -224,7 +224,7 @@ def _render_all(config, scripts: list[Path]) -> list[tuple[Path, dict]]:
 
 
 def cmd_run(args) -> int:
-    from playout.daemon import Station
+    from playout.station import Station
 
     path = _config_path(args.config)
     config = _load(args)
@@ -236,7 +236,7 @@ def cmd_demo(args) -> int:
     import datetime as dt
 
     from playout.config import Window
-    from playout.daemon import Station
+    from playout.station import Station
 
     config = _load(args)
     folder = config.paths.bulletins / "approved"

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from playout.audio_out import NullPlayer
-from playout.daemon import Station
+from playout.station import Station
 from tests.station import start_station, write_script
 
 
@@ -82,7 +82,7 @@ class HungPlayer(NullPlayer):
 
 
 def test_an_on_air_path_stuck_past_its_slot_stops_the_watchdog(config, monkeypatch):
-    monkeypatch.setattr("playout.daemon.STUCK_MARGIN_S", 0.5)
+    monkeypatch.setattr("playout.station.STUCK_MARGIN_S", 0.5)
     station = Station(config, player=HungPlayer(), serve_api=False)
     station.start()
     try:

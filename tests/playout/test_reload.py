@@ -14,7 +14,7 @@ from playout.api import create_app
 from playout.audio_out import NullPlayer
 from playout.auth import hash_token
 from playout.config import load_config
-from playout.daemon import Station
+from playout.station import Station
 from tests.station import write_script
 
 KEEP, GONE = "token-that-stays-0123456789abc", "token-to-revoke-0123456789abc"

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from playout.audio_out import NullPlayer
 from playout.clock import UNTRUSTED_REASON
-from playout.daemon import Station
+from playout.station import Station
 from tests.station import TZ, write_script
 
 ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -58,7 +58,7 @@ def timedatectl(tmp_path, monkeypatch):
 @pytest.fixture
 def base(make_config, tmp_path, monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
-    monkeypatch.setattr("playout.daemon.SLOT_WAIT_S", 0.2)
+    monkeypatch.setattr("playout.station.SLOT_WAIT_S", 0.2)
 
     def make(windows=(), **extra):
         return make_config(

@@ -1,0 +1,1054 @@
+"""The station daemon: airs approved bulletins in the configured windows, unattended, for months.
+
+Parts start in order and stop in reverse, whatever happens:
+
+    relay (off first) → as-run log (recover) → audio out → library → renderer thread → scheduler → API
+
+The on-air sequence lives in one place, ``Station.air``: key the relay, wait the pre-roll, play, hold
+the tail, unkey, with the relay released in ``finally``.  A slot is claimed in the as-run log before the
+relay is keyed, so a slot never airs twice, across restarts, crashes and clock steps alike.
+
+Time: windows fire from APScheduler cron triggers in the station's time zone.  A Pi has no real-time
+clock: it may boot with a stale clock that NTP later steps.  The main loop compares the wall clock with
+the monotonic clock every second; on a step it re-plans the jobs from the new time and catches up
+(airs a slot still inside its window if the bulletin still fits, logs it ``missed`` otherwise).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+import watchfiles
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from gpio import Relay
+from playout import __version__, notify, reports
+from playout.approvals import ApprovalStore
+from playout.asrun import AsRunLog, Slot
+from playout.audio_out import Player, open_player
+from playout.clock import UNTRUSTED_REASON, StationClock
+from playout.config import StationConfig, Window, load_config, record_relay
+from playout.errors import ConfigError, PlayoutError
+from playout.http import create_app
+from playout.intake import MAX_SCRIPT_BYTES, is_script_file
+from playout.library import Bulletin, Library
+from playout.limits import ConnectionLimits, fd_budget, make_server
+from playout.service import StationService
+from playout.storage import Alarms, disk_status, open_station_db
+from tts.normalize import StationLexicon, load_station_lexicon
+from tts.readiness import engines_ready
+from tts.worker import RenderWorker
+
+logger = logging.getLogger(__name__)
+
+#: A wall-clock jump larger than this (against the monotonic clock) is a clock step.
+CLOCK_STEP_S = 5.0
+TICK_S = 0.5
+#: Settings read once at start (the relay pin, the sound card, the API socket, where data lives).
+RESTART_SECTIONS = ("relay", "audio", "api", "paths")
+#: ... except these, which the daemon reads each time it needs them.
+APPLIED_AT_ONCE = {"paths.lexicon", "relay.pre_roll_s", "relay.tail_s"}
+#: How often free disk space is measured, and how much a render needs before a no-space one is retried.
+DISK_CHECK_S = 10.0
+RENDER_ROOM_MB = 50
+#: Open API connections at most (fewer if the descriptor limit is low); a phone needs a handful.
+MAX_API_CONNECTIONS = 200
+NOTHING_READY = "chưa có bản tin nào đã duyệt và sẵn sàng phát"
+#: How often a slot that waits (for a trusted clock, for its audio) looks again.
+SLOT_WAIT_S = 2.0
+#: A play on air longer than its slot by this much is stuck (a hung audio device): the watchdog stops.
+STUCK_MARGIN_S = 30.0
+EMERGENCY_WINDOW = "khẩn cấp"
+
+
+@dataclass
+class NowPlaying:
+    bulletin: Bulletin
+    slot: Slot
+    row: int
+    stop: threading.Event
+    reason: str = ""
+    since: float = field(default_factory=time.monotonic)
+
+
+class Station:
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        config_path: Path | None = None,
+        relay=None,
+        player: Player | None = None,
+        renderer=None,
+        serve_api: bool = True,
+    ):
+        self.config = config
+        self.config_path = config_path
+        self.tz = config.tz
+        self._relay = relay
+        self._player = player
+        # Renders: a worker process per batch unless a test hands in another (tts.worker.InProcessRendering).
+        self._renderer = renderer
+        self.serve_api = serve_api
+        self.stopping = threading.Event()
+        self._air_lock = threading.Lock()
+        self._windows_lock = threading.Lock()
+        self._windows_busy: set[tuple[str, dt.date]] = set()
+        self._now: NowPlaying | None = None
+        # One-off threads (catch-up, play now, emergencies): joined at stop, never a health criterion.
+        self._threads: list[threading.Thread] = []
+        # Long-lived workers whose death is a problem the watchdog reports.
+        self._workers: dict[str, threading.Thread] = {}
+        self._api_thread: threading.Thread | None = None
+        self.started_at: dt.datetime | None = None
+        self.clock: StationClock | None = None
+        self.last_error: str | None = None
+        self._config_mtime = self._mtime()
+        self._lexicon_stamp: tuple | None = None
+        self.lexicon: StationLexicon | None = None
+        self.api_server = None
+        self.api_app = None
+        self.fd_budget = None
+        self.disk: dict | None = None
+        self._disk_checked_at = float("-inf")
+        self.db_check = None
+        #: What the last schedule.yaml reload did: applied sections, settings needing a restart, errors.
+        self.reload_state: dict = {"at": None, "changed": [], "restart_needed": [], "error": None}
+        self._reload_requested = threading.Event()
+        self._library_wake = threading.Event()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(self.tz)
+
+    @property
+    def clock_synced(self) -> bool | None:
+        """True on a trusted clock (NTP, RTC or confirmed), False when untrusted, None when unknown."""
+        if self.clock is None:
+            return None
+        state = self.clock.check().state
+        return None if state == "unknown" else state != "unsynchronized"
+
+    def clock_trusted(self) -> bool:
+        return self.clock is None or self.clock.check().trusted
+
+    def confirm_clock(self, who: str) -> dict:
+        """A technician vouches for the time shown (web page): scheduled slots air again until reboot."""
+        if self.clock is None:
+            self.clock = StationClock(self.config.paths.data, self.tz)
+        state = self.clock.confirm(who)
+        try:
+            self.approvals.record_action(
+                who, "confirm_clock", "-", None, self.now().isoformat(timespec="seconds")
+            )
+        except PlayoutError as exc:  # the confirmation stands; only its audit line is missing
+            logger.error("clock confirmed by %s not in the audit trail: [%s] %s", who, exc.code, exc.message)
+        return state.to_dict()
+
+    # -- start and stop ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.config
+        # The relay first: whatever state a crash left the pin in, the amplifier is off from here on.
+        self.relay = self._relay or Relay(cfg.relay, on_change=self._relay_changed)
+        self.relay.off()
+        try:
+            record_relay(
+                cfg.paths.data, self.relay.settings if hasattr(self.relay, "settings") else cfg.relay
+            )
+        except OSError as exc:  # a full disk: relay-off still has schedule.yaml
+            logger.warning("could not record the relay's pin for relay-off: %s", exc)
+        db = cfg.paths.data / "playout.db"
+        # Before anything opens it: a damaged database is moved aside and rescued, never a reason to stay
+        # silent (it used to stop the station at every start).
+        self.db_check = open_station_db(db, self.tz)
+        if self.db_check.damaged:
+            logger.error("as-run log: %s", self.db_check.detail)
+        self.log = AsRunLog(db, self.tz)
+        self.alarms = Alarms(db, self.tz)
+        if self.db_check.alarm and not self.db_check.alarm_stored:
+            self.alarms.raise_alarm("database_damaged", self.db_check.alarm, self.db_check.detail)
+        self.log.recover()
+        self.disk = disk_status(cfg.paths.data)
+        self.player = self._player or open_player(cfg.audio)
+        logger.info("audio out: %s", self.player.describe())
+        logger.info("speech engines: %s (rendered in a worker process)", " → ".join(cfg.tts.engines))
+        self.load_lexicon()
+        # Renders run in a child process (tts.worker): this process never loads the speech stack.
+        self.renderer = self._renderer or RenderWorker(
+            memory_mb=cfg.tts.render_memory_mb, timeout_s=cfg.tts.render_timeout_s
+        )
+        self.approvals = ApprovalStore(cfg.paths.data / "playout.db", cfg.paths.data / "scripts", self.tz)
+        self.library = Library(cfg, self.renderer, self.approvals)
+        self.library.scan()
+        self.clock = StationClock(cfg.paths.data, self.tz)
+        state = self.clock.check(fresh=True)
+        if state.state == "unsynchronized":
+            logger.warning("the system clock is not synchronised: scheduled slots wait until it is trusted")
+        elif state.state == "unknown":
+            logger.warning("cannot tell whether the system clock is synchronised: trusting it")
+        else:
+            logger.info("clock: %s", state.state)
+        self.scheduler = BackgroundScheduler(
+            timezone=self.tz,
+            job_defaults={"coalesce": True, "max_instances": 1},
+            executors={"default": {"type": "threadpool", "max_workers": 4}},
+        )
+        self.scheduler.add_listener(self._job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        self._plan_jobs()
+        if self.serve_api:
+            self._start_api()  # before the worker threads: it finishes its own imports while starting
+        self._workers["library"] = self._spawn("library", self._library_loop)
+        self._workers["inbox"] = self._spawn("inbox", self._inbox_loop)
+        self.scheduler.start()
+        self.started_at = self.now()
+        self.catch_up()
+        notify.notify("READY=1", f"STATUS=on duty; next slot {self.next_slot_text()}")
+        logger.info("station %s ready: %s", __version__, self.next_slot_text())
+
+    def stop(self, reason: str = "dừng dịch vụ") -> None:
+        self.stopping.set()
+        self._library_wake.set()
+        self.stop_playback(reason)
+
+    def close(self) -> None:
+        """Stop every part in reverse order; the relay is off at the end, whatever failed before."""
+        notify.notify("STOPPING=1")
+        self.stopping.set()
+        self._library_wake.set()
+        self.stop_playback("dừng dịch vụ")
+        for name, attr, step in (
+            ("api", None, lambda: self._stop_api()),
+            (
+                "scheduler",
+                "scheduler",
+                lambda: self.scheduler.running and self.scheduler.shutdown(wait=False),
+            ),
+            ("threads", None, lambda: self._join_threads()),
+            ("audio out", "player", lambda: self.player.close()),
+            ("renderer", "renderer", lambda: self.renderer.close()),
+            ("as-run log", "log", lambda: self.log.close()),
+            ("approvals", "approvals", lambda: self.approvals.close()),
+        ):
+            if attr is not None and not hasattr(self, attr):
+                continue  # start() failed before this part existed
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - keep stopping the other parts
+                logger.exception("stopping %s failed", name)
+        relay = getattr(self, "relay", None)
+        if relay is not None:
+            relay.close()
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, stop.  Returns the process exit status."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop("nhận lệnh dừng (SIGTERM)"))
+        signal.signal(signal.SIGINT, lambda *_: self.stop("nhận lệnh dừng (Ctrl-C)"))
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self._reload_requested.set())
+        try:
+            self.start()
+            self._main_loop()
+        finally:
+            self.close()
+        return 0
+
+    # -- the main loop: watchdog, clock steps, emergencies, config reloads --------------------------------
+
+    def _main_loop(self) -> None:
+        interval = notify.watchdog_interval()
+        last_ping = 0.0
+        wall, mono = time.time(), time.monotonic()
+        next_reload_check = 0.0
+        while not self.stopping.wait(TICK_S):
+            w, m = time.time(), time.monotonic()
+            step = (w - wall) - (m - mono)
+            wall, mono = w, m
+            if abs(step) > CLOCK_STEP_S:
+                self.clock_stepped(step)
+            if interval and m - last_ping >= interval and self.healthy():
+                notify.notify("WATCHDOG=1")
+                last_ping = m
+            self._check_emergencies()
+            self._look_after_storage(m)
+            if self._reload_requested.is_set() or m >= next_reload_check:
+                next_reload_check = m + 5.0
+                if self._reload_requested.is_set() or self._mtime() != self._config_mtime:
+                    self._reload_requested.clear()
+                    self.reload_config()
+                if self._lexicon_file_stamp() != self._lexicon_stamp:
+                    self.load_lexicon()
+
+    def _look_after_storage(self, mono: float) -> None:
+        """Write what a locked or full database held back; notice the disk filling or freeing up."""
+        if self.log.held():
+            self.log.flush()
+        if mono - self._disk_checked_at >= DISK_CHECK_S:
+            self._disk_checked_at = mono
+            was_low = bool(self.disk and self.disk.get("low"))
+            self.disk = disk_status(self.config.paths.data)
+            if self.disk["low"] and not was_low:
+                logger.warning(
+                    "disk space low: %s MB free in %s", self.disk["free_mb"], self.config.paths.data
+                )
+            if self.disk["free_mb"] >= RENDER_ROOM_MB and self.library.retry_when_space():
+                self.wake_library()
+
+    def problems(self) -> list[dict]:
+        """What is wrong right now, each with a stable code and an operator's message (Vietnamese).
+
+        ``vital`` problems are the ones a restart cures: a long-lived part (scheduler, library worker,
+        inbox watcher) died, or the on-air path is stuck past the longest a play may take.  Only those stop
+        the systemd watchdog; the others (a dead API, say) are shown but the station keeps its watch, since
+        killing it mid-window would cost a bulletin.  One-off threads (a catch-up, play now, an emergency)
+        ending is normal and never a problem: that mistake had systemd kill the station after every play.
+        """
+        out: list[dict] = []
+
+        def add(code: str, message: str, vital: bool) -> None:
+            out.append({"code": code, "message": message, "vital": vital})
+
+        sched = getattr(self, "scheduler", None)
+        thread = getattr(sched, "_thread", None)
+        if sched is not None and not (sched.running and thread is not None and thread.is_alive()):
+            add("SCHEDULER_DEAD", "Bộ lập lịch đã dừng: các khung giờ sẽ không được phát", True)
+        for name, label in (("library", "Luồng dựng bản tin"), ("inbox", "Luồng theo dõi thư mục inbox")):
+            worker = self._workers.get(name)
+            if worker is not None and not worker.is_alive() and not self.stopping.is_set():
+                add(f"{name.upper()}_WORKER_DEAD", f"{label} đã dừng", True)
+        current = self._now
+        if current is not None:
+            on_for = time.monotonic() - current.since
+            limit = self.slot_length_s(current.bulletin) + STUCK_MARGIN_S
+            if on_for > limit:
+                add(
+                    "ON_AIR_STUCK",
+                    f"Bản tin đang phát đã quá {on_for:.0f} giây (tối đa {limit:.0f} giây): "
+                    "đường phát bị treo",
+                    True,
+                )
+        log = getattr(self, "log", None)
+        if log is not None and log.held():
+            add(
+                "LOG_WRITES_HELD",
+                f"{log.held()} dòng nhật ký chưa ghi được vào đĩa (cơ sở dữ liệu bận hoặc đầy); "
+                "đang giữ trong bộ nhớ",
+                False,
+            )
+        if self.disk and self.disk.get("low"):
+            add("DISK_LOW", self.disk.get("message") or "Sắp hết dung lượng đĩa", False)
+        for alarm in self._active_alarms():
+            add(f"ALARM_{alarm['kind'].upper()}", alarm["message"], False)
+        if self.clock is not None:
+            clock = self.clock.check()
+            if not clock.trusted:
+                add("CLOCK_UNTRUSTED", clock.message, False)
+        api = self.api_server
+        thread_down = self._api_thread is not None and not self._api_thread.is_alive()
+        if api is not None and thread_down and not self.stopping.is_set():
+            add("API_DOWN", "Máy chủ web/API đã dừng; trạm vẫn phát theo lịch", False)
+        return out
+
+    def _active_alarms(self) -> list[dict]:
+        alarms = getattr(self, "alarms", None)
+        if alarms is None:
+            return []
+        try:
+            return alarms.active()
+        except Exception:  # noqa: BLE001 - a locked database must not take health down with it
+            logger.debug("alarms unreadable", exc_info=True)
+            return []
+
+    def acknowledge_alarm(self, alarm_id: int, who: str) -> bool:
+        """A technician has looked into an alarm: it leaves health and the web page (kept in the table)."""
+        done = self.alarms.acknowledge(alarm_id, who)
+        if done:
+            logger.warning("alarm %d acknowledged by %s", alarm_id, who)
+            try:
+                self.approvals.record_action(who, "acknowledge_alarm", "-", None, str(alarm_id))
+            except PlayoutError as exc:
+                logger.error("alarm acknowledgement not in the audit trail: [%s] %s", exc.code, exc.message)
+        return done
+
+    def healthy(self) -> bool:
+        """Pinged to systemd's watchdog only while the long-lived parts are alive and not stuck."""
+        return not any(p["vital"] for p in self.problems())
+
+    def clock_stepped(self, step_s: float) -> None:
+        logger.warning("system clock stepped by %+.1f s: re-planning the schedule", step_s)
+        if self.clock is not None:
+            self.clock.check(fresh=True)
+        self._plan_jobs()
+        self.catch_up()
+
+    # -- scheduling ----------------------------------------------------------------------------------------
+
+    def _plan_jobs(self) -> None:
+        days = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        for window in self.config.windows:
+            trigger = CronTrigger(
+                day_of_week=",".join(str(days[d]) for d in window.days),
+                hour=window.start.hour,
+                minute=window.start.minute,
+                second=window.start.second,
+                timezone=self.tz,
+            )
+            # A late start still airs while the window has room for a bulletin (air_window checks).
+            self.scheduler.add_job(
+                self._window_job,
+                trigger,
+                args=[window.name],
+                id=f"window:{window.name}",
+                misfire_grace_time=max(1, int(window.length_s)),
+                replace_existing=True,
+            )
+
+    def _window(self, name: str) -> Window | None:
+        return next((w for w in self.config.windows if w.name == name), None)
+
+    def _window_job(self, name: str) -> None:
+        window = self._window(name)
+        if window is None:
+            return
+        start = dt.datetime.combine(self.now().date(), window.start, tzinfo=self.tz)
+        self.air_window(window, start)
+
+    def _job_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            logger.warning("scheduler missed %s at %s; catching up", event.job_id, event.scheduled_run_time)
+            self._spawn_once("catch-up", self.catch_up)
+        elif event.exception is not None:
+            self.last_error = f"{type(event.exception).__name__}: {event.exception}"
+            logger.error("scheduled job %s failed: %s", event.job_id, self.last_error)
+
+    def slot_length_s(self, bulletin: Bulletin | None = None) -> float:
+        r = self.config.relay
+        length = bulletin.duration_s if bulletin and bulletin.duration_s else self.config.bulletin.length_s
+        return r.pre_roll_s + length + r.tail_s
+
+    def catch_up(self) -> None:
+        """After a start or a clock step: air today's slots still inside their window, log the rest missed."""
+        now = self.now()
+        blackout = set(self.config.blackout_dates)
+        for window in self.config.windows:
+            if not window.airs_on(now.date(), blackout):
+                continue
+            start = dt.datetime.combine(now.date(), window.start, tzinfo=self.tz)
+            end = dt.datetime.combine(now.date(), window.end, tzinfo=self.tz)
+            if now < start:
+                continue
+            if now < end:
+                self._spawn_once(f"window {window.name}", lambda w=window, s=start: self.air_window(w, s))
+                continue
+            for i in range(window.plays):
+                slot = Slot(window.name, start, i)
+                if not self.log.has_slot(slot.key):
+                    self.log.record(slot, "missed", error="trạm không hoạt động trong khung giờ này")
+
+    def air_window(self, window: Window, start: dt.datetime) -> None:
+        """Air the window's plays, each only if it can still end before the window closes.
+
+        One thread per window and day (the cron job, a catch-up or a finished render may all ask).  A slot
+        whose bulletin is still being rendered, or that finds the clock untrusted, waits while the window
+        still has room for it, and is logged ``missed`` with the reason once it has not.
+        """
+        day = start.date()
+        busy = (window.name, day)
+        with self._windows_lock:
+            if busy in self._windows_busy:
+                return
+            self._windows_busy.add(busy)
+        try:
+            self._air_window(window, start)
+        finally:
+            with self._windows_lock:
+                self._windows_busy.discard(busy)
+
+    def _air_window(self, window: Window, start: dt.datetime) -> None:
+        day = start.date()
+        end = dt.datetime.combine(day, window.end, tzinfo=self.tz)
+        if day in set(self.config.blackout_dates):
+            for i in range(window.plays):
+                self.log.record(Slot(window.name, start, i), "skipped", error="ngày nghỉ phát sóng")
+            return
+        if not window.airs_on(day):
+            return
+        aired: set[str] = set()
+        for i in range(window.plays):
+            slot = Slot(window.name, start, i)
+            bulletin = self._air_slot(slot, end, day, aired)
+            if bulletin is not None:
+                aired.add(bulletin.id)
+            if self.stopping.is_set():
+                return
+
+    def _air_slot(self, slot: Slot, end: dt.datetime, day: dt.date, aired: set[str]) -> Bulletin | None:
+        """Wait until the slot can air (trusted clock, audio ready), air it, or log why it did not."""
+        said: set[str] = set()
+        # Bulletins whose audio failed its check before keying, until they are rendered again.
+        refused: dict[str, Bulletin] = {}
+        nothing_ready = False
+
+        def wait(reason: str) -> None:
+            if reason not in said:
+                said.add(reason)
+                logger.info("slot %s waits: %s", slot.key, reason)
+            self.stopping.wait(SLOT_WAIT_S)
+
+        while not self.stopping.is_set():
+            if self.log.has_slot(slot.key):
+                return None
+            trusted = self.clock_trusted()
+            if self.now() + dt.timedelta(seconds=self.slot_length_s()) > end:
+                if not trusted:
+                    self.log.record(slot, "missed", error=UNTRUSTED_REASON)
+                elif nothing_ready:
+                    self.log.record(slot, "skipped", error=NOTHING_READY)
+                else:
+                    self.log.record(slot, "missed", error="không còn đủ thời gian trong khung giờ")
+                return None
+            if not trusted:
+                wait("the clock is not trusted yet")
+                continue
+            for bid, b in list(refused.items()):
+                if b.status == "ready" and b.audio_path is not None:
+                    del refused[bid]  # rendered again (its audio is checked again before keying)
+            bulletin = self.library.pick(day, self.log.play_counts(), aired | set(refused))
+            if bulletin is not None and bulletin.id in refused:
+                bulletin = None  # only bulletins whose audio failed its check are left
+            nothing_ready = bulletin is None
+            if bulletin is None:
+                # Audio may be on its way (the station just started, a script was approved at 06:01) or
+                # an approval may still come: the slot stays open while the window has room for it.
+                wait(
+                    "bulletins are still being rendered" if self.library.rendering() else "no bulletin ready"
+                )
+                continue
+            with self._air_lock:  # an emergency may be on air: wait for it, then check the clock again
+                if self.now() + dt.timedelta(seconds=self.slot_length_s(bulletin)) > end:
+                    self.log.record(
+                        slot, "missed", error="không còn đủ thời gian trong khung giờ", bulletin=bulletin
+                    )
+                    return None
+                outcome = self._air_locked(bulletin, slot, ends_by=end)
+            if outcome == "unverified":
+                refused[bulletin.id] = bulletin  # air the next ready bulletin; this one is rendered again
+                continue
+            return bulletin
+        return None
+
+    # -- the on-air sequence -------------------------------------------------------------------------------
+
+    def air(self, bulletin: Bulletin, slot: Slot, key: str | None = None) -> str:
+        with self._air_lock:
+            outcome = self._air_locked(bulletin, slot, key)
+        if outcome == "unverified" and key and key.startswith("manual/"):
+            # A technician pressed "play now": say on the log why nothing aired.  (An emergency stays
+            # unclaimed instead, and airs as soon as its audio is rendered again.)
+            row = self.log.start(slot, bulletin, key)
+            if row is not None:
+                self.log.finish(row, "failed", error="tệp âm thanh không khớp với bản đã dựng; đang dựng lại")
+        return outcome
+
+    def _verified_audio(self, bulletin: Bulletin):
+        """The bulletin's samples, if the cached file is the one the library rendered; else None.
+
+        Checked before the slot is claimed and before the relay is keyed: a file deleted, truncated or
+        replaced behind the station's back must not key the amplifier for silence or for someone else's
+        audio (a 60 s tone once aired 31 s past the window's end, logged with the old hash).
+        """
+        path = bulletin.audio_path
+        want_sha = bulletin.summary.get("audio_sha256")
+        try:
+            data = path.read_bytes() if path is not None else None
+        except OSError as exc:
+            data, why = None, f"unreadable ({exc.strerror or exc})"
+        else:
+            why = "missing" if data is None else ""
+        if data is not None and want_sha and hashlib.sha256(data).hexdigest() != want_sha:
+            data, why = None, "changed since it was rendered (hash differs)"
+        samples = rate = None
+        if data is not None:
+            try:
+                samples, rate = sf.read(io.BytesIO(data), dtype="int16")
+            except (RuntimeError, TypeError, ValueError) as exc:
+                why = f"not a readable WAV ({exc})"
+            else:
+                expected = round(bulletin.duration_s * rate) if bulletin.duration_s else len(samples)
+                if len(samples) != expected:
+                    why, samples = f"{len(samples)} frames, expected {expected}", None
+        if samples is None:
+            logger.error("audio of %s (%s) %s: not airing it; rendering it again", bulletin.title, path, why)
+            bulletin.status, bulletin.audio_path, bulletin.summary = "pending", None, {}
+            self.wake_library()
+            return None
+        return samples, rate
+
+    def _air_locked(
+        self, bulletin: Bulletin, slot: Slot, key: str | None = None, ends_by: dt.datetime | None = None
+    ) -> str:
+        """Key → pre-roll → play → tail → unkey.  The one place the relay is keyed; released in finally.
+
+        ``ends_by``: the window's end.  Whatever the file, the play is cut there, so nothing airs past it.
+        """
+        if self.stopping.is_set():
+            return "stopping"
+        if self.log.has_slot(key or slot.key):
+            return "duplicate"
+        audio = self._verified_audio(bulletin)
+        if audio is None:
+            return "unverified"
+        samples, rate = audio
+        row = self.log.start(slot, bulletin, key)
+        if row is None:
+            return "duplicate"  # this slot already has a row: it aired, failed or was logged before
+        r = self.config.relay
+        stop = threading.Event()
+        self._now = current = NowPlaying(bulletin, slot, row, stop)
+        cut = None
+        if ends_by is not None:
+            # The last line of defence for "never past the window": whatever slipped through, stop there.
+            cut = threading.Timer(
+                max(0.0, (ends_by - self.now()).total_seconds()),
+                lambda: self._cut(current, "hết khung giờ phát"),
+            )
+            cut.daemon = True
+            cut.start()
+        status, error = "failed", None
+        logger.info("on air: %s (%s) for slot %s", bulletin.title, bulletin.id[:12], slot.key)
+        notify.notify(f"STATUS=on air: {bulletin.title}")
+        try:
+            self.log.update(row, relay_on_at=self.relay.on().astimezone(self.tz))
+            if stop.wait(r.pre_roll_s):
+                raise _Interrupted
+            result = self.player.play(
+                samples,
+                rate,
+                stop=stop,
+                on_start=lambda t: self.log.update(row, audio_start_at=t.astimezone(self.tz)),
+            )
+            self.log.update(row, audio_end_at=result.ended_at.astimezone(self.tz), underruns=result.underruns)
+            if result.stopped:
+                raise _Interrupted
+            if result.underruns:
+                logger.warning("%d underrun(s) while airing %s", result.underruns, bulletin.title)
+            # The tail counts from the last frame, not from when the player returned (it drains first).
+            elapsed = (dt.datetime.now(dt.UTC) - result.ended_at).total_seconds()
+            stop.wait(max(0.0, r.tail_s - elapsed))
+            status = "played"
+        except _Interrupted:
+            status, error = "interrupted", self._now.reason or "dừng phát"
+        except PlayoutError as exc:
+            status, error = "failed", f"[{exc.code}] {exc.message}"
+            logger.error("airing %s failed: %s", bulletin.title, error)
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the relay goes off and the log says why
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            logger.exception("airing %s failed", bulletin.title)
+        finally:
+            off_at = self.relay.off()
+            if cut is not None:
+                cut.cancel()
+            self.log.finish(row, status, relay_off_at=off_at.astimezone(self.tz), error=error)
+            self._now = None
+            notify.notify(f"STATUS=on duty; next slot {self.next_slot_text()}")
+        logger.info("slot %s: %s", slot.key, status)
+        return status
+
+    def _cut(self, playing: NowPlaying, reason: str) -> None:
+        if self._now is playing:
+            self.stop_playback(reason)
+
+    def stop_playback(self, reason: str) -> bool:
+        current = self._now
+        if current is None:
+            return False
+        current.reason = reason
+        current.stop.set()
+        logger.warning("stopping playback of %s: %s", current.bulletin.title, reason)
+        return True
+
+    def play_now(self, bulletin: Bulletin, who: str) -> str:
+        """Air a bulletin at once, outside the windows (an admin's action, in the audit trail)."""
+        at = self.now()
+        # Milliseconds: a second press within the same second (after a failed first try) is its own play.
+        key = f"manual/{at.isoformat(timespec='milliseconds')[:23]}/{bulletin.id[:12]}"
+        logger.warning("play now requested by %s: %s", who, bulletin.title)
+        try:
+            self.approvals.record_action(who, "play_now", bulletin.id, bulletin.script.name)
+        except PlayoutError as exc:  # a locked or full database: the technician's request still airs
+            logger.error("play now by %s not in the audit trail: [%s] %s", who, exc.code, exc.message)
+        self._spawn(key, lambda: self.air(bulletin, Slot("phát ngay", at), key))
+        return key
+
+    def report(self, kind: str, year: int, number: int) -> reports.Report:
+        """The monthly or quarterly report from the as-run log and the library (raises ValueError)."""
+        start, end = reports.period_bounds(kind, year, number, self.tz)
+        # Quarterly quotas count from the quarter's start even in a month's report.
+        quarter_start, _ = reports.period_bounds("quarter", year, (start.month - 1) // 3 + 1, self.tz)
+        received = [
+            {
+                "department": b.script.meta.department,
+                "received_at": b.approved_at.astimezone(self.tz),
+                "title": b.title,
+                "topic": b.topic,
+            }
+            for b in self.library.bulletins()
+        ]
+        rows = self.log.plays(since=min(start, quarter_start), until=end, limit=1_000_000)
+        return reports.build_report(
+            kind, year, number, plays=rows, received=received, settings=self.config.reports, tz=self.tz
+        )
+
+    def upcoming(self, days: int = 14) -> list[dict]:
+        """The coming slots and the bulletin each will air: the daemon's own rotation, run forward."""
+        counts = dict(self.log.play_counts())
+        now = self.now()
+        blackout = set(self.config.blackout_dates)
+        out: list[dict] = []
+        for offset in range(days):
+            day = now.date() + dt.timedelta(days=offset)
+            starts = sorted(
+                (dt.datetime.combine(day, w.start, tzinfo=self.tz), w)
+                for w in self.config.windows
+                if w.airs_on(day, blackout) and dt.datetime.combine(day, w.end, tzinfo=self.tz) > now
+            )
+            for start, window in starts:
+                aired: set[str] = set()
+                for i in range(window.plays):
+                    slot = Slot(window.name, start, i)
+                    if self.log.has_slot(slot.key):
+                        continue
+                    b = self.library.pick(day, counts, aired)
+                    out.append(
+                        {
+                            "window": window.name,
+                            "at": start.isoformat(timespec="seconds"),
+                            "play": i,
+                            "bulletin_id": b.id if b else None,
+                            "title": b.title if b else None,
+                        }
+                    )
+                    if b is not None:
+                        counts[b.id] = counts.get(b.id, 0) + 1
+                        aired.add(b.id)
+        return out
+
+    # -- emergencies ---------------------------------------------------------------------------------------
+
+    def _check_emergencies(self) -> None:
+        if not hasattr(self, "library"):
+            return
+        for bulletin in self.library.emergencies(self.now().date()):
+            key = f"emergency/{bulletin.id}"
+            if self.log.has_slot(key) or any(t.name == key and t.is_alive() for t in self._threads):
+                continue
+            if self.config.daemon.emergency_cuts:
+                self.stop_playback("cắt để phát tin khẩn cấp")
+            slot = Slot(EMERGENCY_WINDOW, self.now())
+            logger.warning("emergency bulletin %s: airing now", bulletin.title)
+            self._spawn(key, lambda b=bulletin, s=slot, k=key: self.air(b, s, k))
+
+    # -- background work -----------------------------------------------------------------------------------
+
+    def _library_loop(self) -> None:
+        """Render new bulletins ahead of time and pick up changes, so a slot never waits on TTS."""
+        while not self.stopping.is_set():
+            try:
+                self.library.scan()
+                if self.library.render_pending(self.stopping):
+                    self.catch_up()  # a window may be open and waiting for these
+            except Exception:  # noqa: BLE001 - the station keeps airing what it has
+                logger.exception("library update failed")
+            self._library_wake.wait(self.config.daemon.rescan_s)
+            self._library_wake.clear()
+
+    def wake_library(self) -> None:
+        """Render and pick up changes now (an approval), not at the next rescan."""
+        self._library_wake.set()
+
+    def _inbox_loop(self) -> None:
+        """Scripts dropped into bulletins/inbox/ wait for approval, like uploads (watchfiles, no polling)."""
+        inbox = self.config.paths.bulletins / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        for path in sorted(inbox.iterdir()):
+            self._submit_from_inbox(path)
+        try:
+            for changes in watchfiles.watch(
+                inbox, stop_event=self.stopping, rust_timeout=1000, yield_on_timeout=False
+            ):
+                for change, name in sorted(changes, key=lambda c: c[1]):
+                    if change != watchfiles.Change.deleted:
+                        self._submit_from_inbox(Path(name))
+        except Exception:  # noqa: BLE001 - a broken watcher must not take the station down
+            logger.exception("watching %s failed; inbox scripts are picked up at the next start", inbox)
+
+    def _submit_from_inbox(self, path: Path) -> None:
+        if not is_script_file(path):
+            return
+        try:
+            record, _ = self.approvals.submit(
+                path.read_bytes()[: MAX_SCRIPT_BYTES + 1], path.name, who="thư mục inbox", source="inbox"
+            )
+        except PlayoutError as exc:
+            logger.error("inbox script %s refused: [%s] %s", path.name, exc.code, exc.message)
+        except OSError as exc:
+            logger.warning("inbox script %s unreadable: %s", path.name, exc)
+        else:
+            logger.info("inbox script %s is %s (%s)", path.name, record.status, record.sha256[:12])
+
+    def _spawn(self, name: str, target) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def _spawn_once(self, name: str, target) -> None:
+        if not any(t.name == name and t.is_alive() for t in self._threads):
+            self._spawn(name, target)
+
+    def _join_threads(self) -> None:
+        for t in [*self._threads, *self._workers.values()]:
+            t.join(timeout=5)
+
+    # -- config reload -------------------------------------------------------------------------------------
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.config_path.stat().st_mtime if self.config_path else None
+        except OSError:
+            return None
+
+    def reload_config(self) -> bool:
+        """Apply an edited schedule.yaml; a broken one is reported and the last good config keeps running.
+
+        Every setting either applies at once or is named as needing a restart (log and health say which):
+        accounts and tokens at once (a revoked token fails its next request); windows, blackout dates,
+        reports, QR and daemon settings at the next decision; bulletin and TTS settings re-render every
+        bulletin in the background, the audio already made airing until its new version is ready.
+        """
+        self._config_mtime = self._mtime()
+        if self.config_path is None:
+            return False
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            self.last_error = exc.message
+            self.reload_state = {**self.reload_state, "error": exc.message}
+            logger.error("schedule.yaml not applied, the last good settings stay in force:\n%s", exc.message)
+            return False
+        old = self.config
+        changed = [k for k in type(new).model_fields if getattr(new, k) != getattr(old, k)]
+        restart = sorted(
+            f"{section}.{key}"
+            for section in RESTART_SECTIONS
+            for key in type(getattr(new, section)).model_fields
+            if getattr(getattr(new, section), key) != getattr(getattr(old, section), key)
+            and f"{section}.{key}" not in APPLIED_AT_ONCE
+        )
+        if new.timezone != old.timezone:
+            restart.append("timezone")
+        self.config = new
+        self.library.config = new
+        if new.auth != old.auth and self.api_app is not None:
+            self.api_app.state.auth.reload(new.auth)
+        if isinstance(self.renderer, RenderWorker):
+            self.renderer.memory_mb = new.tts.render_memory_mb
+            self.renderer.timeout_s = new.tts.render_timeout_s
+        if new.bulletin != old.bulletin or new.tts != old.tts:
+            # Each worker batch is given the settings in force, so the next one reads with the new ones;
+            # bulletins are read again in the background, the audio already made airing until then.
+            self.library.mark_stale()
+            self.wake_library()
+        self._plan_jobs()
+        if new.paths.lexicon != old.paths.lexicon:
+            self.load_lexicon()
+        self.last_error = None
+        self.reload_state = {
+            "at": self.now().isoformat(timespec="seconds"),
+            "changed": changed,
+            "restart_needed": restart,
+            "error": None,
+        }
+        logger.info(
+            "schedule.yaml reloaded (changed: %s): %s", ", ".join(changed) or "nothing", self.next_slot_text()
+        )
+        if restart:
+            logger.warning("schedule.yaml: these settings apply at the next restart: %s", ", ".join(restart))
+        return True
+
+    # -- station lexicon ------------------------------------------------------------------------------------
+
+    def _lexicon_file_stamp(self) -> tuple | None:
+        try:
+            st = self.config.paths.lexicon.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def load_lexicon(self) -> StationLexicon:
+        """Put the operators' lexicon in force; bulletins whose spoken form it changes are read again.
+
+        Called at start and whenever the file changes. The audio already rendered keeps airing until the
+        new one is ready, and a lexicon that cannot be read leaves the previous entries in force.
+        """
+        self._lexicon_stamp = self._lexicon_file_stamp()
+        before = self.lexicon.digest if self.lexicon else None
+        state = load_station_lexicon(self.config.paths.lexicon)
+        self.lexicon = state
+        for problem in state.problems:
+            logger.warning("station lexicon %s: %s", state.path, problem)
+        if before is not None and state.digest != before:
+            logger.info("station lexicon changed (%d entries): re-reading bulletins", state.entries)
+            if hasattr(self, "library"):
+                self.library.mark_stale()
+                self.wake_library()
+        return state
+
+    # -- status --------------------------------------------------------------------------------------------
+
+    def next_slot(self) -> tuple[str, dt.datetime] | None:
+        sched = getattr(self, "scheduler", None)
+        if sched is None:
+            return None
+        now = self.now()
+        upcoming = []
+        for job in sched.get_jobs():
+            # Jobs added before the scheduler starts have no run time yet: ask their trigger.
+            at = getattr(job, "next_run_time", None) or job.trigger.get_next_fire_time(None, now)
+            if at is not None:
+                upcoming.append((at, job.id.split(":", 1)[1]))
+        if not upcoming:
+            return None
+        at, name = min(upcoming)
+        return name, at.astimezone(self.tz)
+
+    def next_slot_text(self) -> str:
+        nxt = self.next_slot()
+        return f"{nxt[0]} at {nxt[1].isoformat(timespec='seconds')}" if nxt else "none"
+
+    def engines_ready(self) -> dict[str, bool]:
+        """Whether each engine of the chain can read now, without synthesizing or touching the network:
+        espeak-ng installed, the Piper model present, the Edge service not in a remembered outage."""
+        return engines_ready(self.config.tts, self.config.paths.data)
+
+    def health(self) -> dict:
+        nxt = self.next_slot()
+        current = self._now
+        usage = shutil.disk_usage(self.config.paths.data)
+        last = self.log.last() if hasattr(self, "log") else None
+        problems = self.problems()
+        alarms = self._active_alarms()
+        return {
+            # Degraded always says why: every problem, vital (the watchdog stops) or not.
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "version": __version__,
+            "time": self.now().isoformat(timespec="seconds"),
+            "started_at": self.started_at.isoformat(timespec="seconds") if self.started_at else None,
+            "clock_synchronized": self.clock_synced,
+            "clock": self.clock.check().to_dict() if self.clock else None,
+            "relay": {
+                "on": self.relay.is_on,
+                "pin": getattr(self.relay, "settings", self.config.relay).pin,
+                "factory": getattr(self.relay, "factory_name", None),
+                "last_change": _last_change(self.relay),
+            },
+            "now_playing": None
+            if current is None
+            else {
+                "bulletin_id": current.bulletin.id,
+                "title": current.bulletin.title,
+                "slot": current.slot.key,
+            },
+            "next_slot": None
+            if nxt is None
+            else {"window": nxt[0], "at": nxt[1].isoformat(timespec="seconds")},
+            "last_result": None
+            if last is None
+            else {k: last[k] for k in ("slot_key", "status", "title", "error")},
+            "audio": self.player.describe(),
+            "tts_engines": self.engines_ready(),
+            "library": {
+                "ready": len(self.library.ready()),
+                "total": len(self.library.bulletins()),
+                "refused": self.library.refused(),
+            },
+            "lexicon": self.lexicon.to_dict() if self.lexicon else None,
+            "config": self.reload_state,
+            "api": None
+            if self.api_server is None
+            else {**self.fd_budget.as_dict(), **self.api_server.stats()},
+            "disk_free_mb": round(usage.free / 2**20),
+            "storage": {
+                "disk_free_mb": round((self.disk or {}).get("free_mb", usage.free / 2**20)),
+                "low_space": bool((self.disk or {}).get("low")),
+                "held_rows": self.log.held() if hasattr(self, "log") else 0,
+                "alarms": alarms,
+                "database_alarm": next(
+                    (a["message"] for a in alarms if a["kind"] == "database_damaged"), None
+                ),
+                "database": self.db_check.as_dict() if self.db_check else None,
+            },
+            "last_error": self.last_error,
+        }
+
+    # -- API -----------------------------------------------------------------------------------------------
+
+    def _start_api(self) -> None:
+        cfg = self.config.api
+        # The HTTP front sees the station only through the service (playout.service).
+        self.api_app = create_app(StationService(self))
+        # Bounded connections and idle time, within a descriptor budget that always leaves a reserve
+        # for the on-air path: 1 100 idle LAN connections once kept the next slot from opening its WAV.
+        self.fd_budget = fd_budget(MAX_API_CONNECTIONS)
+        self.api_server = make_server(
+            self.api_app, cfg.host, cfg.port, limits=ConnectionLimits.within(self.fd_budget)
+        )
+        thread = threading.Thread(target=self.api_server.run, name="api", daemon=True)
+        self._api_thread = thread
+        thread.start()
+        deadline = time.monotonic() + 10
+        pause = (
+            threading.Event()
+        )  # Event.wait, not time.sleep: the latter fails under a stepped clock (faketime)
+        while not self.api_server.started and thread.is_alive() and time.monotonic() < deadline:
+            pause.wait(0.05)
+        if self.api_server.started:
+            logger.info("API on http://%s:%d/api/health", cfg.host, cfg.port)
+        else:
+            logger.error(
+                "the API could not start on %s:%d (port in use?); the station airs anyway", cfg.host, cfg.port
+            )
+
+    def _stop_api(self) -> None:
+        if self.api_server is not None:
+            self.api_server.should_exit = True
+
+    def _relay_changed(self, on: bool, at: dt.datetime) -> None:
+        # Off the Pi the relay is simulated: say what it does so an operator watching `make run` sees it.
+        logger.info(
+            "relay %s at %s", "ON" if on else "OFF", at.astimezone(self.tz).isoformat(timespec="milliseconds")
+        )
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _last_change(relay) -> str | None:
+    history = getattr(relay, "history", None)
+    return history[-1][0].isoformat(timespec="milliseconds") if history else None
