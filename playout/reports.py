@@ -56,7 +56,7 @@ PLAYS_CSV_HEADERS: dict[str, str] = {
     "slot_key": "Mã khung giờ",
     "window": "Khung giờ",
     "scheduled_at": "Giờ theo lịch",
-    "status": "Trạng thái",
+    "status": "Mã trạng thái",
     "bulletin_id": "Mã bản tin",
     "title": "Tiêu đề",
     "topic": "Chủ đề",
@@ -73,6 +73,8 @@ PLAYS_CSV_HEADERS: dict[str, str] = {
     "updated_at": "Cập nhật lúc",
 }
 assert tuple(PLAYS_CSV_HEADERS) == COLUMNS  # the export must follow the log's columns exactly
+#: Columns the export adds after the log's own: what a person reads (the status in words).
+PLAYS_CSV_EXTRA_HEADERS = ("Trạng thái",)
 
 _ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
 _BOM = "\ufeff"
@@ -428,10 +430,13 @@ def report_csv(report: Report) -> bytes:
 
 def plays_csv(rows: Iterable[dict[str, Any]]) -> bytes:
     """The as-run log as CSV (``GET /api/plays.csv``): Vietnamese headers, columns in ``asrun.COLUMNS``
-    order, values as stored (ISO times, status slugs) so the file can be re-read by a program too."""
-    out: list[list[Any]] = [list(PLAYS_CSV_HEADERS.values())]
+    order, values as stored (ISO times with the station's offset, status slugs) so the file can be re-read
+    by a program too, then the status in Vietnamese words for the person who opens it in Excel."""
+    out: list[list[Any]] = [[*PLAYS_CSV_HEADERS.values(), *PLAYS_CSV_EXTRA_HEADERS]]
     for row in rows:
-        out.append(["" if row.get(c) is None else row.get(c) for c in COLUMNS])
+        status = row.get("status")
+        words = STATUS_NAMES.get(status, status or "")
+        out.append(["" if row.get(c) is None else row.get(c) for c in COLUMNS] + [words])
     return _csv_bytes(out)
 
 

@@ -18,6 +18,7 @@ import datetime as dt
 import functools
 import hmac
 import logging
+import unicodedata
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -65,7 +66,14 @@ NOTICES_VI = {
     "rut": "Đã rút bản tin.",
     "dong-ho": "Đã xác nhận giờ của trạm. Các khung giờ theo lịch sẽ được phát.",
     "canh-bao": "Đã xác nhận xử lý cảnh báo.",
+    "dung-phat": "Đã dừng bản tin đang phát; rơ-le loa đã tắt.",
+    "khong-phat": "Không có bản tin nào đang phát.",
+    "tat-loa": "Đã tắt rơ-le loa.",
+    "phat-ngay": "Đã bắt đầu phát bản tin.",
 }
+#: A technician's actions that cut or start sound: each asks for a second click (the form's ``xac_nhan``).
+CONFIRM_FIELD = "xac_nhan"
+NEEDS_CONFIRMATION = "Hãy bấm nút xác nhận để thực hiện thao tác này."
 #: Clock states (health["clock"]["state"]) in Vietnamese.
 CLOCK_STATES_VI = {
     "synchronized": "Đã đồng bộ qua mạng",
@@ -77,7 +85,7 @@ CLOCK_STATES_VI = {
 #: (path, label, actions any of which shows the page)
 PAGES = (
     ("/", "Tổng quan", ()),
-    ("/ban-tin", "Bản tin", ("preview", "upload", "approve", "reject", "withdraw")),
+    ("/ban-tin", "Bản tin", ("preview", "upload", "approve", "reject", "withdraw", "play_now")),
     ("/nhat-ky", "Nhật ký", ("log",)),
     ("/bao-cao", "Báo cáo", ("reports",)),
 )
@@ -93,9 +101,33 @@ _CHECKS = {
         "reports",
         "confirm_clock",
         "acknowledge_alarm",
+        "stop",
+        "relay_off",
+        "play_now",
     )
 }
 _DECISIONS = {"duyet": "approve", "tu-choi": "reject", "rut": "withdraw"}
+
+
+def _fold(text: str) -> str:
+    """Lower case without diacritics or punctuation: "Dịch vụ công" and "dich-vu-cong" fold alike."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    return " ".join("".join(c if c.isalnum() else " " for c in bare).split())
+
+
+def topic_slug(typed: str) -> str | None:
+    """The topic a person means by what they typed: its slug, its name, or a unique part of the name."""
+    if not typed:
+        return None
+    if typed in TOPICS:
+        return typed
+    want = _fold(typed)
+    exact = [slug for slug, name in TOPICS.items() if want in (_fold(name), _fold(slug))]
+    if exact:
+        return exact[0]
+    partial = [slug for slug, name in TOPICS.items() if len(want) >= 3 and want in _fold(name)]
+    return partial[0] if len(partial) == 1 else None
 
 
 def _time(value: str | None, fmt: str = "%H:%M:%S") -> str:
@@ -310,6 +342,8 @@ def install(app: FastAPI, service: StationService) -> None:
             raise HTTPException(404)
         who = await check(request, action)
         reason = ""
+        if action == "withdraw" and not await confirmed(request):
+            return await bulletins_page(request, who, error=NEEDS_CONFIRMATION, status_code=422)
         if action == "reject":
             reason = str((await request.form()).get("reason") or "").strip()[:500]
             if not reason:
@@ -319,6 +353,58 @@ def install(app: FastAPI, service: StationService) -> None:
         except PlayoutError as exc:
             return await bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
         return RedirectResponse(f"/ban-tin?xong={verb}", status_code=303)
+
+    # -- a technician's buttons: stop, relay off, play now (each confirmed by a second click) ---------------
+
+    async def confirmed(request: Request) -> bool:
+        return (await request.form()).get(CONFIRM_FIELD) == "co"
+
+    @router.post("/phat/dung")
+    @guarded
+    async def stop(request: Request):
+        who = await check(request, "stop")
+        if not await confirmed(request):
+            return await overview_page(request, who, error=NEEDS_CONFIRMATION, status_code=422)
+        stopped = await run_in_threadpool(service.stop, who.name)
+        logger.warning("playback stop on the web page by %s: %s", who.name, stopped)
+        return RedirectResponse(f"/?xong={'dung-phat' if stopped else 'khong-phat'}", status_code=303)
+
+    @router.post("/loa/tat")
+    @guarded
+    async def relay_off(request: Request):
+        who = await check(request, "relay_off")
+        if not await confirmed(request):
+            return await overview_page(request, who, error=NEEDS_CONFIRMATION, status_code=422)
+        still_on = await run_in_threadpool(service.relay_off, who.name)
+        logger.warning("relay off on the web page by %s (still on: %s)", who.name, still_on)
+        if still_on:
+            return await overview_page(
+                request,
+                who,
+                error="Rơ-le loa vẫn bật: kiểm tra dây nối và nhật ký hệ thống.",
+                status_code=503,
+            )
+        return RedirectResponse("/?xong=tat-loa", status_code=303)
+
+    @router.post("/phat/ngay/{bulletin_id}")
+    @guarded
+    async def play_now(request: Request, bulletin_id: Annotated[str, FastApiPath(max_length=64)]):
+        who = await check(request, "play_now")
+        if not await confirmed(request):
+            return await bulletins_page(request, who, error=NEEDS_CONFIRMATION, status_code=422)
+        bulletin = service.bulletin(bulletin_id)
+        if bulletin is None:
+            return await bulletins_page(request, who, error="Không có bản tin này.", status_code=404)
+        if bulletin.status != "ready":
+            return await bulletins_page(
+                request,
+                who,
+                error="Bản tin chưa sẵn sàng để phát (chưa đọc xong hoặc bị lỗi).",
+                status_code=409,
+            )
+        slot = await run_in_threadpool(service.play_now, bulletin, who.name)
+        logger.warning("play now on the web page by %s: %s (%s)", who.name, bulletin.title, slot)
+        return RedirectResponse("/?xong=phat-ngay", status_code=303)
 
     # -- as-run log ------------------------------------------------------------------------------------------
 
@@ -336,8 +422,14 @@ def install(app: FastAPI, service: StationService) -> None:
                 until = dt.datetime.combine(day, dt.time(), tzinfo=service.tz)
         except ValueError:
             errors.append("Ngày không hợp lệ (dạng năm-tháng-ngày).")
+        if since and until and since >= until:
+            errors.append("Ngày bắt đầu đang sau ngày kết thúc: không có lượt phát nào trong khoảng này.")
         status = q.get("trang_thai") if q.get("trang_thai") in PLAY_STATUSES else None
-        topic = (q.get("chu_de") or "").strip()[:50] or None
+        typed = (q.get("chu_de") or "").strip()[:100]
+        topic = topic_slug(typed)
+        if typed and topic is None:
+            errors.append(f"Không có chủ đề “{typed}”. Chọn một chủ đề trong danh sách.")
+            topic = typed[:50]  # still filtered: nothing matches, which is what the message says
         statuses = [status] if status else None
         rows = await run_in_threadpool(
             lambda: service.plays(since=since, until=until, status=statuses, topic=topic, limit=300)
@@ -354,7 +446,8 @@ def install(app: FastAPI, service: StationService) -> None:
             rows=rows,
             csv_url=csv_url.rstrip("?"),
             statuses=reports.STATUS_NAMES,
-            filters={"tu": q.get("tu", ""), "den": q.get("den", ""), "trang_thai": status, "chu_de": topic},
+            filters={"tu": q.get("tu", ""), "den": q.get("den", ""), "trang_thai": status, "chu_de": typed},
+            topics=TOPICS,
             errors=errors,
         )
 
@@ -367,11 +460,13 @@ def install(app: FastAPI, service: StationService) -> None:
         now = service.now()
         year, month = now.year, now.month
         chosen = request.query_params.get("thang", "")
+        error = None
         try:
             if chosen:
                 year, month = (int(part) for part in chosen.split("-", 1))
             result = await run_in_threadpool(service.report, "month", year, month)
-        except ValueError:  # a bad ?thang= shows the current month
+        except ValueError:  # a bad ?thang= shows the current month, and says so
+            error = f"Tháng “{chosen[:20]}” không hợp lệ (dạng năm-tháng, vd. 2026-11): đang xem tháng này."
             year, month = now.year, now.month
             result = await run_in_threadpool(service.report, "month", year, month)
         return page(
@@ -383,6 +478,7 @@ def install(app: FastAPI, service: StationService) -> None:
             chart=Markup(reports.weekly_chart_svg(result)),  # built with every text escaped
             statuses=reports.STATUS_NAMES,
             csv_url=f"/api/reports/month/{year}/{month}.csv",
+            error=error,
         )
 
     app.include_router(router)

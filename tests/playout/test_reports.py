@@ -14,6 +14,7 @@ from playout.asrun import COLUMNS, AsRunLog, Slot
 from playout.intake import TOPICS
 from playout.reports import (
     PLAYS_CSV_HEADERS,
+    STATUS_NAMES,
     DepartmentQuota,
     ReportSettings,
     build_report,
@@ -250,8 +251,11 @@ def test_report_csv_is_excel_friendly_and_round_trips(log):
 
 def test_plays_csv_follows_asrun_columns(log):
     rows = _read_csv(plays_csv(log.plays(limit=10_000)))
-    assert rows[0] == list(PLAYS_CSV_HEADERS.values()) and len(rows[0]) == len(COLUMNS)
-    assert rows[0][:5] == ["STT", "Mã khung giờ", "Khung giờ", "Giờ theo lịch", "Trạng thái"]
+    assert rows[0] == [*PLAYS_CSV_HEADERS.values(), "Trạng thái"] and len(rows[0]) == len(COLUMNS) + 1
+    # Programs read the slug, people the words (the last column).
+    status = rows[0].index("Mã trạng thái")
+    assert all(STATUS_NAMES[r[status]] == r[-1] for r in rows[1:])
+    assert rows[0][:5] == ["STT", "Mã khung giờ", "Khung giờ", "Giờ theo lịch", "Mã trạng thái"]
     tricky = [r for r in rows if r[COLUMNS.index("title")] == TRICKY_TITLE]
     assert len(tricky) == 1 and tricky[0][COLUMNS.index("window")] == "sáng"
     assert tricky[0][COLUMNS.index("status")] == "played"

@@ -120,7 +120,7 @@ def test_wrong_password_shows_the_form_again_then_rate_limits(station):
     [
         ("hoa", ["/", "/ban-tin"], ["/nhat-ky", "/bao-cao"]),
         ("duyet", ["/", "/ban-tin"], ["/nhat-ky", "/bao-cao"]),
-        ("lan", ["/", "/nhat-ky", "/bao-cao"], ["/ban-tin"]),
+        ("lan", ["/", "/nhat-ky", "/bao-cao", "/ban-tin"], []),  # bulletins: to play one now
     ],
 )
 def test_each_role_sees_its_pages_and_a_vietnamese_403_elsewhere(station, name, allowed, refused):
@@ -146,7 +146,7 @@ def test_pages_show_the_station_and_escape_office_text(station):
     assert 'action="/ban-tin/tai-len"' not in approver and "<audio" not in approver
     tech, _ = logged_in(station, "lan")
     log = tech.get("/nhat-ky", params={"trang_thai": "missed"}).text
-    assert "Bị lỡ" in log and "Trạm khởi động lại muộn" in log and "trực tuyến" not in log
+    assert "Bị lỡ" in log and "Trạm khởi động lại muộn" in log and "&lt;trực tuyến&gt;" not in log
     assert 'href="/api/plays.csv?status=missed"' in log
     report = tech.get("/bao-cao").text
     assert "<svg" in report and "Số lần phát mỗi tuần" in report
@@ -382,5 +382,79 @@ def test_operator_approver_and_technician_in_a_real_browser(station, tmp_path):
             tech.click("nav >> text=Báo cáo")
             assert tech.locator("main svg").count() == 1
             shot(tech, "bao-cao")
+        finally:
+            browser.close()
+
+
+def test_the_technician_on_a_phone_plays_stops_and_reads_the_log(station):
+    """Play now, stop and relay off each take a second click; the log is cards at 390 px; filters say
+    what is wrong with them."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+    with serve(create_app(station)) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        try:
+            tech = login(browser, base, "lan")
+            assert tech.locator("#thao-tac summary:has-text('Dừng phát')").count() == 0  # nothing on air
+            tech.click("nav >> text=Bản tin")
+            bulletin = station.library.ready()[0]
+            card = tech.locator(f'.card[data-id="{bulletin.id}"]')
+            card.locator("summary:has-text('Phát ngay')").click()
+            shot(tech, "phat-ngay-xac-nhan")
+            assert not station.relay.is_on  # the first click only asks
+            card.locator("button:has-text('Xác nhận phát ngay')").click()
+            tech.wait_for_url(base + "/?xong=phat-ngay")
+            assert "Đã bắt đầu phát" in tech.inner_text(".msg.ok")
+            deadline = time.monotonic() + 10
+            while not station.relay.is_on and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert station.relay.is_on
+            tech.reload()
+            tech.click("#thao-tac summary:has-text('Dừng phát')")
+            shot(tech, "dung-phat-xac-nhan")
+            tech.click("button:has-text('Xác nhận dừng phát')")
+            tech.wait_for_url(re.compile(r"xong=(dung-phat|khong-phat)"))
+            deadline = time.monotonic() + 10
+            while station.relay.is_on and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not station.relay.is_on
+            row = station.log.plays(limit=1)[0]
+            assert row["status"] == "interrupted" and "lan" in (row["error"] or "")
+            tech.click("#thao-tac summary:has-text('Tắt loa')")
+            tech.click("button:has-text('Xác nhận tắt loa')")
+            assert "Đã tắt rơ-le loa" in tech.inner_text(".msg.ok")
+            # A POST without the second click does nothing.
+            csrf = tech.locator("input[name=csrf_token]").first.get_attribute("value")
+            bare = tech.request.post(base + "/loa/tat", form={"csrf_token": csrf})
+            assert bare.status == 422 and "xác nhận" in bare.text()
+
+            # The as-run log on a phone: cards, every relay time and error on screen, statuses in words.
+            tech.goto("/nhat-ky")
+            assert tech.locator("thead").is_hidden()
+            played = tech.locator("tr.play", has_text="Đã phát").first
+            relay_on = played.locator("td[data-label='Bật loa']")
+            box = relay_on.bounding_box()
+            assert relay_on.is_visible() and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+            missed = tech.locator("tr.play", has_text="Bị lỡ").first
+            assert missed.locator("td.error").is_visible()
+            assert "Trạm khởi động lại muộn" in missed.inner_text()
+            shot(tech, "nhat-ky-dien-thoai")
+            # A topic by its name, a range the wrong way round, a month that is not one.
+            tech.fill("#chu_de", "Dịch vụ công")
+            tech.click("button:has-text('Lọc')")
+            tech.wait_for_url(re.compile(r"chu_de="))
+            assert tech.locator(".msg.err").count() == 0
+            assert tech.locator("tr.play", has_text="Đã phát").count() >= 1
+            tech.fill("#tu", "2026-12-10")
+            tech.fill("#den", "2026-12-01")
+            tech.click("button:has-text('Lọc')")
+            assert "ngày bắt đầu đang sau ngày kết thúc" in tech.inner_text(".msg.err").lower()
+            tech.goto("/nhat-ky?chu_de=khong-co-chu-de-nay")
+            assert "Không có chủ đề" in tech.inner_text(".msg.err")
+            tech.goto("/bao-cao?thang=2026-13")
+            assert "không hợp lệ" in tech.inner_text(".msg.err")
+            shot(tech, "bao-cao-thang-sai")
         finally:
             browser.close()
