@@ -1,7 +1,8 @@
 """The station's HTTP front: the JSON API, the web page for people and the Prometheus metrics.
 
     create_app(service) ──► FastAPI app, served by the daemon (uvicorn, playout.limits) on api.host:api.port
-        api.py       /api/… (JSON, OpenAPI at /docs) and /metrics; ``playout_error`` answers every refusal
+        api.py       /api/… (JSON, schema at /openapi.json) and /metrics; ``playout_error`` answers refusals
+        docs.py      /docs: the API reference as a plain page, rendered here (works without Internet)
         web.py       /, /ban-tin, /nhat-ky, /bao-cao, /dang-nhap (Vietnamese HTML, templates/web/)
         metrics.py   the Prometheus collector behind /metrics
 
@@ -24,7 +25,7 @@ from fastapi import FastAPI
 
 from playout import __version__
 from playout.errors import PlayoutError
-from playout.http import api, web
+from playout.http import api, docs, web
 from playout.limits import BodyLimit
 from playout.service import StationService
 
@@ -40,6 +41,9 @@ def create_app(service: StationService) -> FastAPI:
         version=__version__,
         description="Trạm phát thanh phường: bản tin, mã QR, nhật ký phát sóng, báo cáo, tình trạng trạm",
         responses=api.errors(401, 403),
+        # /docs is the station's own page (playout.http.docs): FastAPI's loads Swagger UI from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     # playout.auth's dependencies find the authenticator here; the daemon reloads accounts through it too.
@@ -49,4 +53,5 @@ def create_app(service: StationService) -> FastAPI:
     app.add_middleware(BodyLimit, rules=api.upload_rules())
     api.install(app, service)
     web.install(app, service)
+    docs.install(app, web.environment())
     return app

@@ -139,6 +139,12 @@ def _time(value: str | None, fmt: str = "%H:%M:%S") -> str:
         return value
 
 
+def environment() -> Environment:
+    """The Jinja2 environment of the station's pages (cached: one per process is enough)."""
+    return _environment()
+
+
+@functools.cache
 def _environment() -> Environment:
     # ChainableUndefined: a key missing from health() (an older or half-started station) shows as blank
     # instead of failing the whole page, which is the page a technician opens when something is wrong.

@@ -458,3 +458,27 @@ def test_the_technician_on_a_phone_plays_stops_and_reads_the_log(station):
             shot(tech, "bao-cao-thang-sai")
         finally:
             browser.close()
+
+
+def test_the_api_reference_works_without_internet(station):
+    """/docs is served whole by the station: a Pi on a LAN without Internet still shows it."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with serve(create_app(station)) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_context(viewport=PHONE, base_url=base).new_page()
+            asked = []
+            page.on("request", lambda r: asked.append(r.url))
+            page.goto("/docs")
+            assert asked and all(url.startswith(base) for url in asked), asked
+            assert "Tải kịch bản lên (chờ duyệt)" in page.content()
+            op = page.locator("section.op", has_text="/api/bulletins/{bulletin_id}/play-now")
+            assert op.count() == 1 and "Phát ngay bản tin" in op.inner_text()
+            assert "404" in op.inner_text() and "bulletin_id" in op.inner_text()
+            page.click("nav.toc a:has-text('/api/plays.csv')")
+            shot(page, "api-docs")
+            assert page.request.get(base + "/openapi.json").json()["openapi"].startswith("3.")
+        finally:
+            browser.close()
