@@ -5,6 +5,7 @@ All audio inside the pipeline is mono float32 in [-1, 1]; it becomes 16-bit PCM 
 
 from __future__ import annotations
 
+import struct
 from functools import lru_cache
 from math import gcd
 
@@ -142,13 +143,22 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resample_poly(samples.astype(np.float32, copy=False), to_rate, from_rate)
 
 
-def to_pcm16(samples: np.ndarray, *, dither_seed: int | None = None, chunk: int = 1 << 16) -> np.ndarray:
+def to_pcm16(
+    samples: np.ndarray,
+    *,
+    dither_seed: int | None = None,
+    chunk: int = 1 << 16,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """16-bit PCM, optionally with TPDF dither (one LSB peak) so quiet fades do not turn into grit.
 
     Chunked so a 3-minute bulletin never needs float copies of itself on a small Pi; a fixed seed keeps
-    the output identical for identical input (the render cache and the tests rely on that).
+    the output identical for identical input (the render cache and the tests rely on that).  ``samples``
+    may be anything with ``len()`` whose slices are float32 arrays (``tts.fit.Mix`` computes the
+    bulletin a slice at a time); ``out`` receives the PCM (the data of a ``wav_buffer``, say).
     """
-    out = np.empty(len(samples), dtype="<i2")
+    if out is None:
+        out = np.empty(len(samples), dtype="<i2")
     rng = np.random.default_rng(dither_seed) if dither_seed is not None else None
     for start in range(0, len(samples), chunk):
         x = samples[start : start + chunk] * np.float32(32768.0)
@@ -160,3 +170,29 @@ def to_pcm16(samples: np.ndarray, *, dither_seed: int | None = None, chunk: int 
 
 def from_pcm16(pcm: np.ndarray) -> np.ndarray:
     return pcm.astype(np.float32) / 32768.0
+
+
+def as_float32(samples: np.ndarray) -> np.ndarray:
+    """float32 samples from float32 audio (as is) or from 16-bit PCM (``from_pcm16``'s values).
+
+    The meters take either and convert a chunk at a time: a written bulletin is measured from its PCM
+    without a float copy of the whole of it.
+    """
+    return from_pcm16(samples) if samples.dtype == np.int16 else samples
+
+
+WAV_HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
+
+
+def wav_buffer(frames: int, rate: int) -> tuple[bytearray, np.ndarray]:
+    """A mono 16-bit WAV file of ``frames`` silent frames, and its samples as a writable int16 view.
+
+    The same 44-byte header soundfile writes (tests/tts/test_audio.py compares them), so the render can
+    quantize straight into the bytes it stores: no PCM array, WAV copy and ``bytes`` copy side by side.
+    """
+    size = 2 * frames
+    wav = bytearray(WAV_HEADER.size + size)
+    WAV_HEADER.pack_into(
+        wav, 0, b"RIFF", 36 + size, b"WAVE", b"fmt ", 16, 1, 1, rate, 2 * rate, 2, 16, b"data", size
+    )
+    return wav, np.frombuffer(wav, dtype="<i2", offset=WAV_HEADER.size)

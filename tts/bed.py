@@ -46,21 +46,87 @@ def _chord_templates(rate: int) -> tuple[np.ndarray, ...]:
     return tuple(templates)
 
 
+class Bed:
+    """A bed of ``len(bed)`` samples at unit RMS, computed a block at a time.
+
+    The render lays it under a bulletin a chunk at a time (``tts.fit.Mix``), so a long fill never needs
+    a whole-length array; ``bed.block(0, len(bed))`` is the whole of it.
+    """
+
+    def __len__(self) -> int:
+        return self.n
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start`` to ``stop`` (a new float32 array the caller may change)."""
+        raise NotImplementedError
+
+
+class GeneratedBed(Bed):
+    """The station's chord pad: the chord templates overlap-added every four seconds, at unit RMS.
+
+    A sample is the sum of the (at most two) templates over it, whichever block it is computed in, so
+    blocks are the same values as the pad made in one piece; the RMS is summed a block at a time.
+    """
+
+    def __init__(self, duration_s: float, rate: int, chunk: int = 1 << 16):
+        self.n = max(0, int(round(duration_s * rate)))
+        self.templates = _chord_templates(rate)
+        self.hop = int(round(_CHORD_S * rate))
+        energy = 0.0
+        for start in range(0, self.n, chunk):
+            raw = self._raw(start, min(self.n, start + chunk))
+            energy += float(np.dot(raw, raw.astype(np.float64)))
+        self.scale = np.float32(np.sqrt(energy / self.n) if self.n else 0.0) or np.float32(1.0)
+
+    def _raw(self, start: int, stop: int) -> np.ndarray:
+        # Template k starts at k * hop on a timeline that begins half a template early (one hop), so the
+        # pad is already full at sample 0.
+        width = len(self.templates[0])
+        lo, hi = start + self.hop, stop + self.hop
+        out = np.zeros(stop - start, dtype=np.float32)
+        for k in range(max(0, (lo - width) // self.hop + 1), (hi - 1) // self.hop + 1):
+            pos = k * self.hop
+            a, b = max(lo, pos), min(hi, pos + width)
+            out[a - lo : b - lo] += self.templates[k % len(self.templates)][a - pos : b - pos]
+        return out
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        out = self._raw(start, stop)
+        out /= self.scale
+        return out
+
+
+class MusicBed(Bed):
+    """The configured music looped to length: each loop fades in over the last ``fade`` samples of the
+    one before (the loop point is a cross-fade, not a click)."""
+
+    def __init__(self, music: np.ndarray, duration_s: float, rate: int):
+        self.music = music
+        self.n = max(0, int(round(duration_s * rate)))
+        self.fade = min(int(0.5 * rate), len(music) // 4)
+        self.ramp = np.linspace(0.0, 1.0, self.fade, dtype=np.float32)
+        self.period = len(music) - self.fade  # loop j starts at j * period
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        i = np.arange(start, stop)
+        loop, offset = np.divmod(i, self.period)
+        out = self.music[offset]
+        # The first ``fade`` samples of a loop overlap the end of the loop before.  A loop exists only
+        # if the one before it ended short of the bed's end; otherwise they are that loop's last samples.
+        overlap = np.flatnonzero((loop > 0) & (offset < self.fade))
+        if overlap.size:
+            at = offset[overlap]
+            before = self.music[at + self.period]
+            fresh = (loop[overlap] - 1) * self.period + len(self.music) < self.n
+            r = self.ramp[at]
+            out[overlap] = np.where(fresh, before * (1.0 - r) + self.music[at] * r, before)
+        return out
+
+
 def generated_bed(duration_s: float, rate: int) -> np.ndarray:
     """A soft chord pad of ``duration_s`` seconds, unit RMS."""
-    n = int(round(duration_s * rate))
-    if n <= 0:
-        return np.zeros(0, dtype=np.float32)
-    templates = _chord_templates(rate)
-    hop = int(round(_CHORD_S * rate))
-    width = len(templates[0])
-    # Start half a template early so the pad is already full at sample 0.
-    out = np.zeros(n + 2 * width, dtype=np.float32)
-    for k, pos in enumerate(range(0, n + width, hop)):
-        out[pos : pos + width] += templates[k % len(templates)]
-    out = out[hop : hop + n]
-    rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2))) or 1.0
-    return out / np.float32(rms)
+    bed = GeneratedBed(duration_s, rate)
+    return bed.block(0, len(bed))
 
 
 @lru_cache(maxsize=2)
@@ -79,28 +145,24 @@ def _load_music(path: str, mtime: float, rate: int) -> np.ndarray:
     return (samples / rms).astype(np.float32)
 
 
-def music_bed(path: Path, duration_s: float, rate: int) -> np.ndarray:
-    """The configured music, looped with a short cross-fade to ``duration_s``, unit RMS."""
+def music_source(path: Path, duration_s: float, rate: int) -> MusicBed:
+    """The configured music as a ``Bed`` of ``duration_s`` seconds (unit RMS)."""
     if not path.is_file():
         raise RenderError(f"Không tìm thấy tệp nhạc nền {path}", code="MUSIC_BED_UNREADABLE")
-    music = _load_music(str(path), path.stat().st_mtime, rate)
-    n = int(round(duration_s * rate))
-    fade = min(int(0.5 * rate), len(music) // 4)
-    out = np.zeros(n, dtype=np.float32)
-    pos = 0
-    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-    while pos < n:
-        overlap = fade if pos > 0 else 0
-        pos -= overlap  # overlap the loop point so the join is a cross-fade, not a click
-        piece = music[: n - pos].copy()
-        k = min(overlap, len(piece))
-        if k:
-            out[pos : pos + k] *= 1.0 - ramp[:k]
-            piece[:k] *= ramp[:k]
-        out[pos : pos + len(piece)] += piece
-        pos += len(piece)
-    return out
+    return MusicBed(_load_music(str(path), path.stat().st_mtime, rate), duration_s, rate)
+
+
+def music_bed(path: Path, duration_s: float, rate: int) -> np.ndarray:
+    """The configured music, looped with a short cross-fade to ``duration_s``, unit RMS."""
+    bed = music_source(path, duration_s, rate)
+    return bed.block(0, len(bed))
+
+
+def bed_source(duration_s: float, rate: int, path: Path | None) -> Bed:
+    """The bulletin's bed, to be computed a block at a time: the configured music, else the pad."""
+    return music_source(path, duration_s, rate) if path else GeneratedBed(duration_s, rate)
 
 
 def make_bed(duration_s: float, rate: int, path: Path | None) -> np.ndarray:
-    return music_bed(path, duration_s, rate) if path else generated_bed(duration_s, rate)
+    bed = bed_source(duration_s, rate, path)
+    return bed.block(0, len(bed))

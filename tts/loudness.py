@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from tts.audio import db_to_gain, resample_poly
+from tts.audio import as_float32, db_to_gain, resample_poly
 
 logger = logging.getLogger(__name__)
 
@@ -138,10 +137,12 @@ class _KWeighting:
 
 
 def _k_weighted_power(samples: np.ndarray, rate: int, block: int = 1) -> Iterator[np.ndarray]:
-    """The squared K-weighted signal in float64, a chunk (whole ``block``s) at a time."""
+    """The squared K-weighted signal in float64, a chunk (whole ``block``s) at a time.
+
+    ``samples`` are float32, or 16-bit PCM read as ``from_pcm16`` would (a chunk at a time)."""
     kw = _KWeighting(rate, block)
     for start in range(0, len(samples), kw.step):
-        y = kw(samples[start : start + kw.step])
+        y = kw(as_float32(samples[start : start + kw.step]))
         yield np.square(y, out=y)
 
 
@@ -200,6 +201,8 @@ def integrated_lufs(samples: np.ndarray, rate: int) -> float:
     """Integrated loudness (LUFS, gated, BS.1770); -inf for silence or clips under 0.4 s.
 
     Metered in chunks: memory stays a few MiB however long the bulletin (tests hold it to pyloudnorm).
+    ``samples`` may be 16-bit PCM, read as ``tts.audio.from_pcm16`` reads it: a written bulletin is
+    measured without a float copy of it.
     """
     if len(samples) < int(BLOCK_S * rate):
         return float("-inf")
@@ -214,7 +217,7 @@ def true_peak_dbtp(samples: np.ndarray, chunk: int = 1 << 16) -> float:
 
     The oversampling is ``scipy.signal.resample_poly(x, 4, 1)``'s (``tts.audio.resample_poly``, float32
     sums: within 1e-5 dB of scipy's float64).  Done in overlapping chunks so a 3-minute bulletin never
-    needs a 4x copy of itself in memory.
+    needs a 4x copy of itself in memory.  ``samples`` may be 16-bit PCM (see ``integrated_lufs``).
     """
     if len(samples) == 0:
         return float("-inf")
@@ -222,7 +225,7 @@ def true_peak_dbtp(samples: np.ndarray, chunk: int = 1 << 16) -> float:
     peak = 0.0
     for start in range(0, len(samples), chunk):
         lo = max(0, start - overlap)
-        block = samples[lo : start + chunk + overlap].astype(np.float32, copy=False)
+        block = as_float32(samples[lo : start + chunk + overlap]).astype(np.float32, copy=False)
         up = resample_poly(block, 4, 1)
         # Ignore the filter's edge ringing; the overlap makes sure those samples are covered elsewhere.
         inner = up[4 * (start - lo) : 4 * (start - lo + chunk)] if len(up) > 8 * overlap else up
@@ -251,10 +254,19 @@ def _block_peaks(samples: np.ndarray, rate: int, gain: float = 1.0, chunk: int =
 
 def minimum_filter(x: np.ndarray, size: int) -> np.ndarray:
     """``scipy.ndimage.minimum_filter1d(x, size, mode="nearest")``: the least of each ``size`` window
-    centred on a sample (the edges repeated), the same values to the bit."""
+    centred on a sample (the edges repeated), the same values to the bit.
+
+    Minima of windows of 2, 4, 8, ... samples are built by doubling; a window of ``size`` is covered
+    exactly by two overlapping windows of the largest power of two within it.  A handful of whole-array
+    ``np.minimum`` calls, however wide the window.
+    """
     left = size // 2
-    padded = np.pad(x, (left, size - 1 - left), mode="edge")
-    return sliding_window_view(padded, size).min(axis=1)
+    m = np.pad(x, (left, size - 1 - left), mode="edge")
+    width = 1
+    while 2 * width <= size:
+        m = np.minimum(m[:-width], m[width:])  # m[i] is now the least of padded[i : i + 2 * width]
+        width *= 2
+    return np.minimum(m[: len(x)], m[size - width : size - width + len(x)])
 
 
 def uniform_filter(x: np.ndarray, size: int) -> np.ndarray:
@@ -279,7 +291,14 @@ def _limiter_gain(samples: np.ndarray, rate: int, ceiling: float) -> np.ndarray 
     return _gain_from_peaks(_block_peaks(samples, rate), ceiling)
 
 
-def limit(samples: np.ndarray, rate: int, ceiling_dbfs: float, *, gain: float = 1.0) -> np.ndarray:
+def limit(
+    samples: np.ndarray,
+    rate: int,
+    ceiling_dbfs: float,
+    *,
+    gain: float = 1.0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """A look-ahead peak limiter: no sample of ``samples * gain`` above ``ceiling_dbfs``.
 
     The gain is computed on 1 ms blocks: each block gets the gain its loudest sample needs, that gain
@@ -288,25 +307,33 @@ def limit(samples: np.ndarray, rate: int, ceiling_dbfs: float, *, gain: float = 
     smoothing nor the interpolation can let the peak through, and gain changes ramp in before a peak
     instead of chopping it (no clicks on speech).  Working on blocks keeps a 3-minute bulletin at a few
     tens of milliseconds on a Pi.  ``gain`` is applied on the way (the same result as limiting
-    ``samples * np.float32(gain)``) so a caller needs no scaled copy of the whole bulletin.
+    ``samples * np.float32(gain)``) so a caller needs no scaled copy of the whole bulletin.  The result
+    goes to ``out`` if given (float32, ``samples`` itself to limit in place) and is returned.
     """
     ceiling = db_to_gain(ceiling_dbfs)
     g = np.float32(gain)
     smooth = _gain_from_peaks(_block_peaks(samples, rate, gain), ceiling)
-    if smooth is None:
+    if smooth is None and out is None:
         return samples if gain == 1.0 else samples * g
+    if out is None:
+        out = np.empty_like(samples, dtype=np.float32)
     block = max(1, rate // 1000)
-    out = np.empty_like(samples, dtype=np.float32)
     step = 1 << 16  # interpolate in pieces: a float64 gain curve for 3 minutes would be 35 MB
     for start in range(0, len(samples), step):
         stop = min(len(samples), start + step)
+        # Each piece is read before it is written: ``out`` may be ``samples``.
+        piece = samples[start:stop] * g if gain != 1.0 else samples[start:stop]
+        if smooth is None:
+            out[start:stop] = piece
+            continue
         # Only the block centres around this piece (one either side): the same interpolation.
         first, end = max(0, start // block - 1), min(len(smooth), stop // block + 2)
         centres = np.arange(first, end, dtype=np.float64) * block + (block - 1) / 2
         curve = np.interp(np.arange(start, stop, dtype=np.float64), centres, smooth[first:end])
-        out[start:stop] = (samples[start:stop] * g if gain != 1.0 else samples[start:stop]) * curve
-    # Interpolation past the last centre and float rounding are the only ways over; clip guards them.
-    np.clip(out, -ceiling, ceiling, out=out)
+        out[start:stop] = piece * curve
+    if smooth is not None:
+        # Interpolation past the last centre and float rounding are the only ways over; clip guards them.
+        np.clip(out, -ceiling, ceiling, out=out)
     return out
 
 
@@ -362,12 +389,14 @@ def normalize(
     ceiling_dbtp: float,
     tolerance_lu: float,
     measured_lufs: float | None = None,
+    out: np.ndarray | None = None,
 ) -> LoudnessResult:
     """Bring ``samples`` to ``target_lufs``, limited to ``LIMITER_MARGIN_DB`` under ``ceiling_dbtp``.
 
     One meter reading up front; the limiter's loss is then predicted (``_LoudnessPredictor``) and the
     gain corrected until the prediction is on target.  The caller measures the result with the meter
-    (``integrated_lufs``) and calls again with ``measured_lufs`` if it is still off.
+    (``integrated_lufs``) and calls again with ``measured_lufs`` if it is still off.  ``out=samples``
+    normalizes in place (the render's speech: one float copy of it fewer).
     """
     predictor = None
     measured = measured_lufs
@@ -377,7 +406,9 @@ def normalize(
         predictor = _LoudnessPredictor(samples, rate, meter)
         measured = meter.lufs() if meter is not None else float("-inf")
     if not np.isfinite(measured):
-        return LoudnessResult(samples, measured, 0.0, 0)
+        if out is not None and out is not samples:
+            out[:] = samples
+        return LoudnessResult(samples if out is None else out, measured, 0.0, 0)
     gain_db = target_lufs - measured
     ceiling = ceiling_dbtp - LIMITER_MARGIN_DB
     # Louder input means more limiting, so loudness grows slower than the gain: secant steps on the
@@ -400,6 +431,6 @@ def normalize(
         previous = (gain_db, predicted)
         gain_db += (target_lufs - predicted) / slope
     del predictor, peaks, envelope  # per-millisecond arrays: not needed while the output exists
-    out = limit(samples, rate, ceiling, gain=db_to_gain(gain_db))
+    out = limit(samples, rate, ceiling, gain=db_to_gain(gain_db), out=out)
     logger.debug("loudness: %.2f LUFS, gain %+.2f dB after %d passes", measured, gain_db, passes)
     return LoudnessResult(out.astype(np.float32, copy=False), float("nan"), gain_db, passes)

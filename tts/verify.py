@@ -14,7 +14,7 @@ import numpy as np
 
 from playout.config import BulletinSettings
 from playout.errors import RenderError
-from tts.audio import FRAME_S, SILENCE_DBFS, active_s, frame_rms_db
+from tts.audio import FRAME_S, SILENCE_DBFS, active_s, as_float32, frame_rms_db
 from tts.loudness import integrated_lufs, true_peak_dbtp
 
 #: A sentence must sound for at least this share of the time its syllables need at the fastest rate.
@@ -41,7 +41,7 @@ def _frame_levels(samples: np.ndarray, rate: int, stop: int, chunk: int = 1 << 1
     two float32 copies of the bulletin that levelling it in one go costs (the render's memory peak)."""
     frame = max(1, int(rate * FRAME_S))
     step = max(1, chunk // frame) * frame
-    parts = [frame_rms_db(samples[s : min(stop, s + step)], rate) for s in range(0, stop, step)]
+    parts = [frame_rms_db(as_float32(samples[s : min(stop, s + step)]), rate) for s in range(0, stop, step)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
@@ -55,10 +55,12 @@ def _longest_run_s(quiet: np.ndarray) -> float:
 
 
 def measure(samples: np.ndarray, rate: int, settings: BulletinSettings, speech_end: int) -> Measurements:
-    # Each check looks at a prefix (slice lengths: a view costs nothing), so one pass of frame levels
-    # serves both: a prefix's frames are the first whole frames of the longer one.
-    before_fade = len(samples[: len(samples) - int(round(settings.fade_s * rate))])
-    speech = len(samples[:speech_end])
+    """The verifier's figures for ``samples``: float32, or the 16-bit PCM that will be written (read a
+    chunk at a time as ``from_pcm16`` reads it, so measuring costs no float copy of the bulletin)."""
+    # Each check looks at a prefix, so one pass of frame levels serves both: a prefix's frames are the
+    # first whole frames of the longer one.
+    before_fade = max(0, len(samples) - int(round(settings.fade_s * rate)))
+    speech = min(len(samples), max(0, speech_end))
     frame = max(1, int(rate * FRAME_S))
     levels = _frame_levels(samples, rate, max(before_fade, speech))
     return Measurements(
@@ -80,7 +82,9 @@ def verify(
     syllables: Sequence[int],
     measured: Measurements | None = None,
 ) -> Measurements:
-    """Raise RenderError (code RENDER_VERIFY_FAILED) listing every check that failed."""
+    """Raise RenderError (code RENDER_VERIFY_FAILED) listing every check that failed.
+
+    ``samples`` may be float32 or the 16-bit PCM to be written (see ``measure``)."""
     m = measured or measure(samples, rate, settings, spans[-1][1] if spans else 0)
     problems: list[str] = []
     expected_frames = int(round(settings.length_s * rate))
@@ -99,7 +103,7 @@ def verify(
     fastest = 1 + settings.rate_max_pct / 100
     for i, ((start, end), count) in enumerate(zip(spans, syllables, strict=False), 1):
         needed = count * MIN_SYLLABLE_S / fastest * MIN_SPEECH_SHARE
-        heard = active_s(samples[start:end], rate)
+        heard = active_s(as_float32(samples[start:end]), rate)
         if heard < needed:
             problems.append(f"câu {i} gần như không có tiếng ({heard:.2f} giây cho {count} tiếng)")
     if problems:
