@@ -6,15 +6,14 @@
 
 from __future__ import annotations
 
+from playout.onair import NowPlaying, _Interrupted
 from playout.station import (
     EMERGENCY_WINDOW,
     MAX_API_CONNECTIONS,
     NOTHING_READY,
     SLOT_WAIT_S,
     STUCK_MARGIN_S,
-    NowPlaying,
     Station,
-    _Interrupted,
 )
 
 __all__ = [

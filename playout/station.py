@@ -17,17 +17,13 @@ the monotonic clock every second; on a step it re-plans the jobs from the new ti
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import io
 import logging
 import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
 import watchfiles
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -45,6 +41,7 @@ from playout.http import create_app
 from playout.intake import MAX_SCRIPT_BYTES, is_script_file
 from playout.library import Bulletin, Library
 from playout.limits import ConnectionLimits, fd_budget, make_server
+from playout.onair import NowPlaying, OnAir, slot_length_s
 from playout.service import StationService
 from playout.storage import Alarms, disk_status, open_station_db
 from tts.normalize import StationLexicon, load_station_lexicon
@@ -73,16 +70,6 @@ STUCK_MARGIN_S = 30.0
 EMERGENCY_WINDOW = "khẩn cấp"
 
 
-@dataclass
-class NowPlaying:
-    bulletin: Bulletin
-    slot: Slot
-    row: int
-    stop: threading.Event
-    reason: str = ""
-    since: float = field(default_factory=time.monotonic)
-
-
 class Station:
     def __init__(
         self,
@@ -103,10 +90,8 @@ class Station:
         self._renderer = renderer
         self.serve_api = serve_api
         self.stopping = threading.Event()
-        self._air_lock = threading.Lock()
         self._windows_lock = threading.Lock()
         self._windows_busy: set[tuple[str, dt.date]] = set()
-        self._now: NowPlaying | None = None
         # One-off threads (catch-up, play now, emergencies): joined at stop, never a health criterion.
         self._threads: list[threading.Thread] = []
         # Long-lived workers whose death is a problem the watchdog reports.
@@ -192,6 +177,16 @@ class Station:
         self.approvals = ApprovalStore(cfg.paths.data / "playout.db", cfg.paths.data / "scripts", self.tz)
         self.library = Library(cfg, self.renderer, self.approvals)
         self.library.scan()
+        self.onair = OnAir(
+            settings=lambda: self.config,
+            relay=self.relay,
+            player=self.player,
+            log=self.log,
+            tz=self.tz,
+            stopping=self.stopping,
+            rerender=self.wake_library,
+            next_slot_text=self.next_slot_text,
+        )
         self.clock = StationClock(cfg.paths.data, self.tz)
         state = self.clock.check(fresh=True)
         if state.state == "unsynchronized":
@@ -327,7 +322,7 @@ class Station:
             worker = self._workers.get(name)
             if worker is not None and not worker.is_alive() and not self.stopping.is_set():
                 add(f"{name.upper()}_WORKER_DEAD", f"{label} đã dừng", True)
-        current = self._now
+        current = self.now_playing
         if current is not None:
             on_for = time.monotonic() - current.since
             limit = self.slot_length_s(current.bulletin) + STUCK_MARGIN_S
@@ -435,9 +430,7 @@ class Station:
             logger.error("scheduled job %s failed: %s", event.job_id, self.last_error)
 
     def slot_length_s(self, bulletin: Bulletin | None = None) -> float:
-        r = self.config.relay
-        length = bulletin.duration_s if bulletin and bulletin.duration_s else self.config.bulletin.length_s
-        return r.pre_roll_s + length + r.tail_s
+        return slot_length_s(self.config, bulletin)
 
     def catch_up(self) -> None:
         """After a start or a clock step: air today's slots still inside their window, log the rest missed."""
@@ -550,135 +543,28 @@ class Station:
             return bulletin
         return None
 
-    # -- the on-air sequence -------------------------------------------------------------------------------
+    # -- the on-air sequence (playout.onair) ---------------------------------------------------------------
 
     def air(self, bulletin: Bulletin, slot: Slot, key: str | None = None) -> str:
-        with self._air_lock:
-            outcome = self._air_locked(bulletin, slot, key)
-        if outcome == "unverified" and key and key.startswith("manual/"):
-            # A technician pressed "play now": say on the log why nothing aired.  (An emergency stays
-            # unclaimed instead, and airs as soon as its audio is rendered again.)
-            row = self.log.start(slot, bulletin, key)
-            if row is not None:
-                self.log.finish(row, "failed", error="tệp âm thanh không khớp với bản đã dựng; đang dựng lại")
-        return outcome
+        return self.onair.air(bulletin, slot, key)
 
-    def _verified_audio(self, bulletin: Bulletin):
-        """The bulletin's samples, if the cached file is the one the library rendered; else None.
+    def stop_playback(self, reason: str) -> bool:
+        onair = getattr(self, "onair", None)
+        return onair.stop(reason) if onair is not None else False
 
-        Checked before the slot is claimed and before the relay is keyed: a file deleted, truncated or
-        replaced behind the station's back must not key the amplifier for silence or for someone else's
-        audio (a 60 s tone once aired 31 s past the window's end, logged with the old hash).
-        """
-        path = bulletin.audio_path
-        want_sha = bulletin.summary.get("audio_sha256")
-        try:
-            data = path.read_bytes() if path is not None else None
-        except OSError as exc:
-            data, why = None, f"unreadable ({exc.strerror or exc})"
-        else:
-            why = "missing" if data is None else ""
-        if data is not None and want_sha and hashlib.sha256(data).hexdigest() != want_sha:
-            data, why = None, "changed since it was rendered (hash differs)"
-        samples = rate = None
-        if data is not None:
-            try:
-                samples, rate = sf.read(io.BytesIO(data), dtype="int16")
-            except (RuntimeError, TypeError, ValueError) as exc:
-                why = f"not a readable WAV ({exc})"
-            else:
-                expected = round(bulletin.duration_s * rate) if bulletin.duration_s else len(samples)
-                if len(samples) != expected:
-                    why, samples = f"{len(samples)} frames, expected {expected}", None
-        if samples is None:
-            logger.error("audio of %s (%s) %s: not airing it; rendering it again", bulletin.title, path, why)
-            bulletin.status, bulletin.audio_path, bulletin.summary = "pending", None, {}
-            self.wake_library()
-            return None
-        return samples, rate
+    @property
+    def _air_lock(self) -> threading.Lock:
+        return self.onair.lock
 
     def _air_locked(
         self, bulletin: Bulletin, slot: Slot, key: str | None = None, ends_by: dt.datetime | None = None
     ) -> str:
-        """Key → pre-roll → play → tail → unkey.  The one place the relay is keyed; released in finally.
+        return self.onair.air_locked(bulletin, slot, key, ends_by)
 
-        ``ends_by``: the window's end.  Whatever the file, the play is cut there, so nothing airs past it.
-        """
-        if self.stopping.is_set():
-            return "stopping"
-        if self.log.has_slot(key or slot.key):
-            return "duplicate"
-        audio = self._verified_audio(bulletin)
-        if audio is None:
-            return "unverified"
-        samples, rate = audio
-        row = self.log.start(slot, bulletin, key)
-        if row is None:
-            return "duplicate"  # this slot already has a row: it aired, failed or was logged before
-        r = self.config.relay
-        stop = threading.Event()
-        self._now = current = NowPlaying(bulletin, slot, row, stop)
-        cut = None
-        if ends_by is not None:
-            # The last line of defence for "never past the window": whatever slipped through, stop there.
-            cut = threading.Timer(
-                max(0.0, (ends_by - self.now()).total_seconds()),
-                lambda: self._cut(current, "hết khung giờ phát"),
-            )
-            cut.daemon = True
-            cut.start()
-        status, error = "failed", None
-        logger.info("on air: %s (%s) for slot %s", bulletin.title, bulletin.id[:12], slot.key)
-        notify.notify(f"STATUS=on air: {bulletin.title}")
-        try:
-            self.log.update(row, relay_on_at=self.relay.on().astimezone(self.tz))
-            if stop.wait(r.pre_roll_s):
-                raise _Interrupted
-            result = self.player.play(
-                samples,
-                rate,
-                stop=stop,
-                on_start=lambda t: self.log.update(row, audio_start_at=t.astimezone(self.tz)),
-            )
-            self.log.update(row, audio_end_at=result.ended_at.astimezone(self.tz), underruns=result.underruns)
-            if result.stopped:
-                raise _Interrupted
-            if result.underruns:
-                logger.warning("%d underrun(s) while airing %s", result.underruns, bulletin.title)
-            # The tail counts from the last frame, not from when the player returned (it drains first).
-            elapsed = (dt.datetime.now(dt.UTC) - result.ended_at).total_seconds()
-            stop.wait(max(0.0, r.tail_s - elapsed))
-            status = "played"
-        except _Interrupted:
-            status, error = "interrupted", self._now.reason or "dừng phát"
-        except PlayoutError as exc:
-            status, error = "failed", f"[{exc.code}] {exc.message}"
-            logger.error("airing %s failed: %s", bulletin.title, error)
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the relay goes off and the log says why
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
-            logger.exception("airing %s failed", bulletin.title)
-        finally:
-            off_at = self.relay.off()
-            if cut is not None:
-                cut.cancel()
-            self.log.finish(row, status, relay_off_at=off_at.astimezone(self.tz), error=error)
-            self._now = None
-            notify.notify(f"STATUS=on duty; next slot {self.next_slot_text()}")
-        logger.info("slot %s: %s", slot.key, status)
-        return status
-
-    def _cut(self, playing: NowPlaying, reason: str) -> None:
-        if self._now is playing:
-            self.stop_playback(reason)
-
-    def stop_playback(self, reason: str) -> bool:
-        current = self._now
-        if current is None:
-            return False
-        current.reason = reason
-        current.stop.set()
-        logger.warning("stopping playback of %s: %s", current.bulletin.title, reason)
-        return True
+    @property
+    def now_playing(self) -> NowPlaying | None:
+        onair = getattr(self, "onair", None)
+        return onair.now_playing if onair is not None else None
 
     def play_now(self, bulletin: Bulletin, who: str) -> str:
         """Air a bulletin at once, outside the windows (an admin's action, in the audit trail)."""
@@ -947,7 +833,7 @@ class Station:
 
     def health(self) -> dict:
         nxt = self.next_slot()
-        current = self._now
+        current = self.now_playing
         usage = shutil.disk_usage(self.config.paths.data)
         last = self.log.last() if hasattr(self, "log") else None
         problems = self.problems()
@@ -1043,10 +929,6 @@ class Station:
         logger.info(
             "relay %s at %s", "ON" if on else "OFF", at.astimezone(self.tz).isoformat(timespec="milliseconds")
         )
-
-
-class _Interrupted(Exception):
-    pass
 
 
 def _last_change(relay) -> str | None:
