@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import logging
 import math
 import time
 from collections.abc import Sequence
 
 import numpy as np
-import soundfile as sf
 
 from playout import __version__
 from playout.config import StationConfig
 from playout.errors import EngineError, EngineUnavailable, RenderError, ScriptTooLong
 from playout.intake import Script
 from tts import fit, loudness
-from tts.audio import from_pcm16, resample, to_pcm16
+from tts.audio import from_pcm16, resample, to_pcm16, wav_buffer
 from tts.cache import RenderCache, cache_key
 from tts.engines import Engine, Take
 
@@ -57,6 +55,9 @@ logger = logging.getLogger(__name__)
 RATE_CORRECTIONS = 2
 #: If the estimate says a script is this much over even at the fastest rate, refuse without synthesizing.
 HOPELESS_MARGIN = 1.12
+#: Silence kept after the last sentence in the speech buffer: the K-weighting's response (~0.15 s) and
+#: the last 400 ms gating blocks end inside it, so the speech's loudness reads as in the whole bulletin.
+SPEECH_TAIL_S = 1.0
 
 
 class Renderer(Planner):
@@ -178,30 +179,36 @@ class Renderer(Planner):
             rate = min(b.rate_max_pct, math.ceil((1 + rate / 100) * factor * 100 - 100) + 1)
             logger.info("%s: speech %.1fs does not fit, trying rate %+d%%", script.name, take.speech_s, rate)
 
-        clips = iter(resample(c, take.sample_rate, rate_hz) for c in take.clips)
-        sections = [[next(clips) for _ in section] for section in spoken.sections]
-        assembly = fit.assemble(sections, rate_hz, b)
-        del sections, take
+        # Each clip is replaced by its resampled self, so the engine's copy of it is freed at once.
+        clips = take.clips
+        for i in range(len(clips)):
+            clips[i] = resample(clips[i], take.sample_rate, rate_hz)
+        each = iter(clips)
+        sections = [[next(each) for _ in section] for section in spoken.sections]
+        del take, clips, each
+        # Only the speech is held as samples (and enough silence after it for the meter's last blocks);
+        # the bed and fade are computed as the bulletin is written, so a long fill costs no memory.
+        assembly = fit.assemble(sections, rate_hz, b, tail_s=SPEECH_TAIL_S)
+        del sections
         # Loudness is set on the speech alone.  Measuring the mix instead misleads: BS.1770's relative
         # gate lets a long bed in or out as the limiter flattens the speech, so the mix's loudness is not
-        # even monotonic in the gain.
+        # even monotonic in the gain.  Normalized in place: one float copy of the speech, not two.
         speech = loudness.normalize(
             assembly.samples,
             rate_hz,
             target_lufs=b.loudness_lufs,
             ceiling_dbtp=b.true_peak_dbtp,
             tolerance_lu=b.loudness_tolerance_lu,
+            out=assembly.samples,
         ).samples
-        # Each 3-minute float copy is 17 MB; a Pi Zero 2 W has 512 MB for everything.
-        assembly.samples = np.zeros(0, dtype=np.float32)
         speech_end = assembly.spans[-1][1]
         reference = fit.speech_rms(speech, assembly.spans)
+        # The WAV file's bytes, written once: the bulletin is quantized straight into them.
+        wav, pcm = wav_buffer(assembly.frames, rate_hz)
         bed_db = b.bed_level_db
         for _ in range(3):
-            # No name for the mix here: _finish frees it as soon as it is quantized.
-            pcm, measured = self._finish(
-                self._mix(speech, speech_end, reference, bed_db), rate_hz, speech_end
-            )
+            mix = fit.Mix(speech, assembly.frames, speech_end, rate_hz, b, reference, bed_db)
+            measured = self._finish(mix, pcm, rate_hz, speech_end)
             # A short script leaves a long bed; if the gate counts it, it drags the bulletin's loudness
             # down.  The speech is what must be at the target, so the bed gives way.
             if measured.lufs >= b.loudness_lufs - b.loudness_tolerance_lu * 0.6:
@@ -210,13 +217,11 @@ class Renderer(Planner):
             logger.info(
                 "%s: bed lowered to %.0f dB under the speech to keep the loudness", script.name, -bed_db
             )
-        del speech
+        del speech, mix
+        assembly.samples = assembly.samples[:0]
         syllables = [n for section in spoken.syllables for n in section]
-        verify(from_pcm16(pcm), rate_hz, b, spans=assembly.spans, syllables=syllables, measured=measured)
-
-        buf = io.BytesIO()
-        sf.write(buf, pcm, rate_hz, format="WAV", subtype="PCM_16")
-        wav = buf.getvalue()
+        verify(pcm, rate_hz, b, spans=assembly.spans, syllables=syllables, measured=measured)
+        del pcm  # a view of ``wav``
         lay = assembly.layout
         summary = {
             "duration_s": round(measured.duration_s, 3),
@@ -243,32 +248,28 @@ class Renderer(Planner):
         }
         return summary, wav
 
-    def _mix(self, speech: np.ndarray, speech_end: int, reference: float, bed_db: float) -> np.ndarray:
-        b = self.config.bulletin
-        mix = speech.copy()
-        fit.add_bed(mix, speech_end, b.sample_rate, b, reference, bed_db)
-        return mix
+    def _finish(self, mix: fit.Mix, pcm: np.ndarray, rate: int, speech_end: int) -> Measurements:
+        """Quantize ``mix`` into ``pcm`` (16 bits, TPDF dither) and measure exactly what will be written.
 
-    def _finish(self, samples: np.ndarray, rate: int, speech_end: int) -> tuple[np.ndarray, Measurements]:
-        """Quantize to 16 bits with TPDF dither and measure exactly what will be written.
-
-        Takes ownership of ``samples`` (freed once quantized: memory on a Pi is short).  The true-peak
-        meter has the last word: an inter-sample over that got past the limiter's margin (rare) is
-        limited again, lower by what was found, and measured again.
+        The meters read the PCM a chunk at a time.  The true-peak meter has the last word: an
+        inter-sample over that got past the limiter's margin (rare) is limited again, lower by what was
+        found, and measured again (that takes one float copy of the bulletin, limited in place).
         """
         b = self.config.bulletin
         attempts = 3
+        samples = mix
         while True:
-            pcm = to_pcm16(samples, dither_seed=0)  # fixed seed: the same request gives the same bytes
-            written = from_pcm16(pcm)
+            to_pcm16(samples, dither_seed=0, out=pcm)  # fixed seed: the same request gives the same bytes
             del samples
-            measured = measure(written, rate, b, speech_end)
+            measured = measure(pcm, rate, b, speech_end)
             over = measured.true_peak_dbtp - b.true_peak_dbtp
             attempts -= 1
             if over <= 0 or attempts == 0:
                 break
             logger.info("true peak %.2f dBTP over the ceiling: limiting again", measured.true_peak_dbtp)
+            written = from_pcm16(pcm)
             samples = loudness.limit(
-                written, rate, b.true_peak_dbtp - loudness.LIMITER_MARGIN_DB - over - 0.2
+                written, rate, b.true_peak_dbtp - loudness.LIMITER_MARGIN_DB - over - 0.2, out=written
             )
-        return pcm, measured
+            del written
+        return measured

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -265,6 +266,29 @@ def test_full_length_samples_and_estimate_accuracy(make_config):
         assert s["longest_silence_s"] <= 3.0
         assert estimate.rate_pct == s["rate"], path.name
         assert estimate.speech_s == pytest.approx(s["speech_s"], rel=0.10), path.name
+
+
+@pytest.mark.slow
+def test_a_longer_bulletin_costs_little_more_than_its_wav(make_config):
+    """The render holds the speech and the WAV's bytes; the bed, the mix and the written samples are
+    computed and measured a chunk at a time (issue 11).  The same script in a 3- and a 10-minute
+    bulletin: what grows is the WAV (2 bytes a frame) and per-millisecond figures, where it used to be
+    ~4.8 float32 copies of the bulletin (0.44 MiB per second of bulletin)."""
+    script = read_script(SAMPLES / "tai-khoan-dich-vu-cong.md")
+    Renderer(make_config(bulletin={"length_s": 120})).render(script)  # the per-process caches, first
+    peaks = {}
+    for length in (180, 600):
+        config = make_config(bulletin={"length_s": length})
+        tracemalloc.start()
+        try:
+            summary = Renderer(config).render(script).summary
+            peaks[length] = tracemalloc.get_traced_memory()[1] / 2**20
+        finally:
+            tracemalloc.stop()
+        assert summary["frames"] == length * 24000 and summary["lufs"] == pytest.approx(-16, abs=0.5)
+    float_copy_per_s = 4 * 24000 / 2**20  # MiB a second of bulletin costs in float32: 0.09
+    growth = (peaks[600] - peaks[180]) / (600 - 180)
+    assert growth < 0.6 * float_copy_per_s, f"{growth:.3f} MiB/s ({peaks})"
 
 
 def test_a_loud_bed_under_a_short_script_gives_way_to_the_speech(make_config, caplog):
