@@ -12,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from pydub import AudioSegment  # ffmpeg-backed: reads mp3, ogg, m4a, wav, flac
 
 from playout.errors import RenderError
 from tts.audio import resample
@@ -29,6 +28,25 @@ _CHORDS = (
 _CHORD_S = 4.0
 
 
+#: Samples per block when synthesizing a sine by angle addition.
+_SINE_BLOCK = 1024
+
+
+def _sine(freq: float, m: int, rate: int) -> np.ndarray:
+    """``sin(2 pi freq n / rate)`` for ``n < m``, in float64.
+
+    By angle addition: n = K j + k, so sin(w n) = sin(w K j) cos(w k) + cos(w K j) sin(w k), two outer
+    products of short tables.  numpy's float64 sine is not vectorised (12 ns a sample here, far more on
+    a Pi); this is a few multiply-adds a sample, and the two agree to about 1e-12.
+    """
+    w = 2 * np.pi * freq / rate
+    k = np.arange(_SINE_BLOCK) * w
+    j = np.arange(-(-m // _SINE_BLOCK)) * (w * _SINE_BLOCK)
+    out = np.multiply.outer(np.sin(j), np.cos(k))
+    out += np.multiply.outer(np.cos(j), np.sin(k))
+    return out.ravel()[:m]
+
+
 @lru_cache(maxsize=4)
 def _chord_templates(rate: int) -> tuple[np.ndarray, ...]:
     """Each chord once: two chord-lengths long, swelling in and out with a raised-cosine envelope.
@@ -37,11 +55,10 @@ def _chord_templates(rate: int) -> tuple[np.ndarray, ...]:
     gives the same pad each time at the cost of four short syntheses per process.
     """
     m = int(round(2 * _CHORD_S * rate))
-    t = np.arange(m, dtype=np.float64) / rate
-    envelope = 0.5 - 0.5 * np.cos(2 * np.pi * t / (2 * _CHORD_S))
+    envelope = 0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(m, dtype=np.float64) / rate) / (2 * _CHORD_S))
     templates = []
     for notes in _CHORDS:
-        tone = sum(np.sin(2 * np.pi * f * t) + 0.3 * np.sin(2 * np.pi * 2.002 * f * t) for f in notes)
+        tone = sum(_sine(f, m, rate) + 0.3 * _sine(2.002 * f, m, rate) for f in notes)
         templates.append((tone * envelope).astype(np.float32))
     return tuple(templates)
 
@@ -131,6 +148,9 @@ def generated_bed(duration_s: float, rate: int) -> np.ndarray:
 
 @lru_cache(maxsize=2)
 def _load_music(path: str, mtime: float, rate: int) -> np.ndarray:
+    # Imported here: only a station with a music bed needs pydub (and its audioop warning).
+    from pydub import AudioSegment  # ffmpeg-backed: reads mp3, ogg, m4a, wav, flac
+
     try:
         seg = AudioSegment.from_file(path).set_channels(1)
     except Exception as exc:  # pydub raises bare exceptions for ffmpeg failures

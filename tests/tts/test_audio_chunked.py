@@ -18,7 +18,7 @@ from playout.config import BulletinSettings
 from playout.errors import RenderError
 from tts import fit, loudness
 from tts.audio import as_float32, from_pcm16, to_pcm16, wav_buffer
-from tts.bed import GeneratedBed, MusicBed, _chord_templates, _load_music, generated_bed
+from tts.bed import _CHORDS, GeneratedBed, MusicBed, _chord_templates, _load_music, generated_bed
 from tts.verify import measure, verify
 
 RATE = 24000
@@ -96,6 +96,21 @@ def in_chunks(signal, sizes) -> np.ndarray:
 
 
 # -- the bed ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 24000, 44100, 48000])
+def test_chord_templates_are_the_sines_numpy_computes(rate):
+    """The pad's sines come by angle addition (numpy's float64 sine is not vectorised); the float32
+    templates are np.sin's to one float32 step, in a few samples in ten thousand."""
+    m = int(round(8.0 * rate))
+    t = np.arange(m, dtype=np.float64) / rate
+    envelope = 0.5 - 0.5 * np.cos(2 * np.pi * t / 8.0)
+    for notes, ours in zip(_CHORDS, _chord_templates(rate), strict=True):
+        tone = sum(np.sin(2 * np.pi * f * t) + 0.3 * np.sin(2 * np.pi * 2.002 * f * t) for f in notes)
+        ref = (tone * envelope).astype(np.float32)
+        assert ours.dtype == np.float32 and len(ours) == m
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=2.5e-7)
+        assert np.count_nonzero(ours != ref) < 1e-3 * m
 
 
 @pytest.mark.parametrize("seconds", [0.5, 3.9, 4.0, 11.3, 60.0])
