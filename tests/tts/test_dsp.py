@@ -179,6 +179,35 @@ def test_true_peak_finds_overs_between_samples_as_scipy_does():
         assert loudness.true_peak_dbtp(x) == pytest.approx(reference_true_peak(x), abs=0.01)
 
 
+def every_chunk_true_peak(x: np.ndarray, chunk: int = 1 << 16) -> float:
+    """The meter without its shortcut: every chunk oversampled (as before issue 11, in float32)."""
+    peak = 0.0
+    for start in range(0, len(x), chunk):
+        lo = max(0, start - 64)
+        up = audio.resample_poly(x[lo : start + chunk + 64].astype(np.float32), 4, 1)
+        inner = up[4 * (start - lo) : 4 * (start - lo + chunk)] if len(up) > 512 else up
+        peak = max(peak, float(np.abs(inner).max()))
+    return 20.0 * np.log10(peak)
+
+
+def test_true_peak_skips_only_chunks_that_cannot_hold_it(speech):
+    x, rate = speech
+    x = x * np.float32(0.75 / np.abs(x).max())
+    rng = np.random.default_rng(8)
+    bed = (rng.standard_normal(3 * len(x)) * 0.01).astype(np.float32)
+    bulletin = np.concatenate((x, bed))
+    # In the quiet part, across a chunk's edge: a sine at a quarter of the rate, 45 degrees off its crest.
+    # Its samples (0.7) are under the speech's (0.75) but its true peak (0.99) is the bulletin's.
+    edge = (len(x) // (1 << 16) + 2) * (1 << 16)
+    n = np.arange(-20, 20)
+    bulletin[edge - 20 : edge + 20] = 0.99 * np.sin(np.pi * n / 2 + np.pi / 4)
+    assert every_chunk_true_peak(bulletin) > every_chunk_true_peak(x) + 2
+    for signal in (bulletin, x, bed, bulletin[:1000]):
+        assert loudness.true_peak_dbtp(signal) == every_chunk_true_peak(signal)
+    pcm = audio.to_pcm16(bulletin * np.float32(0.5))
+    assert loudness.true_peak_dbtp(pcm) == every_chunk_true_peak(audio.from_pcm16(pcm))
+
+
 # -- the limiter's envelope filters -----------------------------------------------------------------------
 
 
