@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from playout.errors import ConfigError, PlayoutError
 logger = logging.getLogger("playout")
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+ROLE_NAMES = ("operator", "approver", "technician", "admin")  # playout.accounts.ROLES, without importing it
 
 
 def _config_path(arg: str | None) -> Path | None:
@@ -252,25 +254,42 @@ def cmd_demo(args) -> int:
     if end.date() != start.date():  # a demo started just before midnight: keep the window inside one day
         start = start.replace(hour=0, minute=1, second=0) + dt.timedelta(days=1)
         end = start + dt.timedelta(seconds=max(600, needed))
+    # Named after its start: a slot airs once per window and day, so a second `make run` the same day gets
+    # a window of its own and airs the demo again.
     demo = Window(
-        name="trình diễn", start=start.timetz().replace(tzinfo=None), end=end.timetz().replace(tzinfo=None)
+        name=f"trình diễn {start:%H:%M:%S}",
+        start=start.timetz().replace(tzinfo=None),
+        end=end.timetz().replace(tzinfo=None),
     )
-    # A token for this session only (kept in memory, never written): the API needs a role to show more
-    # than a minimal health answer, and a newcomer should not have to edit accounts to look around.
-    from playout.auth import ApiToken, hash_token, new_token
+    # An account and a token for this session only (kept in memory, never written): the web page and the
+    # API need a role, and a newcomer should not have to edit accounts to look around.
+    import secrets
+
+    from playout.accounts import Account, ApiToken, hash_password, hash_token, new_token
 
     token = new_token()
+    password = secrets.token_urlsafe(9)
+    taken = {a.name for a in [*config.auth.accounts, *config.auth.tokens]}
+    demo_name = next(n for n in ("demo", "trinh-dien", "demo-1", "demo-2") if n not in taken)
     auth = config.auth.model_copy(
         update={
+            "accounts": [
+                *config.auth.accounts,
+                Account(name=demo_name, password_hash=hash_password(password), roles=["admin"]),
+            ],
             "tokens": [
                 *config.auth.tokens,
-                ApiToken(name="demo", token_hash=hash_token(token), roles=["admin"]),
-            ]
+                ApiToken(name=f"{demo_name}-api", token_hash=hash_token(token), roles=["admin"]),
+            ],
         }
     )
     config = config.model_copy(update={"windows": [*config.windows, demo], "auth": auth})
+    site = f"http://{config.api.host}:{config.api.port}"
     print(f"Khung giờ trình diễn: {start:%H:%M:%S}–{end:%H:%M:%S} (một phút nữa bắt đầu phát)")
-    print(f"Nhật ký và tình trạng: http://{config.api.host}:{config.api.port}/api/health  (Ctrl-C để dừng)")
+    print(f"Trang quản lý: {site}/  (Ctrl-C để dừng)")
+    print(f"  đăng nhập: tài khoản {demo_name}, mật khẩu {password}  (chỉ trong phiên trình diễn này)")
+    print("  tài khoản thật: playout account add TÊN --role admin")
+    print(f"Nhật ký và tình trạng: {site}/api/health")
     print(f"Mã truy cập thử cho phiên này: {token}")
     print(
         f"  ví dụ: curl -H 'Authorization: Bearer {token}' http://{config.api.host}:{config.api.port}/api/plays"
@@ -279,24 +298,72 @@ def cmd_demo(args) -> int:
     return Station(config, config_path=None).run()
 
 
-def cmd_passwd(args) -> int:
-    """Print a password hash for schedule.yaml's auth.accounts (the password itself is never stored)."""
+def _read_new_password() -> str | None:
+    """A new password: asked twice at a terminal, else the first line of stdin (scripts, tests)."""
     import getpass
-
-    from playout.accounts import hash_password
 
     if sys.stdin.isatty():
         first = getpass.getpass("Mật khẩu mới: ")
         if getpass.getpass("Nhập lại: ") != first:
             print("playout: hai lần nhập không khớp", file=sys.stderr)
-            return EXIT_USAGE
-    else:
-        first = sys.stdin.readline().rstrip("\n")
+            return None
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_passwd(args) -> int:
+    """Print a password hash for schedule.yaml's auth.accounts (the password itself is never stored), and the
+    lines to paste; ``playout account add`` writes them into the file instead."""
+    from playout.accounts import hash_password
+    from playout.config_edit import snippet
+
+    password = _read_new_password()
+    if password is None:
+        return EXIT_USAGE
     try:
-        print(hash_password(first))
+        digest = hash_password(password)
     except ValueError as exc:
         print(f"playout: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    print(digest)
+    if args.name:
+        print("thêm vào schedule.yaml (hoặc dùng: playout account add TÊN --role VAI_TRÒ):", file=sys.stderr)
+        print(snippet(args.name, digest, args.role or ["operator"]), end="", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_account_add(args) -> int:
+    """Create a web account: the password is asked for, its hash written into schedule.yaml's auth.accounts
+    (the rest of the file, comments included, is kept).  A running station applies it within seconds."""
+    from pydantic import ValidationError
+
+    from playout.accounts import Account, hash_password
+    from playout.config_edit import add_account
+
+    path = _config_path(args.config) or Path("schedule.yaml")
+    if not re.fullmatch(r"[a-z0-9._-]{1,50}", args.name):
+        print("playout: tên chỉ gồm 1–50 ký tự a-z, 0-9, dấu chấm, gạch dưới, gạch ngang", file=sys.stderr)
+        return EXIT_USAGE
+    password = _read_new_password()
+    if password is None:
+        return EXIT_USAGE
+    try:
+        digest = hash_password(password)
+        Account(name=args.name, password_hash=digest, roles=args.role)
+        add_account(path, args.name, digest, args.role)
+    except ValidationError as exc:
+        print(f"playout: tài khoản không hợp lệ: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"playout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"playout: {exc.message}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"Đã thêm tài khoản “{args.name}” ({', '.join(args.role)}) vào {path}.")
+    print("Trạm đang chạy sẽ áp dụng trong vài giây; đăng nhập tại trang quản lý của trạm.")
     return EXIT_OK
 
 
@@ -416,7 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("passwd", help="tạo mã băm mật khẩu cho tài khoản trong schedule.yaml")
+    p.add_argument("--name", help="in sẵn các dòng cho schedule.yaml với tên tài khoản này")
+    p.add_argument("--role", action="append", choices=ROLE_NAMES, help="vai trò (có thể lặp lại)")
     p.set_defaults(func=cmd_passwd)
+
+    account = sub.add_parser("account", help="quản lý tài khoản đăng nhập trang web")
+    account_sub = account.add_subparsers(dest="account_command", required=True, metavar="LỆNH")
+    p = with_config(account_sub.add_parser("add", help="thêm tài khoản vào schedule.yaml (hỏi mật khẩu)"))
+    p.add_argument("name", metavar="TÊN", help="tên đăng nhập (chữ thường, số, . _ -)")
+    p.add_argument(
+        "--role", action="append", required=True, choices=ROLE_NAMES, help="vai trò (có thể lặp lại)"
+    )
+    p.set_defaults(func=cmd_account_add)
 
     p = sub.add_parser("token", help="tạo mã truy cập API cho một chương trình")
     p.add_argument("name", help="tên chương trình (chữ thường, số, . _ -)")

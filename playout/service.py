@@ -23,7 +23,10 @@ and this module never loads ``playout.daemon``.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
+import re
+import secrets
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -58,6 +61,7 @@ class StationParts(Protocol):
     may pass anything with these)."""
 
     config: StationConfig
+    config_path: Any  # pathlib.Path | None: the schedule.yaml it runs from (None: embedded defaults)
     tz: dt.tzinfo
     library: Any  # playout.library.Library
     approvals: Any  # playout.approvals.ApprovalStore
@@ -78,6 +82,7 @@ class StationParts(Protocol):
     def confirm_clock(self, who: str) -> dict: ...
     def acknowledge_alarm(self, alarm_id: int, who: str) -> bool: ...
     def wake_library(self) -> None: ...
+    def reload_config(self) -> bool: ...
 
 
 class StationService:
@@ -87,6 +92,20 @@ class StationService:
         self._station = station
         self._auth: Authenticator | None = None
         self._auth_lock = threading.Lock()
+        # First run: a station with a config file but no web account gets a one-time link that creates
+        # the first admin.  Only someone who can read the station's log (the console, the journal) has it.
+        self._setup_code: str | None = None
+        if getattr(station, "config_path", None) is not None and not station.config.auth.accounts:
+            self._setup_code = secrets.token_urlsafe(24)
+            api = station.config.api
+            host = "IP-CỦA-TRẠM" if api.host in ("0.0.0.0", "::") else api.host
+            logger.warning(
+                "no web account yet: open http://%s:%d/thiet-lap?ma=%s to create the first admin "
+                "(or run: playout account add NAME --role admin)",
+                host,
+                api.port,
+                self._setup_code,
+            )
 
     # -- who may do what ------------------------------------------------------------------------------
 
@@ -100,6 +119,37 @@ class StationService:
                 secret = load_or_create_secret(cfg.auth.secret_file or cfg.paths.data / "auth.secret")
                 self._auth = Authenticator(cfg.auth, secret, revoked_file=cfg.paths.data / "auth.revoked")
             return self._auth
+
+    # -- first run ------------------------------------------------------------------------------------
+
+    def has_accounts(self) -> bool:
+        return bool(self._station.config.auth.accounts)
+
+    def setup_open(self, code: str) -> bool:
+        """Whether ``code`` is the first-run link's and no account exists yet."""
+        want = self._setup_code
+        return bool(want and not self.has_accounts() and hmac.compare_digest(code.encode(), want.encode()))
+
+    def create_first_admin(self, code: str, name: str, password: str) -> None:
+        """The first-run link's form: an admin account written into schedule.yaml and put in force now.
+
+        ValueError (Vietnamese) for a bad name or password; PlayoutError when the link is no longer valid
+        or the file cannot take it.
+        """
+        from playout.accounts import Account, hash_password
+        from playout.config_edit import add_account
+
+        if not self.setup_open(code):
+            closed = "Liên kết thiết lập không còn hiệu lực (trạm đã có tài khoản). Hãy đăng nhập."
+            raise PlayoutError(closed, code="SETUP_CLOSED")
+        if not re.fullmatch(r"[a-z0-9._-]{1,50}", name):
+            raise ValueError("Tên đăng nhập chỉ gồm 1–50 ký tự a-z, 0-9, dấu chấm, gạch dưới, gạch ngang.")
+        digest = hash_password(password)  # ValueError (Vietnamese) for a password too short or too long
+        Account(name=name, password_hash=digest, roles=["admin"])
+        add_account(self._station.config_path, name, digest, ["admin"])
+        self._setup_code = None
+        self._station.reload_config()  # the account works at once, not at the next file check
+        logger.warning("first admin account %r created from the setup link", name)
 
     # -- time -----------------------------------------------------------------------------------------
 
@@ -162,6 +212,61 @@ class StationService:
     def play_now(self, bulletin: Bulletin, who: str) -> str:
         """Air a ready bulletin at once, outside the windows; the slot's key (in the audit trail)."""
         return self._station.play_now(bulletin, who)
+
+    # -- share pages: a bulletin's public "listen again" folder (playout.export) ---------------------
+
+    def share_root(self) -> Any:
+        """Where exported share pages are kept (a ``pathlib.Path``): ``<paths.data>/share/``."""
+        return self._station.config.paths.data / "share"
+
+    def share(self, bulletin: Bulletin, who: str) -> dict:
+        """Export a ready bulletin's share page (page, MP3, Opus, QR code) into ``share_root()/<slug>/``,
+        replacing an older export; what was written, with the station's own addresses for each file.
+
+        ShareRefused (409) when its audio is not ready or its QR code has no target; ShareError (500)
+        when ffmpeg is missing, fails or hangs; StorageUnavailable when the disk is full.  Takes seconds
+        (two encodes): an ``async`` caller runs it in a worker thread.
+        """
+        from playout import export  # jinja2 and the encoder settings, only when someone shares
+
+        cfg = self._station.config
+        page = export.export_bulletin(
+            bulletin,
+            self.share_root(),
+            base_url=cfg.qr.base_url,
+            station_name=cfg.qr.station_name,
+            programme=cfg.bulletin.programme_name,
+            tz=self._station.tz,
+        )
+        logger.info("share page %s exported by %s", page.slug, who)
+        out = page.as_dict()
+        out["url"] = f"/share/{page.slug}/"
+        out["files"] = [{**f, "url": f"/share/{page.slug}/{f['name']}"} for f in out["files"]]
+        return out
+
+    def shared_file(self, slug: str, name: str) -> tuple[Any, str] | None:
+        """(path, media type) of one file of an exported share page, for anyone to read; None unless
+        ``slug`` belongs to a bulletin in the library now (a withdrawn bulletin's page is no longer
+        served), ``name`` is one of the files an export writes, and it is a regular file (no symlink)
+        right in that folder.  Nothing else under the data folder can be reached this way."""
+        from playout import export
+
+        if len(slug) > export.MAX_SLUG_CHARS or not export.SLUG_RE.fullmatch(slug):
+            return None
+        if name not in export.share_files(slug):
+            return None
+        if not any(export.share_slug(b) == slug for b in self._station.library.bulletins()):
+            return None
+        root = self.share_root()
+        path = root / slug / name
+        try:
+            if (root / slug).is_symlink() or path.is_symlink() or not path.is_file():
+                return None
+            if path.resolve().parent != root.resolve() / slug:
+                return None
+        except OSError:
+            return None
+        return path, export.MEDIA_TYPES[path.suffix]
 
     # -- scripts (versions waiting for, or past, a decision) ------------------------------------------
 

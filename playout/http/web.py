@@ -221,7 +221,37 @@ def install(app: FastAPI, service: StationService) -> None:
 
     @router.get("/dang-nhap")
     async def login_form(request: Request):
-        return page(request, "login.html", None, error=None, name="")
+        notice = "Đã tạo tài khoản quản trị. Hãy đăng nhập." if request.query_params.get("xong") else None
+        first_run = not service.has_accounts()
+        return page(request, "login.html", None, error=None, name="", notice=notice, no_accounts=first_run)
+
+    # -- first run: the one-time link from the station's log creates the first admin ------------------------
+
+    @router.get("/thiet-lap")
+    async def setup_form(request: Request):
+        code = request.query_params.get("ma", "")[:100]
+        if not service.setup_open(code):
+            return page(request, "setup.html", None, 404, closed=True, code="")
+        return page(request, "setup.html", None, code=code, name="", error=None)
+
+    @router.post("/thiet-lap")
+    async def setup(request: Request):
+        form = await request.form()
+        code = str(form.get("ma") or "")[:100]
+        name = str(form.get("name") or "").strip()[:50]
+        password, again = str(form.get("password") or ""), str(form.get("password2") or "")
+        if not service.setup_open(code):
+            return page(request, "setup.html", None, 404, closed=True, code="")
+        if password != again:
+            error = "Hai lần nhập mật khẩu không khớp."
+            return page(request, "setup.html", None, 422, code=code, name=name, error=error)
+        try:
+            await run_in_threadpool(service.create_first_admin, code, name, password)
+        except ValueError as exc:
+            return page(request, "setup.html", None, 422, code=code, name=name, error=str(exc))
+        except PlayoutError as exc:
+            return page(request, "setup.html", None, exc.http_status, code=code, name=name, error=exc.message)
+        return RedirectResponse("/dang-nhap?xong=tai-khoan", status_code=303)
 
     @router.post("/dang-nhap")
     async def login(request: Request):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import urllib.parse
+import urllib.request
 
 import pytest
 import soundfile as sf
@@ -111,11 +114,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def http_error_303(self, req, fp, code, msg, headers):
+        return fp
+
+
 def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_path):
     import os
     import signal
     import time
-    import urllib.request
 
     (tmp_path / "bulletins" / "approved").mkdir(parents=True)
     (tmp_path / "bulletins" / "README.md").write_text("# notes for people, not a script\n", "utf-8")
@@ -132,7 +139,7 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
         f"auth: {{tokens: [{{name: t, token_hash: '{hash_token(token)}', roles: [technician]}}]}}\n",
         "utf-8",
     )
-    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [*playout_cmd, "demo", "--config", str(cfg)],
         stdout=subprocess.PIPE,
@@ -140,7 +147,13 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
         text=True,
         env=env,
     )
+    printed = []
     try:
+        # What a newcomer reads first: the page's address and a login that works.
+        while proc.poll() is None and not any("đăng nhập: tài khoản" in line for line in printed):
+            printed.append(proc.stdout.readline())
+        login = next(line for line in printed if "đăng nhập: tài khoản" in line)
+        name, password = re.search(r"tài khoản (\S+), mật khẩu (\S+)", login).groups()
         health = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -157,12 +170,19 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
             except OSError:
                 time.sleep(0.3)
         assert health is not None, proc.stderr.read() if proc.poll() is not None else "no API"
-        assert health["next_slot"]["window"] == "trình diễn"
+        # The demo window is named after its start: a second `make run` the same day is a new slot that airs.
+        started = re.search(r"Khung giờ trình diễn: (\d\d:\d\d:\d\d)", "".join(printed)).group(1)
+        assert health["next_slot"]["window"] == f"trình diễn {started}"
+        form = urllib.parse.urlencode({"name": name, "password": password}).encode()
+        opener = urllib.request.build_opener(_NoRedirect)
+        with opener.open(f"http://127.0.0.1:{port}/dang-nhap", data=form, timeout=10) as answer:
+            assert answer.status == 303 and "playout_session" in answer.headers["set-cookie"]
         assert health["relay"]["on"] is False and health["library"]["ready"] == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+    out = "".join(printed) + out
     assert "a.txt" in out and "một phút nữa" in out and f"127.0.0.1:{port}" in out
     assert "Mã truy cập thử cho phiên này:" in out
     assert "README" not in out
