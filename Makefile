@@ -11,13 +11,16 @@ STAMP := $(VENV)/.installed
 # The peer normalizer `make bench` compares against: its own venv, never installed with the station.
 PEER_VENV := .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed
-# Debian / Raspberry Pi OS packages the station uses at run time (all a Pi gets from `make install`)
-RUNTIME_APT := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv alsa-utils
+# Debian / Raspberry Pi OS packages the station uses at run time (all a Pi gets from `make install`);
+# antiword reads Word 97-2003 .doc scripts and poppler-utils' pdftotext reads PDF ones (playout/documents.py).
+RUNTIME_APT := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv alsa-utils antiword poppler-utils
 # ... and those only its tests and `make run` on a laptop need: a recordable PulseAudio sink, real systemd
 # (systemd-container: systemd-nspawn boots it to run the shipped unit), libfaketime, a QR reader, Chromium
-# (libatomic1: Playwright's bundled node needs it, and a fresh arm64 Debian does not have it).
+# (libatomic1: Playwright's bundled node needs it, and a fresh arm64 Debian does not have it; Chromium also
+# prints the text PDFs the intake tests read, in DejaVu Serif, which also draws their scanned page), qpdf
+# (puts a password on one of those PDFs).
 TEST_APT := pulseaudio pulseaudio-utils libasound2-plugins systemd faketime zbar-tools \
-            chromium systemd-container libatomic1
+            chromium systemd-container libatomic1 qpdf fonts-dejavu-core
 APT_PACKAGES := $(RUNTIME_APT) $(TEST_APT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

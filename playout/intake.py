@@ -1,7 +1,8 @@
 """Script intake: a dropped or uploaded file → a validated ``Script``, or a clear refusal.
 
-A script is a ``.txt``, ``.md`` or ``.docx`` file.  It may open with front matter, between two ``---``
-lines, in YAML::
+A script is a ``.txt``, ``.md``, ``.docx``, ``.doc`` (Word 97–2003) or ``.pdf`` (with a text layer) file;
+the last two are read by Debian's antiword and pdftotext (``playout.documents``).  It may open with front
+matter, between two ``---`` lines, in YAML::
 
     ---
     title: Tạo tài khoản trên Cổng Dịch vụ công quốc gia
@@ -15,8 +16,8 @@ lines, in YAML::
     ---
     Kính thưa bà con! …
 
-In a Word file the first paragraphs may instead read ``title: …``, ``topic: …`` (known keys only); failing
-that, the document's own properties are used (title, keywords/category as topic, author as department).
+In a Word or PDF file the first paragraphs may instead read ``title: …``, ``topic: …`` (known keys only);
+failing that, a .docx's own properties are used (title, keywords/category as topic, author as department).
 
 Every problem in the front matter is reported at once, so the operator fixes the file in one pass.  The
 bytes' SHA-256 is kept: approval is pinned to it, so an edited file needs approving again.
@@ -46,7 +47,7 @@ from tts.voices import ALL_VOICES
 logger = logging.getLogger(__name__)
 
 MAX_SCRIPT_BYTES = 1_000_000
-SCRIPT_SUFFIXES = (".txt", ".md", ".docx")
+SCRIPT_SUFFIXES = (".txt", ".md", ".docx", ".doc", ".pdf")
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 # A .docx is a zip: a 1 MB file can inflate to gigabytes, and python-docx turns every XML part into an lxml
 # tree (memory) and walks every paragraph and run (time).  So every member is inflated once, counting the
@@ -96,7 +97,7 @@ class Script:
     meta: ScriptMeta
     body: str  # normalised; paragraphs separated by one blank line
     content_sha256: str  # of the raw file bytes
-    encoding: str  # "utf-8", "utf-8-sig", "utf-16", "windows-1258", "tcvn3" or "docx"
+    encoding: str  # "utf-8", "utf-8-sig", "utf-16", "windows-1258", "tcvn3", "docx", "doc" or "pdf"
     warnings: tuple[str, ...] = ()  # Vietnamese, for the operator
 
     @property
@@ -154,8 +155,8 @@ def parse_script(data: bytes, filename: str) -> Script:
     suffix = Path(name).suffix.lower()
     if suffix not in SCRIPT_SUFFIXES:
         raise _reject(
-            f"Không nhận loại tệp “{suffix or name or '(không tên)'}”. Chỉ nhận .txt, .md hoặc .docx; "
-            "tệp .doc cũ hoặc .pdf hãy mở bằng Word và lưu lại dạng .docx.",
+            f"Không nhận loại tệp “{suffix or name or '(không tên)'}”. Chỉ nhận {_ACCEPTED}; "
+            "tệp khác (.rtf, .odt…) hãy mở bằng Word và lưu lại dạng .docx.",
             "SCRIPT_TYPE_UNSUPPORTED",
             name,
             suffix=suffix,
@@ -172,9 +173,16 @@ def parse_script(data: bytes, filename: str) -> Script:
     digest = hashlib.sha256(data).hexdigest()
 
     core: dict[str, str] = {}
-    if suffix == ".docx":
+    kind = _word_or_pdf(data, suffix)
+    if kind == "docx":
         text, warnings, core = _read_docx(data, name)
         encoding = "docx"
+    elif kind in ("doc", "pdf"):
+        from playout import documents  # only these files need it
+
+        raw = documents.read_doc(data, name) if kind == "doc" else documents.read_pdf(data, name)
+        text, warnings = clean_text(raw)
+        encoding = kind
     else:
         try:
             text, encoding, warnings = decode_script_bytes(data)
@@ -187,7 +195,7 @@ def parse_script(data: bytes, filename: str) -> Script:
             ) from None
 
     raw_meta, body = _split_front_matter(text, name)
-    if raw_meta is None and suffix == ".docx":
+    if raw_meta is None and kind:
         raw_meta, body = _docx_key_lines(text, name)
     if raw_meta is None and core:
         meta, core_warnings = _meta_from_core_properties(core)
@@ -205,8 +213,30 @@ def parse_script(data: bytes, filename: str) -> Script:
         )
     logger.info("script %s accepted (%s, %d chars, sha256 %s…)", name, encoding, len(body), digest[:12])
     return Script(
-        name=name, meta=meta, body=body, content_sha256=digest, encoding=encoding, warnings=tuple(warnings)
+        name=name,
+        meta=meta,
+        body=body,
+        content_sha256=digest,
+        encoding=encoding,
+        warnings=tuple(warnings),
     )
+
+
+_ACCEPTED = ", ".join(SCRIPT_SUFFIXES[:-1]) + " hoặc " + SCRIPT_SUFFIXES[-1]
+
+
+def _word_or_pdf(data: bytes, suffix: str) -> str | None:
+    """Which reader a Word or PDF file needs: by its content, since files get renamed (a .docx saved as
+    "tin.doc", an old .doc renamed .docx).  None for text files, which are always read as text."""
+    if suffix == ".pdf":
+        return "pdf"
+    if suffix not in (".doc", ".docx"):
+        return None
+    if data.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE container: Word 97–2003 (or a password-protected .docx)
+        return "doc"
+    if data.startswith(b"PK\x03\x04"):
+        return "docx"
+    return suffix[1:]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_topics_are_the_six_skill_groups():
         "an-toan-thong-tin",
         "tim-kiem-ung-xu",
     ]
-    assert SCRIPT_SUFFIXES == (".txt", ".md", ".docx")
+    assert SCRIPT_SUFFIXES == (".txt", ".md", ".docx", ".doc", ".pdf")
 
 
 # --- front matter -----------------------------------------------------------------------------------
@@ -265,9 +265,11 @@ def test_unreadable_path(tmp_path, missing):
     assert caught.value.code == "SCRIPT_UNREADABLE"
 
 
-@pytest.mark.parametrize("name", ["tin.doc", "tin.pdf", "tin", "tin.txt.exe", "tin.docx.txt.zip"])
+@pytest.mark.parametrize("name", ["tin.rtf", "tin.odt", "tin", "tin.txt.exe", "tin.docx.txt.zip"])
 def test_unsupported_file_types(name):
-    assert refused(BODY.encode(), name).code == "SCRIPT_TYPE_UNSUPPORTED"
+    error = refused(BODY.encode(), name)
+    assert error.code == "SCRIPT_TYPE_UNSUPPORTED"
+    assert "Chỉ nhận .txt, .md, .docx, .doc hoặc .pdf" in error.message
 
 
 def test_a_name_that_is_only_a_suffix_is_unsupported():
@@ -472,18 +474,25 @@ def encrypted_flag(data: bytes) -> bytes:
     "data",
     [
         b"this is not a zip",
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504,  # OLE: password-protected or old .doc
         zip_bytes({"xl/workbook.xml": b"<workbook/>"}),  # some other zip
         zip_bytes({"[Content_Types].xml": b"<Types"}),
         encrypted_flag(word_file(lambda d: d.add_paragraph("Mật"))),
         word_file(lambda d: d.add_paragraph("Bị cắt"))[:-200],  # truncated download
     ],
-    ids=["garbage", "ole", "not-word", "broken-xml", "encrypted", "truncated"],
+    ids=["garbage", "not-word", "broken-xml", "encrypted", "truncated"],
 )
 def test_broken_docx_is_refused(data):
     error = refused(data, "hong.docx")
     assert error.code == "DOCX_INVALID"
     assert ".docx" in error.message
+
+
+def test_an_ole_file_named_docx_goes_to_the_word_97_reader():
+    # A password-protected .docx or an old .doc renamed: antiword reads the latter (test_intake_formats),
+    # and refuses anything else it finds in the container.
+    error = refused(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504, "hong.docx")
+    assert error.code == "DOC_INVALID"
+    assert "mật khẩu" in error.message and ".docx" in error.message
 
 
 # --- Word files built to hurt: measured while read, never trusted from their headers -------------------
