@@ -775,9 +775,16 @@ def _check_main_part(xml: bytes, name: str) -> None:
 
 
 def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
+    """(paragraphs, font counts).
+
+    A table is one paragraph with a line per row, its cells joined (``documents.join_cells``): read out
+    as "Khi nghi ngờ, gọi 113", one row a sentence, rather than cell after cell with no sign of the rows.
+    """
     from docx.enum.style import WD_STYLE_TYPE
     from docx.table import Table
     from docx.text.paragraph import Paragraph
+
+    from playout.documents import join_cells
 
     fonts = {"tcvn3": 0, "vni": 0}
     paragraphs: list[str] = []
@@ -794,23 +801,41 @@ def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
             cache[key] = _style_font(document.part.get_style(style_id, style_type))
         return cache[key]
 
-    def walk(container) -> None:
+    def paragraph_text(block: Paragraph) -> str:
+        if len(paragraphs) >= MAX_SCRIPT_PARAGRAPHS:  # the raw count missed some (nested, say)
+            raise _TooManyParagraphs
+        paragraph_font = style_font("p", block._p.style) or default_font
+        return _paragraph_text(block, paragraph_font, style_font, fonts)
+
+    def cell_text(container) -> str:
+        pieces = []
         for block in container.iter_inner_content():
             if isinstance(block, Paragraph):
-                if len(paragraphs) >= MAX_SCRIPT_PARAGRAPHS:  # the raw count missed some (nested, say)
-                    raise _TooManyParagraphs
-                paragraph_font = style_font("p", block._p.style) or default_font
-                paragraphs.append(_paragraph_text(block, paragraph_font, style_font, fonts))
-            elif isinstance(block, Table):
-                # A merged cell is returned once per grid column it spans; read it once.
-                seen: dict[int, object] = {}
-                for row in block.rows:
-                    for cell in row.cells:
-                        if id(cell._tc) not in seen:
-                            seen[id(cell._tc)] = cell._tc  # keeps the element alive so ids stay unique
-                            walk(cell)
+                pieces.append(paragraph_text(block))
+            elif isinstance(block, Table):  # a table in a cell: its rows, one after the other
+                pieces.extend(table_rows(block))
+        return join_cells(pieces)
 
-    walk(document)
+    def table_rows(table: Table) -> list[str]:
+        rows = []
+        # A merged cell is returned once per grid column (and, merged down, per row) it spans: read once.
+        seen: dict[int, object] = {}
+        for row in table.rows:
+            cells = []
+            for cell in row.cells:
+                if id(cell._tc) not in seen:
+                    seen[id(cell._tc)] = cell._tc  # keeps the element alive so ids stay unique
+                    cells.append(cell_text(cell))
+            line = join_cells(cells)
+            if line:
+                rows.append(line)
+        return rows
+
+    for block in document.iter_inner_content():
+        if isinstance(block, Paragraph):
+            paragraphs.append(paragraph_text(block))
+        elif isinstance(block, Table):
+            paragraphs.append("\n".join(table_rows(block)))
     return paragraphs, fonts
 
 

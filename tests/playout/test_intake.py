@@ -353,10 +353,8 @@ def test_docx_paragraphs_tables_and_key_lines():
     )
     assert script.body.split("\n\n") == [
         "Kính thưa bà con!",
-        "Không bấm link lạ",
-        "Không cho mượn điện thoại",
-        "Gọi 113 khi bị lừa",
-        "Báo công an phường",  # merged cells, across or down, are read once
+        # The table is one paragraph, a line per row; merged cells, across or down, are read once.
+        "Không bấm link lạ, Không cho mượn điện thoại\nGọi 113 khi bị lừa\nBáo công an phường",
         "Lưu ý: không cung cấp mã OTP.",
     ]
 

@@ -1,4 +1,5 @@
-"""Scripts as wards really send them: Word 97–2003 .doc files, PDFs (typed or scanned), renamed files.
+"""Scripts as wards really send them: Word 97–2003 .doc files, PDFs (typed or scanned), renamed files,
+Word tables.
 
 Real files, read by the real tools the station uses (antiword, pdftotext).  The .doc files are committed
 under data/ (made once by LibreOffice, see data/README.md); the PDFs are printed here by Chromium (a text
@@ -357,6 +358,30 @@ def test_arbitrary_bytes_named_doc_or_pdf_are_a_script_or_a_refusal(name, junk, 
         assert exc.code.isupper() and exc.message
         return
     assert script.body
+
+
+# --- Word tables -------------------------------------------------------------------------------------
+
+
+def test_docx_tables_are_read_row_by_row():
+    def build(d):
+        d.add_paragraph("Lịch tiếp dân:")
+        table = d.add_table(rows=3, cols=3)
+        for r, row in enumerate(
+            [("Thứ", "Giờ", "Nơi tiếp"), ("Thứ hai", "7:30 – 11:00", ""), ("Thứ năm", "", "")]
+        ):
+            for c, text in enumerate(row):
+                table.cell(r, c).text = text
+        table.cell(1, 2).merge(table.cell(2, 2)).text = "Bộ phận một cửa"  # merged down: read once
+        cell = table.cell(2, 1)
+        cell.text = "13:30 – 17:00,"
+        cell.add_paragraph("trừ ngày lễ")  # two paragraphs in a cell: one phrase
+
+    script = parse_script(word_file(build), "lich.docx")
+    assert paragraphs(script) == [
+        "Lịch tiếp dân:",
+        "Thứ, Giờ, Nơi tiếp\nThứ hai, 7:30 – 11:00, Bộ phận một cửa\nThứ năm, 13:30 – 17:00, trừ ngày lễ",
+    ]
 
 
 # --- where scripts are accepted ---------------------------------------------------------------------------
