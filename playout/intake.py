@@ -18,6 +18,8 @@ matter, between two ``---`` lines, in YAML::
 
 In a Word or PDF file the first paragraphs may instead read ``title: …``, ``topic: …`` (known keys only);
 failing that, a .docx's own properties are used (title, keywords/category as topic, author as department).
+A script whose front matter gives no title is shown under its own: a .docx's first Heading 1 (or Title
+paragraph), else its first line of substance (a greeting such as "Kính thưa bà con!" skipped), shortened.
 
 Every problem in the front matter is reported at once, so the operator fixes the file in one pass.  The
 bytes' SHA-256 is kept: approval is pinned to it, so an edited file needs approving again.
@@ -77,6 +79,8 @@ FRONT_MATTER_KEYS = ("title", "topic", "department", "link", "air_from", "air_un
 MAX_TITLE_CHARS = 200
 MAX_DEPARTMENT_CHARS = 200
 MAX_LINK_CHARS = 500
+#: A title taken from the script's first line is cut (at a word) to this many characters.
+MAX_DERIVED_TITLE_CHARS = 90
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +103,16 @@ class Script:
     content_sha256: str  # of the raw file bytes
     encoding: str  # "utf-8", "utf-8-sig", "utf-16", "windows-1258", "tcvn3", "docx", "doc" or "pdf"
     warnings: tuple[str, ...] = ()  # Vietnamese, for the operator
+    #: The script's own title: a .docx's first Heading 1, else its first line of substance, shortened.
+    #: Shown when the front matter has no ``title:``; never spoken (the body already says it).
+    heading: str | None = None
 
     @property
     def display_title(self) -> str:
         if self.meta.title:
             return self.meta.title
+        if self.heading:
+            return self.heading
         stem = self.name.rsplit(".", 1)[0] if "." in self.name else self.name
         words = " ".join(re.split(r"[\s_-]+", stem)).strip()
         return (words[:1].upper() + words[1:]) if words else self.name
@@ -211,6 +220,7 @@ def parse_script(data: bytes, filename: str) -> Script:
             "SCRIPT_EMPTY",
             name,
         )
+    heading = _heading_title(core.get("heading", "")) or _first_line_title(body)
     logger.info("script %s accepted (%s, %d chars, sha256 %s…)", name, encoding, len(body), digest[:12])
     return Script(
         name=name,
@@ -219,6 +229,7 @@ def parse_script(data: bytes, filename: str) -> Script:
         content_sha256=digest,
         encoding=encoding,
         warnings=tuple(warnings),
+        heading=heading,
     )
 
 
@@ -237,6 +248,53 @@ def _word_or_pdf(data: bytes, suffix: str) -> str | None:
     if data.startswith(b"PK\x03\x04"):
         return "docx"
     return suffix[1:]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Titles from the text itself
+
+# A greeting the bulletin opens with ("Kính thưa bà con!", "Thưa quý vị và các bạn,", "Xin chào bà con.",
+# "Kính gửi:"), up to its first punctuation mark; not "Chào mừng …" (a celebration, often the subject).
+_GREETING = re.compile(
+    r"^(?:kính\s+thưa|kính\s+gửi|kính\s+chào|thưa|xin\s+chào|chào(?!\s+mừng))(?=[\s:,.!])"
+    r"[^.!?:,\n]{0,60}[.!?:,]\s*",
+    re.IGNORECASE,
+)
+# The national motto an official letter opens with: a heading for every letter, a title for none.
+_MOTTO = re.compile(
+    r"^(?:cộng\s+hòa\s+xã\s+hội\s+chủ\s+nghĩa\s+việt\s+nam|độc\s+lập\s*[-–—]\s*tự\s+do\s*[-–—]\s*hạnh\s+phúc)",
+    re.IGNORECASE,
+)
+_FIRST_SENTENCE = re.compile(r"(.{10,}?[.!?…])\s")
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word (with "…"); no trailing full stop or comma."""
+    text = " ".join(text.split()).rstrip(" .,;:")
+    if len(text) > limit:
+        cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+        text = cut.rstrip(" .,;:–-") + "…"
+    return text
+
+
+def _heading_title(heading: str) -> str | None:
+    text, _ = clean_text(heading)  # a .VnTime heading is repaired like the body
+    return _shorten(text, MAX_TITLE_CHARS) or None
+
+
+def _first_line_title(body: str) -> str | None:
+    """The first sentence that says what the bulletin is about (past any greeting), as a short title."""
+    for line in body.split("\n"):
+        line = line.strip()
+        if not line or _MOTTO.match(line):
+            continue
+        line = _GREETING.sub("", line, count=1).strip()
+        if sum(1 for c in line if c.isalpha()) < 3:
+            continue
+        sentence = _FIRST_SENTENCE.match(line + " ")
+        title = _shorten(sentence.group(1) if sentence else line, MAX_DERIVED_TITLE_CHARS)
+        return title[:1].upper() + title[1:]
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -680,13 +738,14 @@ def _read_docx_here(data: bytes, name: str) -> tuple[str, list[str], dict[str, s
         import docx  # python-docx and lxml are slow to import on a Pi; only Word files need them
 
         document = docx.Document(io.BytesIO(data))
-        paragraphs, fonts = _docx_paragraphs(document)
+        paragraphs, fonts, heading = _docx_paragraphs(document)
         props = document.core_properties
         core = {
             "title": props.title or "",
             "keywords": props.keywords or "",
             "category": props.category or "",
             "author": props.author or "",
+            "heading": heading,
         }
     except _TooManyParagraphs:
         raise _too_long(
@@ -774,8 +833,13 @@ def _check_main_part(xml: bytes, name: str) -> None:
         raise _too_long(name, f"{runs} đoạn định dạng, tối đa {MAX_DOCX_RUNS}", limit_runs=MAX_DOCX_RUNS)
 
 
-def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
-    """(paragraphs, font counts).
+#: Paragraph styles whose text is the document's title (Word stores built-in style names in English
+#: whatever the language of its menus; the style *ids* are translated in some, "berschrift1").
+_TITLE_STYLES = ("heading 1", "title")
+
+
+def _docx_paragraphs(document) -> tuple[list[str], dict[str, int], str]:
+    """(paragraphs, font counts, the first Heading 1 or Title paragraph's text or "").
 
     A table is one paragraph with a line per row, its cells joined (``documents.join_cells``): read out
     as "Khi nghi ngờ, gọi 113", one row a sentence, rather than cell after cell with no sign of the rows.
@@ -788,6 +852,7 @@ def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
 
     fonts = {"tcvn3": 0, "vni": 0}
     paragraphs: list[str] = []
+    heading = ""
     defaults = document.styles.element.xpath("w:docDefaults/w:rPrDefault/w:rPr")
     default_font = _rfonts(defaults[0] if defaults else None)
     # python-docx finds a style (and, for a run without one, the default style) by scanning every style
@@ -800,6 +865,14 @@ def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
             style_type = WD_STYLE_TYPE.PARAGRAPH if kind == "p" else WD_STYLE_TYPE.CHARACTER
             cache[key] = _style_font(document.part.get_style(style_id, style_type))
         return cache[key]
+
+    names: dict[str | None, str] = {}
+
+    def style_name(style_id: str | None) -> str:
+        if style_id not in names:
+            style = document.styles.element.get_by_id(style_id) if style_id else None
+            names[style_id] = (style.name_val or "").lower() if style is not None else ""
+        return names[style_id]
 
     def paragraph_text(block: Paragraph) -> str:
         if len(paragraphs) >= MAX_SCRIPT_PARAGRAPHS:  # the raw count missed some (nested, say)
@@ -833,10 +906,13 @@ def _docx_paragraphs(document) -> tuple[list[str], dict[str, int]]:
 
     for block in document.iter_inner_content():
         if isinstance(block, Paragraph):
-            paragraphs.append(paragraph_text(block))
+            text = paragraph_text(block)
+            if not heading and text.strip() and style_name(block._p.style) in _TITLE_STYLES:
+                heading = text
+            paragraphs.append(text)
         elif isinstance(block, Table):
             paragraphs.append("\n".join(table_rows(block)))
-    return paragraphs, fonts
+    return paragraphs, fonts, heading
 
 
 class _TooManyParagraphs(Exception):

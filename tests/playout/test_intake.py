@@ -54,7 +54,9 @@ def test_sample_short_notice_without_front_matter():
     script = read_script(SAMPLES / "ngan.txt")
     assert script.meta == ScriptMeta()
     assert script.encoding == "utf-8" and script.warnings == ()
-    assert script.display_title == "Ngan"
+    # No front matter: the title is the first sentence after the greeting, not "Ngan" from the file name.
+    assert script.heading == "Từ ngày 01/12/2026, Bộ phận một cửa phường nhận hồ sơ trực tuyến cả ngày thứ 7"
+    assert script.display_title == script.heading
     assert script.body.startswith("Kính thưa bà con! Từ ngày 01/12/2026,")
     assert script.content_sha256 == hashlib.sha256((SAMPLES / "ngan.txt").read_bytes()).hexdigest()
 
@@ -296,7 +298,7 @@ def test_unknown_encoding_is_refused_with_advice():
 def test_file_name_is_sanitised():
     script = parse_script(BODY.encode(), "../../etc/C:\\Users\\van thu\\\x1b..ti\u0301n moi.MD")
     assert script.name == "tín moi.MD"
-    assert script.display_title == "Tín moi"
+    assert script.display_title == "Hôm nay chúng ta học cách tạo mật khẩu an toàn"  # from the text
 
 
 # --- legacy encodings and clean-up through the whole intake ------------------------------------------

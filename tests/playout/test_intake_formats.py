@@ -1,5 +1,5 @@
 """Scripts as wards really send them: Word 97–2003 .doc files, PDFs (typed or scanned), renamed files,
-Word tables.
+Word titles and tables, and titles taken from the text itself.
 
 Real files, read by the real tools the station uses (antiword, pdftotext).  The .doc files are committed
 under data/ (made once by LibreOffice, see data/README.md); the PDFs are printed here by Chromium (a text
@@ -85,6 +85,7 @@ def test_a_word_97_document_in_vietnamese_is_read():
         "Xin cảm ơn bà con đã lắng nghe. Chúc bà con một ngày an toàn trên không gian mạng, và hãy chia sẻ "
         "thông tin này tới người thân, nhất là người cao tuổi trong gia đình.",
     ]
+    assert script.display_title == "Cảnh giác cuộc gọi giả danh công an"
 
 
 def test_a_doc_typed_in_a_vntime_font_is_turned_into_unicode():
@@ -104,6 +105,7 @@ def test_a_doc_typed_in_a_vntime_font_is_turned_into_unicode():
         * 6
     )
     assert any("TCVN3" in w for w in script.warnings)
+    assert script.display_title == "Thông báo của Bộ phận một cửa"
 
 
 def test_a_tiny_doc_not_saved_by_word_is_refused_with_advice():
@@ -225,6 +227,7 @@ def test_a_text_pdf_is_read_as_paragraphs(print_pdf):
     script = parse_script(print_pdf(BULLETIN_HTML), "vneid.pdf")
     assert script.encoding == "pdf" and script.warnings == ()
     assert flowed(paragraphs(script)) == BULLETIN_PARAGRAPHS  # wrapped lines joined again; no page number
+    assert script.display_title == "Hướng dẫn cài đặt VNeID"
 
 
 def test_a_long_pdf_loses_its_page_numbers_and_keeps_its_paragraphs(print_pdf):
@@ -382,6 +385,83 @@ def test_docx_tables_are_read_row_by_row():
         "Lịch tiếp dân:",
         "Thứ, Giờ, Nơi tiếp\nThứ hai, 7:30 – 11:00, Bộ phận một cửa\nThứ năm, 13:30 – 17:00, trừ ngày lễ",
     ]
+
+
+# --- titles --------------------------------------------------------------------------------------------
+
+
+def test_a_docx_title_comes_from_its_first_heading_1():
+    def build(d):
+        d.add_paragraph("Phường Phước Hải")
+        d.add_heading("Mua hàng an toàn trên sàn thương mại điện tử", 1)
+        d.add_heading("Phần hai", 1)
+        d.add_paragraph("Kính thưa bà con! Hôm nay chúng ta học cách mua hàng trên Shopee.")
+
+    script = parse_script(word_file(build), "mua-hang.docx")
+    assert script.meta.title is None  # the heading is in the body already: not spoken again as a title
+    assert script.display_title == "Mua hàng an toàn trên sàn thương mại điện tử"
+
+
+def test_a_docx_title_style_counts_as_a_heading_and_vntime_headings_are_converted():
+    def build(d):
+        d.add_paragraph("KÕ ho¹ch chuyÓn ®æi sè", style="Title").runs[0].font.name = ".VnTime"
+        d.add_paragraph("Nội dung.")
+
+    assert parse_script(word_file(build), "a.docx").display_title == "Kế hoạch chuyển đổi số"
+
+
+def test_front_matter_and_properties_win_over_the_heading():
+    def with_key_lines(d):
+        d.add_paragraph("title: Tiêu đề do phòng ban đặt")
+        d.add_heading("Tiêu đề trong văn bản", 1)
+        d.add_paragraph("Nội dung.")
+
+    assert parse_script(word_file(with_key_lines), "a.docx").display_title == "Tiêu đề do phòng ban đặt"
+
+    def with_property(d):
+        d.core_properties.title = "Tiêu đề trong thuộc tính"
+        d.add_heading("Tiêu đề trong văn bản", 1)
+        d.add_paragraph("Nội dung.")
+
+    assert parse_script(word_file(with_property), "b.docx").display_title == "Tiêu đề trong thuộc tính"
+
+
+@pytest.mark.parametrize(
+    "text, title",
+    [
+        ("Kính thưa bà con!\n\nHôm nay hướng dẫn bà con cài VNeID.", "Hôm nay hướng dẫn bà con cài VNeID"),
+        (
+            "Kính thưa bà con, từ tuần sau phường thu phí qua ứng dụng.",
+            "Từ tuần sau phường thu phí qua ứng dụng",
+        ),
+        ("Thưa quý vị và các bạn! Lừa đảo qua mạng. Bà con chú ý.", "Lừa đảo qua mạng"),
+        (
+            "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM\nĐộc lập - Tự do - Hạnh phúc\n\n"
+            "THÔNG BÁO LỊCH CẮT ĐIỆN\n\nNội dung.",
+            "THÔNG BÁO LỊCH CẮT ĐIỆN",
+        ),
+        (
+            "Chào mừng ngày Chuyển đổi số quốc gia 10/10!\n\nNội dung.",
+            "Chào mừng ngày Chuyển đổi số quốc gia 10/10!",
+        ),
+        (
+            "Bà con lưu ý khi nhận cuộc gọi từ số lạ tự xưng là nhân viên điện lực yêu cầu thanh toán "
+            "tiền điện gấp qua đường link không rõ nguồn gốc",
+            "Bà con lưu ý khi nhận cuộc gọi từ số lạ tự xưng là nhân viên điện lực yêu cầu thanh toán…",
+        ),
+    ],
+    ids=["greeting-line", "greeting-inline", "first-sentence", "national-motto", "celebration", "long"],
+)
+def test_a_script_without_front_matter_is_titled_by_its_first_line(text, title):
+    script = parse_script(text.encode(), "tin-khong-dau.txt")
+    assert script.meta.title is None
+    assert script.display_title == title
+    assert len(title) <= 91
+
+
+def test_a_front_matter_title_wins_over_the_first_line():
+    script = parse_script("---\ntitle: Mật khẩu an toàn\n---\nKính thưa bà con! Hôm nay…".encode(), "a.md")
+    assert script.display_title == "Mật khẩu an toàn"
 
 
 # --- where scripts are accepted ---------------------------------------------------------------------------
