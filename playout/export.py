@@ -166,11 +166,12 @@ def _encode(
     try:
         proc = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
+        seconds = f"{timeout_s:g}".replace(".", ",")  # Vietnamese decimal comma
         raise ShareError(
-            f"Chuyển bản tin sang {out.suffix[1:].upper()} quá {timeout_s:.0f} giây nên đã dừng; "
+            f"Chuyển bản tin sang {out.suffix[1:].upper()} quá {seconds} giây nên đã dừng; "
             "trạm có thể đang quá tải, hãy thử lại sau.",
             code="SHARE_ENCODE_TIMEOUT",
-            detail=f"ffmpeg timed out after {timeout_s:.0f} s on {wav}",
+            detail=f"ffmpeg timed out after {timeout_s:g} s on {wav}",
         ) from None
     except OSError as exc:
         raise ShareError(
@@ -198,11 +199,12 @@ def encode_audio(
 ) -> None:
     """``<slug>.mp3`` and ``<slug>.opus`` from the bulletin's WAV, in ``folder``."""
     binary = ffmpeg or shutil.which("ffmpeg")
-    if not binary:
+    # Checked here: behind ``nice`` a missing binary would only show as exit status 127.
+    if not binary or not os.path.isfile(binary) or not os.access(binary, os.X_OK):
         raise ShareError(
             "Trạm chưa cài ffmpeg nên chưa chuyển được bản tin sang MP3/Opus (sudo apt install ffmpeg).",
             code="SHARE_FFMPEG_MISSING",
-            detail="ffmpeg not on PATH",
+            detail=f"ffmpeg not found ({binary or 'not on PATH'})",
         )
     # MP3: constant bit rate, so every player knows the length at once; ID3v2.3 (UTF-16) shows the
     # Vietnamese title on older phones and Windows, which garble ID3v2.4's UTF-8.
