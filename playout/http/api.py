@@ -317,6 +317,24 @@ def install(app: FastAPI, service: StationService) -> None:
         except ValueError as exc:  # no link to print
             raise HTTPException(409, detail=str(exc)) from None
 
+    share_failed = {
+        "description": "Không tạo được tệp âm thanh (ffmpeg) hoặc không ghi được thư mục",
+        "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+    }
+
+    @app.post(
+        "/api/bulletins/{bulletin_id}/share",
+        summary="Xuất trang chia sẻ (nghe lại MP3/Opus, mã QR, các bước) để đưa lên cổng thông tin, Zalo",
+        responses={**errors(404, 409, 422), 500: share_failed},
+    )
+    def share(
+        bulletin_id: Annotated[str, FastApiPath(max_length=64)],
+        who: Annotated[Principal, Depends(require("qr"))],
+    ) -> dict:
+        # Sync route: FastAPI runs it in a worker thread, so the two encodes never block the event loop.
+        # 409 (not ready, no QR target), 500 (ffmpeg), 422 (disk full) come from playout_error.
+        return service.share(bulletin(bulletin_id), who.name)
+
     # -- uploads and approval (pinned to the content's SHA-256) ---------------------------------------------
 
     @app.post(

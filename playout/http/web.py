@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi import Path as FastApiPath
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader
 from markupsafe import Markup
@@ -104,9 +104,15 @@ _CHECKS = {
         "stop",
         "relay_off",
         "play_now",
+        "qr",
     )
 }
 _DECISIONS = {"duyet": "approve", "tu-choi": "reject", "rut": "withdraw"}
+#: What a share page may do when the station serves it: show itself, its picture and its audio.
+SHARE_CSP = (
+    "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def _fold(text: str) -> str:
@@ -441,6 +447,50 @@ def install(app: FastAPI, service: StationService) -> None:
         slot = await run_in_threadpool(service.play_now, bulletin, who.name)
         logger.warning("play now on the web page by %s: %s (%s)", who.name, bulletin.title, slot)
         return RedirectResponse("/?xong=phat-ngay", status_code=303)
+
+    # -- share pages: export one (operator), then anyone on the LAN may open it ------------------------------
+
+    @router.post("/chia-se/{bulletin_id}")
+    @guarded
+    async def share(request: Request, bulletin_id: Annotated[str, FastApiPath(max_length=64)]):
+        who = await check(request, "qr")
+        bulletin = service.bulletin(bulletin_id)
+        if bulletin is None:
+            return await bulletins_page(request, who, error="Không có bản tin này.", status_code=404)
+        try:
+            shared = await run_in_threadpool(service.share, bulletin, who.name)  # two encodes: seconds
+        except PlayoutError as exc:
+            return await bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
+        return RedirectResponse(shared["url"], status_code=303)
+
+    def shared(slug: str, name: str) -> Response:
+        found = service.shared_file(slug, name)
+        if found is None:  # not exported, not a bulletin any more, or not a file an export writes
+            raise HTTPException(404)
+        path, media_type = found
+        # Revalidated on every open (a new export replaces the files); nothing runs in the page, even
+        # opened straight from the station.
+        headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        headers["Content-Security-Policy"] = SHARE_CSP
+        return FileResponse(path, media_type=media_type, headers=headers)
+
+    # Plain ``def``: FastAPI runs these in a worker thread, as they look at the disk.
+
+    @router.get("/share/{slug}")
+    def share_folder(slug: Annotated[str, FastApiPath(max_length=80)]):
+        shared(slug, "index.html")  # 404 unless it exists
+        # The page's addresses are relative to its folder: /share/x/x.mp3, not /share/x.mp3.
+        return RedirectResponse(f"/share/{slug}/", status_code=308)
+
+    @router.get("/share/{slug}/")
+    def share_page(slug: Annotated[str, FastApiPath(max_length=80)]):
+        return shared(slug, "index.html")
+
+    @router.get("/share/{slug}/{name}")
+    def share_file(
+        slug: Annotated[str, FastApiPath(max_length=80)], name: Annotated[str, FastApiPath(max_length=100)]
+    ):
+        return shared(slug, name)
 
     # -- as-run log ------------------------------------------------------------------------------------------
 
