@@ -96,6 +96,22 @@ def test_check_estimates_without_audio_libraries(tmp_path, station, write_script
     assert result["heavy"] == []
 
 
+def test_check_with_every_engine_in_the_chain_loads_none_of_their_clients(tmp_path, write_script):
+    """The estimate needs each engine's name, voices and speed, not its client: Edge's (edge-tts, aiohttp)
+    and Piper's (onnxruntime) load only when an engine speaks.  The daemon checks uploads the same way."""
+    cfg = tmp_path / "all.yaml"
+    cfg.write_text("tts: {engines: [edge, piper, espeak]}\n", "utf-8")
+    script = write_script("tin.txt", "Kính thưa bà con. Hôm nay học cách quét mã QR.")
+    env_url = "ws://127.0.0.1:9/edge/v1"
+    os.environ["PLAYOUT_EDGE_WSS_URL"] = env_url
+    try:
+        result, proc = probe(tmp_path, "check", str(script), "--json", "--config", str(cfg))
+    finally:
+        del os.environ["PLAYOUT_EDGE_WSS_URL"]
+    assert result["rc"] == 0, proc.stderr
+    assert json.loads(proc.stdout)["engine"] == "edge" and result["heavy"] == []
+
+
 def test_a_refused_script_is_refused_before_loading_audio_libraries(tmp_path, station, write_script):
     empty = write_script("rong.txt", "   \n")
     # Intake refuses it before anything audio is needed, not even numpy or soundfile for the cache.

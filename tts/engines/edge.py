@@ -21,6 +21,7 @@ audio back into one clip per sentence.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import os
@@ -31,12 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape as xml_escape
 
-import aiohttp
-import edge_tts
-import edge_tts.communicate
 import numpy as np
-from edge_tts import exceptions as edge_errors
-from pydub import AudioSegment
 
 from playout.errors import EngineError, EngineUnavailable
 from tts import outages
@@ -47,15 +43,32 @@ from tts.voices import EDGE_VOICES
 logger = logging.getLogger(__name__)
 
 URL_ENV = "PLAYOUT_EDGE_WSS_URL"
-_DEFAULT_URL = edge_tts.communicate.WSS_URL
 TICKS_PER_S = 10_000_000
 SAMPLE_RATE = 24000  # the client always asks for audio-24khz-48kbitrate-mono-mp3
 
+# The client (edge-tts, aiohttp) and the MP3 decoder (pydub) are imported when the engine first speaks,
+# not with this module: estimates (``playout check``, an upload's check in the daemon) only need the
+# engine's name, voices, speed and whether it is usable, and the on-air process must not load them.
 
-def service_url() -> str:
-    url = os.environ.get(URL_ENV) or _DEFAULT_URL
+
+def _overridden_url() -> str | None:
+    url = os.environ.get(URL_ENV)
+    if not url:
+        return None
     # The client appends "&ConnectionId=…", so the address must already carry a query string.
     return url if "?" in url else url + "?TrustedClientToken=playout"
+
+
+@functools.cache
+def _default_url() -> str:
+    """The client's own service address, read once: ``_request`` overwrites the client's global."""
+    import edge_tts.communicate
+
+    return edge_tts.communicate.WSS_URL
+
+
+def service_url() -> str:
+    return _overridden_url() or _default_url()
 
 
 def reset_outages() -> None:
@@ -78,6 +91,9 @@ class _Fault(Exception):
 
 
 def _classify(exc: BaseException, timeout_s: float) -> _Fault:
+    import aiohttp
+    from edge_tts import exceptions as edge_errors
+
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return _Fault("service", f"dịch vụ Edge không trả lời trong {timeout_s:.0f} giây", "timeout", True)
     if isinstance(exc, aiohttp.WSServerHandshakeError):
@@ -179,7 +195,8 @@ class EdgeEngine(Engine):
         raise AssertionError("unreachable")
 
     def ready(self) -> bool:
-        return outages.current.remaining(service_url()) <= 0
+        # Without an override the station talks to one service: any remembered outage is its outage.
+        return outages.current.remaining(_overridden_url()) <= 0
 
     # -- outages ------------------------------------------------------------------------------------------
 
@@ -204,6 +221,9 @@ class EdgeEngine(Engine):
     # -- the request --------------------------------------------------------------------------------------
 
     def _request(self, url: str, text: str, voice: str, rate_pct: int) -> tuple[bytes, list[Boundary]]:
+        import edge_tts.communicate
+
+        _default_url()  # remembered before it is overwritten
         # The client reads the address from its own module global (see docs/edge-tts-protocol.md).
         edge_tts.communicate.WSS_URL = url
         timeout = self.settings.edge_attempt_timeout_s
@@ -211,6 +231,8 @@ class EdgeEngine(Engine):
 
     @staticmethod
     async def _stream(text: str, voice: str, rate_pct: int, timeout: float) -> tuple[bytes, list[Boundary]]:
+        import edge_tts
+
         communicate = edge_tts.Communicate(
             text,
             voice,
@@ -251,6 +273,8 @@ def request_parts(sentences: Sequence[str], limit: int = REQUEST_BYTES) -> list[
 
 def decode_mp3(data: bytes) -> np.ndarray:
     """MP3 bytes to float32 mono at 24 kHz, through ffmpeg (pydub)."""
+    from pydub import AudioSegment
+
     try:
         seg = AudioSegment.from_file(io.BytesIO(data), format="mp3")
     except Exception as exc:  # pydub raises bare exceptions for ffmpeg failures
