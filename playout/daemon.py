@@ -7,14 +7,8 @@
 from __future__ import annotations
 
 from playout.onair import NowPlaying, _Interrupted
-from playout.station import (
-    EMERGENCY_WINDOW,
-    MAX_API_CONNECTIONS,
-    NOTHING_READY,
-    SLOT_WAIT_S,
-    STUCK_MARGIN_S,
-    Station,
-)
+from playout.planner import EMERGENCY_WINDOW, NOTHING_READY, SLOT_WAIT_S
+from playout.station import MAX_API_CONNECTIONS, STUCK_MARGIN_S, Station
 
 __all__ = [
     "EMERGENCY_WINDOW",

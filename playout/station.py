@@ -27,14 +27,13 @@ from pathlib import Path
 import watchfiles
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from gpio import Relay
 from playout import __version__, notify, reports
 from playout.approvals import ApprovalStore
 from playout.asrun import AsRunLog, Slot
 from playout.audio_out import Player, open_player
-from playout.clock import UNTRUSTED_REASON, StationClock
+from playout.clock import StationClock
 from playout.config import StationConfig, Window, load_config, record_relay
 from playout.errors import ConfigError, PlayoutError
 from playout.http import create_app
@@ -42,6 +41,7 @@ from playout.intake import MAX_SCRIPT_BYTES, is_script_file
 from playout.library import Bulletin, Library
 from playout.limits import ConnectionLimits, fd_budget, make_server
 from playout.onair import NowPlaying, OnAir, slot_length_s
+from playout.planner import EMERGENCY_WINDOW, Planner
 from playout.service import StationService
 from playout.storage import Alarms, disk_status, open_station_db
 from tts.normalize import StationLexicon, load_station_lexicon
@@ -62,12 +62,8 @@ DISK_CHECK_S = 10.0
 RENDER_ROOM_MB = 50
 #: Open API connections at most (fewer if the descriptor limit is low); a phone needs a handful.
 MAX_API_CONNECTIONS = 200
-NOTHING_READY = "chưa có bản tin nào đã duyệt và sẵn sàng phát"
-#: How often a slot that waits (for a trusted clock, for its audio) looks again.
-SLOT_WAIT_S = 2.0
 #: A play on air longer than its slot by this much is stuck (a hung audio device): the watchdog stops.
 STUCK_MARGIN_S = 30.0
-EMERGENCY_WINDOW = "khẩn cấp"
 
 
 class Station:
@@ -90,8 +86,6 @@ class Station:
         self._renderer = renderer
         self.serve_api = serve_api
         self.stopping = threading.Event()
-        self._windows_lock = threading.Lock()
-        self._windows_busy: set[tuple[str, dt.date]] = set()
         # One-off threads (catch-up, play now, emergencies): joined at stop, never a health criterion.
         self._threads: list[threading.Thread] = []
         # Long-lived workers whose death is a problem the watchdog reports.
@@ -201,7 +195,17 @@ class Station:
             executors={"default": {"type": "threadpool", "max_workers": 4}},
         )
         self.scheduler.add_listener(self._job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
-        self._plan_jobs()
+        self.planner = Planner(
+            settings=lambda: self.config,
+            tz=self.tz,
+            scheduler=self.scheduler,
+            library=self.library,
+            log=self.log,
+            onair=self.onair,
+            stopping=self.stopping,
+            clock_trusted=self.clock_trusted,
+        )
+        self.planner.plan_jobs()
         if self.serve_api:
             self._start_api()  # before the worker threads: it finishes its own imports while starting
         self._workers["library"] = self._spawn("library", self._library_loop)
@@ -384,42 +388,10 @@ class Station:
         logger.warning("system clock stepped by %+.1f s: re-planning the schedule", step_s)
         if self.clock is not None:
             self.clock.check(fresh=True)
-        self._plan_jobs()
+        self.planner.plan_jobs()
         self.catch_up()
 
     # -- scheduling ----------------------------------------------------------------------------------------
-
-    def _plan_jobs(self) -> None:
-        days = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
-        for job in self.scheduler.get_jobs():
-            job.remove()
-        for window in self.config.windows:
-            trigger = CronTrigger(
-                day_of_week=",".join(str(days[d]) for d in window.days),
-                hour=window.start.hour,
-                minute=window.start.minute,
-                second=window.start.second,
-                timezone=self.tz,
-            )
-            # A late start still airs while the window has room for a bulletin (air_window checks).
-            self.scheduler.add_job(
-                self._window_job,
-                trigger,
-                args=[window.name],
-                id=f"window:{window.name}",
-                misfire_grace_time=max(1, int(window.length_s)),
-                replace_existing=True,
-            )
-
-    def _window(self, name: str) -> Window | None:
-        return next((w for w in self.config.windows if w.name == name), None)
-
-    def _window_job(self, name: str) -> None:
-        window = self._window(name)
-        if window is None:
-            return
-        start = dt.datetime.combine(self.now().date(), window.start, tzinfo=self.tz)
-        self.air_window(window, start)
 
     def _job_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MISSED:
@@ -433,115 +405,16 @@ class Station:
         return slot_length_s(self.config, bulletin)
 
     def catch_up(self) -> None:
-        """After a start or a clock step: air today's slots still inside their window, log the rest missed."""
-        now = self.now()
-        blackout = set(self.config.blackout_dates)
-        for window in self.config.windows:
-            if not window.airs_on(now.date(), blackout):
-                continue
-            start = dt.datetime.combine(now.date(), window.start, tzinfo=self.tz)
-            end = dt.datetime.combine(now.date(), window.end, tzinfo=self.tz)
-            if now < start:
-                continue
-            if now < end:
-                self._spawn_once(f"window {window.name}", lambda w=window, s=start: self.air_window(w, s))
-                continue
-            for i in range(window.plays):
-                slot = Slot(window.name, start, i)
-                if not self.log.has_slot(slot.key):
-                    self.log.record(slot, "missed", error="trạm không hoạt động trong khung giờ này")
+        """After a start or a clock step: air today's windows still open, log the slots of the rest missed."""
+        for window, start in self.planner.catch_up():
+            self._spawn_once(f"window {window.name}", lambda w=window, s=start: self.air_window(w, s))
 
     def air_window(self, window: Window, start: dt.datetime) -> None:
-        """Air the window's plays, each only if it can still end before the window closes.
+        self.planner.air_window(window, start)
 
-        One thread per window and day (the cron job, a catch-up or a finished render may all ask).  A slot
-        whose bulletin is still being rendered, or that finds the clock untrusted, waits while the window
-        still has room for it, and is logged ``missed`` with the reason once it has not.
-        """
-        day = start.date()
-        busy = (window.name, day)
-        with self._windows_lock:
-            if busy in self._windows_busy:
-                return
-            self._windows_busy.add(busy)
-        try:
-            self._air_window(window, start)
-        finally:
-            with self._windows_lock:
-                self._windows_busy.discard(busy)
-
-    def _air_window(self, window: Window, start: dt.datetime) -> None:
-        day = start.date()
-        end = dt.datetime.combine(day, window.end, tzinfo=self.tz)
-        if day in set(self.config.blackout_dates):
-            for i in range(window.plays):
-                self.log.record(Slot(window.name, start, i), "skipped", error="ngày nghỉ phát sóng")
-            return
-        if not window.airs_on(day):
-            return
-        aired: set[str] = set()
-        for i in range(window.plays):
-            slot = Slot(window.name, start, i)
-            bulletin = self._air_slot(slot, end, day, aired)
-            if bulletin is not None:
-                aired.add(bulletin.id)
-            if self.stopping.is_set():
-                return
-
-    def _air_slot(self, slot: Slot, end: dt.datetime, day: dt.date, aired: set[str]) -> Bulletin | None:
-        """Wait until the slot can air (trusted clock, audio ready), air it, or log why it did not."""
-        said: set[str] = set()
-        # Bulletins whose audio failed its check before keying, until they are rendered again.
-        refused: dict[str, Bulletin] = {}
-        nothing_ready = False
-
-        def wait(reason: str) -> None:
-            if reason not in said:
-                said.add(reason)
-                logger.info("slot %s waits: %s", slot.key, reason)
-            self.stopping.wait(SLOT_WAIT_S)
-
-        while not self.stopping.is_set():
-            if self.log.has_slot(slot.key):
-                return None
-            trusted = self.clock_trusted()
-            if self.now() + dt.timedelta(seconds=self.slot_length_s()) > end:
-                if not trusted:
-                    self.log.record(slot, "missed", error=UNTRUSTED_REASON)
-                elif nothing_ready:
-                    self.log.record(slot, "skipped", error=NOTHING_READY)
-                else:
-                    self.log.record(slot, "missed", error="không còn đủ thời gian trong khung giờ")
-                return None
-            if not trusted:
-                wait("the clock is not trusted yet")
-                continue
-            for bid, b in list(refused.items()):
-                if b.status == "ready" and b.audio_path is not None:
-                    del refused[bid]  # rendered again (its audio is checked again before keying)
-            bulletin = self.library.pick(day, self.log.play_counts(), aired | set(refused))
-            if bulletin is not None and bulletin.id in refused:
-                bulletin = None  # only bulletins whose audio failed its check are left
-            nothing_ready = bulletin is None
-            if bulletin is None:
-                # Audio may be on its way (the station just started, a script was approved at 06:01) or
-                # an approval may still come: the slot stays open while the window has room for it.
-                wait(
-                    "bulletins are still being rendered" if self.library.rendering() else "no bulletin ready"
-                )
-                continue
-            with self._air_lock:  # an emergency may be on air: wait for it, then check the clock again
-                if self.now() + dt.timedelta(seconds=self.slot_length_s(bulletin)) > end:
-                    self.log.record(
-                        slot, "missed", error="không còn đủ thời gian trong khung giờ", bulletin=bulletin
-                    )
-                    return None
-                outcome = self._air_locked(bulletin, slot, ends_by=end)
-            if outcome == "unverified":
-                refused[bulletin.id] = bulletin  # air the next ready bulletin; this one is rendered again
-                continue
-            return bulletin
-        return None
+    def upcoming(self, days: int = 14) -> list[dict]:
+        """The coming slots and the bulletin each will air: the daemon's own rotation, run forward."""
+        return self.planner.upcoming(days)
 
     # -- the on-air sequence (playout.onair) ---------------------------------------------------------------
 
@@ -598,48 +471,13 @@ class Station:
             kind, year, number, plays=rows, received=received, settings=self.config.reports, tz=self.tz
         )
 
-    def upcoming(self, days: int = 14) -> list[dict]:
-        """The coming slots and the bulletin each will air: the daemon's own rotation, run forward."""
-        counts = dict(self.log.play_counts())
-        now = self.now()
-        blackout = set(self.config.blackout_dates)
-        out: list[dict] = []
-        for offset in range(days):
-            day = now.date() + dt.timedelta(days=offset)
-            starts = sorted(
-                (dt.datetime.combine(day, w.start, tzinfo=self.tz), w)
-                for w in self.config.windows
-                if w.airs_on(day, blackout) and dt.datetime.combine(day, w.end, tzinfo=self.tz) > now
-            )
-            for start, window in starts:
-                aired: set[str] = set()
-                for i in range(window.plays):
-                    slot = Slot(window.name, start, i)
-                    if self.log.has_slot(slot.key):
-                        continue
-                    b = self.library.pick(day, counts, aired)
-                    out.append(
-                        {
-                            "window": window.name,
-                            "at": start.isoformat(timespec="seconds"),
-                            "play": i,
-                            "bulletin_id": b.id if b else None,
-                            "title": b.title if b else None,
-                        }
-                    )
-                    if b is not None:
-                        counts[b.id] = counts.get(b.id, 0) + 1
-                        aired.add(b.id)
-        return out
-
     # -- emergencies ---------------------------------------------------------------------------------------
 
     def _check_emergencies(self) -> None:
-        if not hasattr(self, "library"):
+        if not hasattr(self, "planner"):
             return
-        for bulletin in self.library.emergencies(self.now().date()):
-            key = f"emergency/{bulletin.id}"
-            if self.log.has_slot(key) or any(t.name == key and t.is_alive() for t in self._threads):
+        for key, bulletin in self.planner.emergencies_due():
+            if any(t.name == key and t.is_alive() for t in self._threads):
                 continue
             if self.config.daemon.emergency_cuts:
                 self.stop_playback("cắt để phát tin khẩn cấp")
@@ -759,7 +597,7 @@ class Station:
             # bulletins are read again in the background, the audio already made airing until then.
             self.library.mark_stale()
             self.wake_library()
-        self._plan_jobs()
+        self.planner.plan_jobs()
         if new.paths.lexicon != old.paths.lexicon:
             self.load_lexicon()
         self.last_error = None
@@ -807,20 +645,8 @@ class Station:
     # -- status --------------------------------------------------------------------------------------------
 
     def next_slot(self) -> tuple[str, dt.datetime] | None:
-        sched = getattr(self, "scheduler", None)
-        if sched is None:
-            return None
-        now = self.now()
-        upcoming = []
-        for job in sched.get_jobs():
-            # Jobs added before the scheduler starts have no run time yet: ask their trigger.
-            at = getattr(job, "next_run_time", None) or job.trigger.get_next_fire_time(None, now)
-            if at is not None:
-                upcoming.append((at, job.id.split(":", 1)[1]))
-        if not upcoming:
-            return None
-        at, name = min(upcoming)
-        return name, at.astimezone(self.tz)
+        planner = getattr(self, "planner", None)
+        return planner.next_slot() if planner is not None else None
 
     def next_slot_text(self) -> str:
         nxt = self.next_slot()

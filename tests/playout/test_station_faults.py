@@ -58,7 +58,7 @@ def timedatectl(tmp_path, monkeypatch):
 @pytest.fixture
 def base(make_config, tmp_path, monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
-    monkeypatch.setattr("playout.station.SLOT_WAIT_S", 0.2)
+    monkeypatch.setattr("playout.planner.SLOT_WAIT_S", 0.2)
 
     def make(windows=(), **extra):
         return make_config(
