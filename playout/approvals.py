@@ -125,7 +125,7 @@ class ApprovalStore:
             (
                 "INSERT INTO scripts (sha256, name, suffix, title, source, status, submitted_by,"
                 " submitted_at) VALUES (?,?,?,?,?,'pending',?,?)",
-                (script.content_sha256, script.name, suffix, script.meta.title, source, who, now),
+                (script.content_sha256, script.name, suffix, script.display_title, source, who, now),
             ),
             self._audit_row(who, "submit", script.content_sha256, script.name, source),
         )
