@@ -68,9 +68,13 @@ def active_s(samples: np.ndarray, rate: int, threshold_dbfs: float = SILENCE_DBF
 #: ten zero crossings either side of the centre at the higher of the two rates.
 KAISER_BETA = 5.0
 HALF_ZEROS = 10
-#: Input samples handled at a time when upsampling by a whole factor: their windows, copied side by
-#: side for one matrix product, take 1.4 MiB in float32 (23 taps a phase).
-POLY_CHUNK = 1 << 14
+#: Matrix products are kept small enough that OpenBLAS computes them in the calling thread: above
+#: 262 144 multiply-adds (GEMM) or 9 216 (GEMV) it wakes its other threads, which then spin for a while
+#: after every call, doubling the render's CPU time for no gain at these sizes.  Input samples handled
+#: at a time when upsampling by a whole factor (2048 x 23 taps x 4 phases, 188 KB of windows):
+POLY_CHUNK = 1 << 11
+#: ... and multiply-adds per matrix-vector product of one phase.
+GEMV_MACS = 9000
 
 
 @lru_cache(maxsize=16)
@@ -127,11 +131,15 @@ def resample_poly(x: np.ndarray, up: int, down: int) -> np.ndarray:
                 np.ascontiguousarray(windows[start : start + POLY_CHUNK]) @ taps.T
             )
         return out
+    rows = max(1, GEMV_MACS // taps.shape[1])
     for j in range(min(up, n_out)):
         # Outputs j, j + up, j + 2 up, ... share a phase and step ``down`` inputs at a time.
         first, phase = divmod(j * down, up)
         count = (n_out - j + up - 1) // up
-        np.matmul(windows[first::down][:count], taps[phase], out=out[j::up])
+        strided, dest = windows[first::down], out[j::up]
+        for start in range(0, count, rows):
+            stop = min(count, start + rows)
+            np.matmul(strided[start:stop], taps[phase], out=dest[start:stop])
     return out
 
 

@@ -92,7 +92,7 @@ class GeneratedBed(Bed):
         energy = 0.0
         for start in range(0, self.n, chunk):
             raw = self._raw(start, min(self.n, start + chunk))
-            energy += float(np.dot(raw, raw.astype(np.float64)))
+            energy += float(np.square(raw, dtype=np.float64).sum())
         self.scale = np.float32(np.sqrt(energy / self.n) if self.n else 0.0) or np.float32(1.0)
 
     def _raw(self, start: int, stop: int) -> np.ndarray:
