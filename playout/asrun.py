@@ -486,6 +486,13 @@ class AsRunLog:
         rows = self.plays(limit=1)
         return rows[0] if rows else None
 
+    def earliest(self) -> dt.datetime | None:
+        """When the first slot in the log was scheduled (a station's history starts there), or None."""
+        with self._lock:
+            rows = self._read("SELECT MIN(scheduled_at) FROM plays")
+        value = rows[0][0] if rows else None
+        return dt.datetime.fromisoformat(value) if value else None
+
 
 def _order(row_id: int) -> int:
     """Sort key for ids: held handles (-1, -2, …) after every real id, in the order they were made."""

@@ -154,6 +154,8 @@ class Report(BaseModel):
     departments: list[DepartmentLine]
     other_items: list[ReceivedItem]
     problems: list[ProblemSlot]
+    #: The day the station went into service, when it falls in or before the period (None: unknown).
+    in_service_since: dt.date | None = None
 
 
 def period_label(kind: PeriodKind, year: int, number: int) -> str:
@@ -182,20 +184,25 @@ def build_report(
     received: Iterable[dict[str, Any]],
     settings: ReportSettings,
     tz: dt.tzinfo,
+    in_service_since: dt.date | None = None,
 ) -> Report:
     """Compile one month's or quarter's report.
 
     ``plays`` are as-run rows (``AsRunLog.plays``); rows outside the period are ignored, so the caller may
     pass more.  ``received`` are content items ``{"department", "received_at", "title", "topic"}``; pass
     them from the quarter's start, since a quarterly quota in a month report is counted quarter-to-date.
+    ``in_service_since``: the day the station started airing; the days before it have no target (a station
+    installed on the 20th is not short of eleven weeks of plays).
     """
     start, end = period_bounds(kind, year, number, tz)
     first_day, end_day = start.date(), end.date()
+    if in_service_since is not None and first_day < in_service_since:
+        first_day = min(in_service_since, end_day)
 
     # Weeks: Monday-start ISO weeks overlapping the period, clipped to it.
     week_starts: list[dt.date] = []
     monday = first_day - dt.timedelta(days=first_day.weekday())
-    while monday < end_day:
+    while monday < end_day and first_day < end_day:
         week_starts.append(monday)
         monday += dt.timedelta(days=7)
     played_per_week = [0] * len(week_starts)
@@ -209,8 +216,8 @@ def build_report(
         if at is None:
             logger.warning("report: as-run row %s has no readable scheduled_at, skipped", row.get("id"))
             continue
-        if not start <= at < end:
-            continue
+        if not start <= at < end or at.astimezone(tz).date() < first_day:
+            continue  # outside the period, or before the station was in service
         status = row.get("status") or ""
         status_totals[status] = status_totals.get(status, 0) + 1
         if status == "played":
@@ -278,6 +285,7 @@ def build_report(
         departments=departments,
         other_items=other_items,
         problems=problems,
+        in_service_since=in_service_since if first_day > start.date() else None,
     )
     logger.info(
         "report %s: %d/%d played, %d missed/failed, %d items received",
@@ -361,6 +369,7 @@ def report_csv(report: Report) -> bytes:
         ["Từ ngày", _vn_date(report.start.date())],
         ["Đến ngày", _vn_date(report.end.date() - dt.timedelta(days=1))],
         ["Chỉ tiêu mỗi tuần", report.plays_per_week_target],
+        *([["Trạm hoạt động từ", _vn_date(report.in_service_since)]] if report.in_service_since else []),
         [],
         ["Số lần phát theo tuần"],
         ["Tuần", "Từ ngày", "Đến ngày", "Số ngày", "Số lần phát", "Chỉ tiêu", "Đạt"],

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import mmap
 import os
@@ -38,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from playout.atomic import atomic_write_text
 from playout.errors import StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -859,3 +861,33 @@ def disk_status(path: Path, *, low_mb: float = LOW_MB, low_fraction: float = LOW
         "low": low,
         "message": f"Sắp hết dung lượng lưu trữ: chỉ còn {free:.0f} MB trống" if low else None,
     }
+
+
+# -- in service since ---------------------------------------------------------------------------------------
+
+IN_SERVICE_FILE = "in-service.json"
+
+
+def in_service_since(data_dir: Path, tz: dt.tzinfo, earliest: dt.datetime | None = None) -> dt.datetime:
+    """When this station went into service: recorded at its first start, kept across restarts.
+
+    Windows before it are not missed and report targets start from its day.  A station that predates the
+    record (an upgrade) counts from its first as-run row (``earliest``), else from now.  An unreadable or
+    unwritable record costs nothing but this answer: now, without the file.
+    """
+    path = Path(data_dir) / IN_SERVICE_FILE
+    try:
+        recorded = json.loads(path.read_text("utf-8"))["since"]
+        return dt.datetime.fromisoformat(recorded).astimezone(tz)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("in-service record %s unreadable (%s): writing it again", path, exc)
+    since = dt.datetime.now(tz).replace(microsecond=0)
+    if earliest is not None and earliest < since:
+        since = earliest.astimezone(tz)
+    try:
+        atomic_write_text(path, json.dumps({"since": since.isoformat()}))
+    except OSError as exc:
+        logger.warning("cannot record when the station went into service (%s): %s", path, exc)
+    return since

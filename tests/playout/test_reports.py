@@ -285,3 +285,53 @@ def test_weekly_chart_svg_parses_and_escapes(log):
 
     empty = weekly_chart_svg(report.model_copy(update={"weeks": []}))
     ET.fromstring(empty)
+
+
+def test_days_before_the_station_went_into_service_have_no_target():
+    """A station installed on Thursday 10 December 2026 starts its December report that day: the weeks
+    before count for nothing, the first week is a part week, and a row before that day is not counted."""
+    settings = ReportSettings(plays_per_week_target=12)
+    rows = [
+        {"id": 1, "scheduled_at": "2026-12-02T06:00+07:00", "status": "missed", "window": "sáng"},
+        {"id": 2, "scheduled_at": "2026-12-10T17:00+07:00", "status": "played", "window": "chiều"},
+        {"id": 3, "scheduled_at": "2026-12-11T06:00+07:00", "status": "missed", "window": "sáng"},
+    ]
+    report = build_report(
+        "month",
+        2026,
+        12,
+        plays=rows,
+        received=[],
+        settings=settings,
+        tz=TZ,
+        in_service_since=dt.date(2026, 12, 10),
+    )
+    assert report.in_service_since == dt.date(2026, 12, 10)
+    assert report.weeks[0].first_day == dt.date(2026, 12, 10) and report.weeks[0].days == 4
+    assert report.weeks[0].target == 7  # 12 × 4 / 7, half up
+    assert report.target_total == 7 + 12 + 12 + 7  # then the weeks of the 14th, 21st and 28th–31st (4 days)
+    assert [p.scheduled_at[:10] for p in report.problems] == ["2026-12-11"]
+    assert report.played_total == 1
+    # A month before the station existed has no target at all; a month after it began is whole.
+    before = build_report(
+        "month",
+        2026,
+        11,
+        plays=[],
+        received=[],
+        settings=settings,
+        tz=TZ,
+        in_service_since=dt.date(2026, 12, 10),
+    )
+    assert before.target_total == 0 and before.weeks == []
+    after = build_report(
+        "month",
+        2027,
+        1,
+        plays=[],
+        received=[],
+        settings=settings,
+        tz=TZ,
+        in_service_since=dt.date(2026, 12, 10),
+    )
+    assert after.in_service_since is None and after.weeks[0].first_day == dt.date(2027, 1, 1)

@@ -327,3 +327,20 @@ def test_rescuing_a_year_of_logs_takes_seconds_not_minutes(tmp_path):
     took = time.monotonic() - t0
     assert check.damaged and check.recovered["plays"] > len(rows) - 50
     assert took < 10, f"{took:.1f} s"
+
+
+def test_in_service_since_is_recorded_once_and_kept(tmp_path):
+    import datetime as dt
+
+    from playout.storage import IN_SERVICE_FILE, in_service_since
+
+    tz = dt.timezone(dt.timedelta(hours=7))
+    first = in_service_since(tmp_path, tz)
+    assert abs((first - dt.datetime.now(tz)).total_seconds()) < 5
+    assert in_service_since(tmp_path, tz) == first  # a restart keeps the day it went into service
+    # An upgraded station with a history counts from its first as-run row.
+    (tmp_path / IN_SERVICE_FILE).unlink()
+    history = dt.datetime(2026, 3, 2, 6, 0, tzinfo=tz)
+    assert in_service_since(tmp_path, tz, earliest=history) == history
+    (tmp_path / IN_SERVICE_FILE).write_text("{not json", "utf-8")  # a damaged record is written again
+    assert in_service_since(tmp_path, tz).date() == dt.datetime.now(tz).date()
