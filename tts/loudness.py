@@ -53,7 +53,7 @@ SMOOTH_MS = 5
 def biquad(gain_db: float, q: float, fc: float, rate: int, shape: str) -> tuple[np.ndarray, np.ndarray]:
     """(b, a), normalised by a0: the RBJ Audio EQ Cookbook formulas exactly as pyloudnorm's IIRfilter
     writes them (the tests hold the two to 1e-12; they agree to the bit)."""
-    A = 10 ** (gain_db / 40.0)  # noqa: N806 - the cookbook's names
+    A = 10 ** (gain_db / 40.0)
     w0 = 2.0 * np.pi * (fc / rate)
     alpha = np.sin(w0) / (2.0 * q)
     if shape == "high_shelf":

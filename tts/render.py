@@ -218,7 +218,7 @@ class Renderer(Planner):
                 "%s: bed lowered to %.0f dB under the speech to keep the loudness", script.name, -bed_db
             )
         del speech, mix
-        assembly.samples = assembly.samples[:0]
+        assembly.samples = np.zeros(0, dtype=np.float32)  # the speech: a view would keep it all
         syllables = [n for section in spoken.syllables for n in section]
         verify(pcm, rate_hz, b, spans=assembly.spans, syllables=syllables, measured=measured)
         del pcm  # a view of ``wav``
