@@ -7,8 +7,8 @@ window has room for it, and is logged ``missed`` or ``skipped`` with the reason 
 start or a clock step, ``catch_up`` names today's windows still open and logs the slots of those already
 closed as ``missed``.
 
-What a slot airs is the library's rotation (``Library.pick``); ``upcoming`` runs it forward for the
-14-day schedule.
+What a slot airs comes from one place, ``Rotation``: the slot asks it when it airs, and the 14-day
+schedule (``upcoming``) runs the same rotation forward, so the schedule shown is what will air.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -34,6 +34,61 @@ NOTHING_READY = "chưa có bản tin nào đã duyệt và sẵn sàng phát"
 SLOT_WAIT_S = 2.0
 EMERGENCY_WINDOW = "khẩn cấp"
 _DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+#: Rows of a window's plays that took a bulletin on air (a ``missed`` or ``skipped`` one never keyed).
+_TOOK_THE_AIR = ("playing", "played", "failed", "interrupted")
+
+
+class Rotation:
+    """Which bulletin a slot airs: priority first, then the one aired least, oldest approval first
+    (``Library.pick``), and not one the same window already aired while there are others.
+
+    Both a slot about to air (``next_for``) and the schedule (``forward``) read the as-run log the same
+    way: play counts from the ``played`` rows, and the window's earlier plays from its own rows, so a
+    window resumed after a restart, or shown while its first play is on air, picks as it airs.
+    """
+
+    def __init__(self, library: Library, log: AsRunLog):
+        self.library = library
+        self.log = log
+
+    def pick(
+        self, day: dt.date, counts: dict[str, int], aired: set[str], refused: set[str] = frozenset()
+    ) -> Bulletin | None:
+        """``refused``: bulletins whose audio failed its check, left out until rendered again."""
+        bulletin = self.library.pick(day, counts, aired | refused)
+        return None if bulletin is None or bulletin.id in refused else bulletin
+
+    def aired_in(self, window: Window, start: dt.datetime) -> set[str]:
+        """The bulletins the window's plays starting at ``start`` have taken on air so far."""
+        keys = {Slot(window.name, start, i).key for i in range(window.plays)}
+        rows = self.log.plays(since=start, until=start + dt.timedelta(milliseconds=1), limit=10_000)
+        return {
+            r["bulletin_id"]
+            for r in rows
+            if r["slot_key"] in keys and r["bulletin_id"] and r["status"] in _TOOK_THE_AIR
+        }
+
+    def next_for(
+        self, window: Window, start: dt.datetime, refused: set[str] = frozenset()
+    ) -> Bulletin | None:
+        """The bulletin a play of this window airs now."""
+        return self.pick(start.date(), self.log.play_counts(), self.aired_in(window, start), refused)
+
+    def forward(self, starts: list[tuple[dt.datetime, Window]]) -> Iterator[tuple[Slot, Bulletin | None]]:
+        """The rotation run forward over window starts in time order: each slot not yet in the log, with
+        the bulletin it will air if every play before it airs as planned.  The first is ``next_for``."""
+        counts = dict(self.log.play_counts())
+        for start, window in starts:
+            aired = self.aired_in(window, start)
+            for i in range(window.plays):
+                slot = Slot(window.name, start, i)
+                if self.log.has_slot(slot.key):
+                    continue
+                bulletin = self.pick(start.date(), counts, aired)
+                yield slot, bulletin
+                if bulletin is not None:
+                    counts[bulletin.id] = counts.get(bulletin.id, 0) + 1
+                    aired.add(bulletin.id)
 
 
 class Planner:
@@ -63,6 +118,7 @@ class Planner:
         self.onair = onair
         self.stopping = stopping
         self.clock_trusted = clock_trusted
+        self.rotation = Rotation(library, log)
         self._windows_lock = threading.Lock()
         self._windows_busy: set[tuple[str, dt.date]] = set()
 
@@ -176,16 +232,12 @@ class Planner:
             return
         if not window.airs_on(day):
             return
-        aired: set[str] = set()
         for i in range(window.plays):
-            slot = Slot(window.name, start, i)
-            bulletin = self._air_slot(slot, end, day, aired)
-            if bulletin is not None:
-                aired.add(bulletin.id)
+            self._air_slot(window, Slot(window.name, start, i), end)
             if self.stopping.is_set():
                 return
 
-    def _air_slot(self, slot: Slot, end: dt.datetime, day: dt.date, aired: set[str]) -> Bulletin | None:
+    def _air_slot(self, window: Window, slot: Slot, end: dt.datetime) -> None:
         """Wait until the slot can air (trusted clock, audio ready), air it, or log why it did not."""
         said: set[str] = set()
         # Bulletins whose audio failed its check before keying, until they are rendered again.
@@ -200,7 +252,7 @@ class Planner:
 
         while not self.stopping.is_set():
             if self.log.has_slot(slot.key):
-                return None
+                return
             trusted = self.clock_trusted()
             if self.now() + dt.timedelta(seconds=self.slot_length_s()) > end:
                 if not trusted:
@@ -209,16 +261,14 @@ class Planner:
                     self.log.record(slot, "skipped", error=NOTHING_READY)
                 else:
                     self.log.record(slot, "missed", error="không còn đủ thời gian trong khung giờ")
-                return None
+                return
             if not trusted:
                 wait("the clock is not trusted yet")
                 continue
             for bid, b in list(refused.items()):
                 if b.status == "ready" and b.audio_path is not None:
                     del refused[bid]  # rendered again (its audio is checked again before keying)
-            bulletin = self.library.pick(day, self.log.play_counts(), aired | set(refused))
-            if bulletin is not None and bulletin.id in refused:
-                bulletin = None  # only bulletins whose audio failed its check are left
+            bulletin = self.rotation.next_for(window, slot.scheduled_at, set(refused))
             nothing_ready = bulletin is None
             if bulletin is None:
                 # Audio may be on its way (the station just started, a script was approved at 06:01) or
@@ -232,49 +282,40 @@ class Planner:
                     self.log.record(
                         slot, "missed", error="không còn đủ thời gian trong khung giờ", bulletin=bulletin
                     )
-                    return None
+                    return
                 outcome = self.onair.air_locked(bulletin, slot, ends_by=end)
             if outcome == "unverified":
                 refused[bulletin.id] = bulletin  # air the next ready bulletin; this one is rendered again
                 continue
-            return bulletin
-        return None
+            return
 
     # -- the schedule ahead --------------------------------------------------------------------------------
 
     def upcoming(self, days: int = 14) -> list[dict]:
-        """The coming slots and the bulletin each will air: the daemon's own rotation, run forward."""
-        counts = dict(self.log.play_counts())
+        """The coming slots and the bulletin each will air: the slots' own rotation, run forward."""
         now = self.now()
         blackout = set(self.config.blackout_dates)
-        out: list[dict] = []
+        starts: list[tuple[dt.datetime, Window]] = []
         for offset in range(days):
             day = now.date() + dt.timedelta(days=offset)
-            starts = sorted(
-                (dt.datetime.combine(day, w.start, tzinfo=self.tz), w)
-                for w in self.config.windows
-                if w.airs_on(day, blackout) and dt.datetime.combine(day, w.end, tzinfo=self.tz) > now
+            starts += sorted(
+                (
+                    (dt.datetime.combine(day, w.start, tzinfo=self.tz), w)
+                    for w in self.config.windows
+                    if w.airs_on(day, blackout) and dt.datetime.combine(day, w.end, tzinfo=self.tz) > now
+                ),
+                key=lambda sw: sw[0],
             )
-            for start, window in starts:
-                aired: set[str] = set()
-                for i in range(window.plays):
-                    slot = Slot(window.name, start, i)
-                    if self.log.has_slot(slot.key):
-                        continue
-                    b = self.library.pick(day, counts, aired)
-                    out.append(
-                        {
-                            "window": window.name,
-                            "at": start.isoformat(timespec="seconds"),
-                            "play": i,
-                            "bulletin_id": b.id if b else None,
-                            "title": b.title if b else None,
-                        }
-                    )
-                    if b is not None:
-                        counts[b.id] = counts.get(b.id, 0) + 1
-                        aired.add(b.id)
-        return out
+        return [
+            {
+                "window": slot.window,
+                "at": slot.scheduled_at.isoformat(timespec="seconds"),
+                "play": slot.index,
+                "bulletin_id": b.id if b else None,
+                "title": b.title if b else None,
+            }
+            for slot, b in self.rotation.forward(starts)
+        ]
 
     # -- emergencies ---------------------------------------------------------------------------------------
 
