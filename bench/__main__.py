@@ -142,7 +142,7 @@ def bench_render(repeats: int = 3) -> None:
     line("ratio, in the daemon (medians)", f"{r / p:.2f}", "target <= 1.5", r / p <= 1.5)
     line("ratio, whole command incl. Python start (medians)", f"{c / p:.2f}", "target <= 1.5", c / p <= 1.5)
     line("peak RSS of `playout render`", f"{max(rss):.0f} MiB", "target <= 150 MiB", max(rss) <= 150)
-    line("  of which Python + numpy/scipy/pyloudnorm loaded", f"{import_rss:.0f} MiB")
+    line("  of which Python + the render's libraries loaded", f"{import_rss:.0f} MiB")
     shutil.rmtree(work, ignore_errors=True)
 
 

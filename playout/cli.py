@@ -137,7 +137,7 @@ def _human_duration(seconds: float) -> str:
 
 def cmd_check(args) -> int:
     from playout.intake import read_script
-    from tts.plan import Planner  # estimates only: not tts.render, which loads scipy and pyloudnorm
+    from tts.plan import Planner  # estimates only: not tts.render, which loads the DSP and the WAV writer
 
     config = _load(args)
     _station_words(config)

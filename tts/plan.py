@@ -1,8 +1,9 @@
 """Planning a render without rendering: which engine, what rate, how the bulletin will be laid out.
 
 ``playout check`` needs only this: syllable counts, the engine's calibrated speed and the fitter's
-arithmetic.  Kept apart from ``tts.render`` (which loads scipy and pyloudnorm to measure loudness) so a
-check on a Pi starts in a fraction of a second; ``Renderer`` is a ``Planner`` that can also render.
+arithmetic.  Kept apart from ``tts.render`` (the DSP that measures and sets loudness) so a check on a Pi
+starts in a fraction of a second, and the daemon can check an upload without loading it; ``Renderer`` is a
+``Planner`` that can also render.
 
     est = Planner(config).estimate(read_script(path))
     est.fits, est.speech_s, est.layout.fill_s
@@ -158,3 +159,39 @@ class Planner:
     def close(self) -> None:
         for engine in self._engines.values():
             engine.close()
+
+
+def arrival_checks(config: StationConfig, script: Script) -> dict:
+    """What an operator and an approver should know when a script arrives, before anything is stored.
+
+    Raises ``ScriptTooLong`` (with ``words_to_cut``) for a script that cannot fit the bulletin even at the
+    fastest allowed rate: it is refused at the door, never approved and then failed at render time.
+    Otherwise the estimate: reading time, how much of the bulletin is speech, the engine that will most
+    likely read it, and the warnings (converted encoding, unknown abbreviations, a short bulletin, the
+    offline voice standing in for Edge).  Uses no speech engine: syllable counts and the fitter's arithmetic.
+    """
+    planner = Planner(config)
+    est = planner.estimate(script)
+    if est.error is not None:
+        raise est.error
+    warnings = list(est.warnings)
+    first = planner.chain[0] if planner.chain else est.engine
+    if est.engine != first:
+        warnings.append(
+            f"Bộ đọc {first} hiện không dùng được; bản tin sẽ được đọc bằng giọng dự phòng ({est.engine})"
+        )
+    length = config.bulletin.length_s
+    return {
+        "speech_s": round(est.speech_s, 1),
+        "pauses_s": round(est.layout.pauses_s, 1),
+        "fill_s": round(max(0.0, est.layout.fill_s), 1),
+        "length_s": length,
+        "speech_share": round(min(1.0, (est.speech_s + est.layout.pauses_s) / length), 3),
+        "engine": est.engine,
+        "voice": est.voice,
+        "rate": est.rate_pct,
+        "sentences": est.sentences,
+        "syllables": est.syllables,
+        "words": len(script.body.split()),
+        "warnings": warnings,
+    }

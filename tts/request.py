@@ -2,8 +2,8 @@
 
 Split from ``tts.render`` so that finding a cached bulletin loads no audio or speech library: the spoken
 form comes from ``tts.normalize`` (pure Python), the key from ``tts.cache``.  ``playout render`` asks
-here first and builds a ``Renderer`` (numpy, scipy, pyloudnorm, the engines: over a second on a Pi)
-only for a script that really needs synthesizing.
+here first and builds a ``Renderer`` (numpy's DSP, the WAV writer, an engine's client) only for a script
+that really needs synthesizing.
 
     hit = find_cached(config, read_script(path))
     if hit is None:

@@ -5,8 +5,8 @@ station's current settings and the jobs) as one JSON document on its stdin, and 
 event from its stdout.  The worker is niced, runs under an address-space limit (``tts.render_memory_mb``)
 and is killed when a job takes longer than ``tts.render_timeout_s``: an out-of-memory, a hang in a
 speech engine or a crash in a decoder ends the worker, never the station, and the daemon learns which
-bulletin it was on.  The speech stack (numpy's DSP, scipy, pyloudnorm, edge-tts/aiohttp, onnxruntime)
-is only ever imported here.
+bulletin it was on.  The speech stack (the render's DSP, edge-tts/aiohttp, onnxruntime) is only ever
+imported here.
 
 Protocol (stdout, one JSON object per line):
 
