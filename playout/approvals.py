@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import json
 import logging
 import sqlite3
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from playout.atomic import atomic_write_bytes
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS scripts (
     submitted_at TEXT NOT NULL,
     decided_by TEXT,
     decided_at TEXT,
-    reason TEXT
+    reason TEXT,
+    checks TEXT
 );
 CREATE INDEX IF NOT EXISTS scripts_name ON scripts (name, status);
 CREATE TABLE IF NOT EXISTS audit (
@@ -73,9 +76,24 @@ class ScriptRecord:
     decided_by: str | None
     decided_at: str | None
     reason: str | None
+    #: What the station found when the script arrived (``StationService.check``): reading time, how much
+    #: of the bulletin is speech, warnings.  JSON in the database; None for versions from before.
+    checks: dict | None = None
+    #: This call stored it (False: the same content was sent before, and this is its record).
+    is_new: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "is_new"}
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ScriptRecord:
+        values = dict(row)
+        raw = values.pop("checks", None)
+        try:
+            checks = json.loads(raw) if raw else None
+        except ValueError:
+            checks = None
+        return cls(**values, checks=checks if isinstance(checks, dict) else None)
 
 
 class ApprovalStore:
@@ -89,6 +107,9 @@ class ApprovalStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(scripts)")}
+            if "checks" not in columns:  # a database from before upload checks were kept
+                self._db.execute("ALTER TABLE scripts ADD COLUMN checks TEXT")
             # Every write is an operator's action waiting on an HTTP answer: refuse it with "try again"
             # after a short wait rather than hang the request (and the API thread) behind a stuck writer.
             self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
@@ -105,8 +126,21 @@ class ApprovalStore:
 
     # -- the doors ------------------------------------------------------------------------------------------
 
-    def submit(self, data: bytes, filename: str, *, who: str, source: str) -> tuple[ScriptRecord, Script]:
-        """Check a script like every door does and keep it as ``pending``; the same bytes twice are one."""
+    def submit(
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        who: str,
+        source: str,
+        check: Callable[[Script], dict] | None = None,
+    ) -> tuple[ScriptRecord, Script]:
+        """Check a script like every door does and keep it as ``pending``; the same bytes twice are one.
+
+        ``check`` looks at the parsed script before anything is stored: it raises to refuse it (a script
+        too long for the bulletin is refused here, with the words to cut, never approved and then failed)
+        or returns what to keep with the version (reading time, warnings).
+        """
         if len(data) > MAX_SCRIPT_BYTES:
             raise ScriptFileTooLarge("Tệp quá lớn (tối đa 1 MB)", filename=filename)
         script = parse_script(data, filename)  # raises ScriptRejected with the operator's message
@@ -114,6 +148,7 @@ class ApprovalStore:
         existing = self.get(script.content_sha256)
         if existing is not None:
             return existing, script
+        checks = check(script) if check is not None else None
         try:
             atomic_write_bytes(self.folder / f"{script.content_sha256}{suffix}", data)
         except OSError as exc:
@@ -124,15 +159,24 @@ class ApprovalStore:
         self._write(
             (
                 "INSERT INTO scripts (sha256, name, suffix, title, source, status, submitted_by,"
-                " submitted_at) VALUES (?,?,?,?,?,'pending',?,?)",
-                (script.content_sha256, script.name, suffix, script.display_title, source, who, now),
+                " submitted_at, checks) VALUES (?,?,?,?,?,'pending',?,?,?)",
+                (
+                    script.content_sha256,
+                    script.name,
+                    suffix,
+                    script.display_title,
+                    source,
+                    who,
+                    now,
+                    json.dumps(checks, ensure_ascii=False) if checks is not None else None,
+                ),
             ),
             self._audit_row(who, "submit", script.content_sha256, script.name, source),
         )
         logger.info(
             "script %s (%s) submitted by %s via %s", script.name, script.content_sha256[:12], who, source
         )
-        return self.get(script.content_sha256), script
+        return replace(self.get(script.content_sha256), is_new=True), script
 
     # -- decisions ------------------------------------------------------------------------------------------
 
@@ -190,7 +234,7 @@ class ApprovalStore:
     def get(self, sha256: str) -> ScriptRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM scripts WHERE sha256=?", (sha256,)).fetchone()
-        return ScriptRecord(**dict(row)) if row else None
+        return ScriptRecord.from_row(row) if row else None
 
     def records(self, status: str | None = None) -> list[ScriptRecord]:
         sql, args = "SELECT * FROM scripts", ()
@@ -198,7 +242,7 @@ class ApprovalStore:
             sql, args = sql + " WHERE status=?", (status,)
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY submitted_at DESC", args).fetchall()
-        return [ScriptRecord(**dict(r)) for r in rows]
+        return [ScriptRecord.from_row(r) for r in rows]
 
     def audit(self, limit: int = 200) -> list[dict]:
         with self._lock:

@@ -277,11 +277,26 @@ class StationService:
         """An uploaded script, checked like every door checks it, kept as ``pending``: its record and the
         warnings an operator should read.  ScriptRejected / ScriptFileTooLarge / StorageUnavailable."""
         try:
-            record, script = self._station.approvals.submit(data, filename, who=who, source="upload")
+            record, script = self._station.approvals.submit(
+                data, filename, who=who, source="upload", check=self.check
+            )
         except PlayoutError as exc:
             logger.info("upload of %r by %s refused: %s", filename, who, exc.code)
             raise
-        return {**record.as_dict(), "warnings": list(script.warnings)}
+        checks = record.checks or {}
+        warnings = list(checks.get("warnings", script.warnings))
+        return {**record.as_dict(), "warnings": warnings, "new": record.is_new}
+
+    def check(self, script) -> dict:
+        """What the station finds in an arriving script (``tts.plan.arrival_checks``): ScriptTooLong refuses
+        it; otherwise reading time, share of speech and warnings, kept with the version."""
+        from tts import outages
+        from tts.plan import arrival_checks
+
+        config = self._station.config
+        # The render workers remember an Edge outage in a file: the estimate should know it too.
+        outages.use_file(config.paths.data / outages.FILE_NAME)
+        return arrival_checks(config, script)
 
     def decide(self, action: Decision, sha256: str, who: str, reason: str = "") -> dict:
         """Approve, reject (with a reason for the sender) or withdraw exactly this version.

@@ -562,6 +562,8 @@ def _scan_mapped(
             name = _shape(values, tables)
             if name is None:
                 continue
+            # A record written before a column was added (ALTER TABLE … ADD COLUMN) is shorter.
+            values = [*values, *[None] * (len(tables[name]) - len(values))]
             # The INTEGER PRIMARY KEY is stored as NULL in the record: its value is the rowid.
             values = [
                 rowid if alias and v is None else v
@@ -590,13 +592,18 @@ def _tables(out: sqlite3.Connection) -> dict[str, list[tuple[str, bool]]]:
 
 
 def _shape(values: list, tables: dict[str, list[tuple[str, bool]]]) -> str | None:
-    """The table a record fits: same column count, time columns holding times.  None if unclear."""
+    """The table a record fits: same column count, time columns holding times.  None if unclear.
+
+    A record one or two columns short fits a table those columns were added to later (``checks`` on
+    ``scripts``), at a lower score than one that fits exactly.
+    """
     best, best_score, tie = None, None, False
     for name, cols in tables.items():
-        if len(cols) != len(values):
+        missing = len(cols) - len(values)
+        if not 0 <= missing <= 2:
             continue
-        score = 0
-        for (col, _), v in zip(cols, values, strict=True):
+        score = -2 * missing
+        for (col, _), v in zip(cols, values, strict=False):
             if col == "at" or col.endswith("_at"):
                 score += 1 if v is None or (isinstance(v, str) and _TIME.match(v)) else -1
         if best_score is None or score > best_score:

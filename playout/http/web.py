@@ -115,6 +115,17 @@ SHARE_CSP = (
 )
 
 
+def _seconds_vi(value: float | None) -> str:
+    """A duration as people say it: "2 phút 35 giây", "48 giây"."""
+    if value is None:
+        return ""
+    total = int(round(float(value)))
+    minutes, secs = divmod(total, 60)
+    if not minutes:
+        return f"{secs} giây"
+    return f"{minutes} phút" + (f" {secs} giây" if secs else "")
+
+
 def _fold(text: str) -> str:
     """Lower case without diacritics or punctuation: "Dịch vụ công" and "dich-vu-cong" fold alike."""
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
@@ -164,6 +175,7 @@ def _environment() -> Environment:
     env.filters["clock"] = _time
     env.filters["when"] = lambda v: _time(v, "%d/%m/%Y %H:%M")
     env.filters["when_seconds"] = lambda v: _time(v, "%H:%M:%S ngày %d/%m/%Y")
+    env.filters["seconds"] = _seconds_vi
     # Operators read topic names, not slugs.
     env.filters["topic_name"] = lambda slug: TOPICS.get(slug, slug) if slug else ""
     return env
@@ -341,7 +353,9 @@ def install(app: FastAPI, service: StationService) -> None:
 
     # -- bulletins -------------------------------------------------------------------------------------------
 
-    async def bulletins_page(request: Request, who: Principal, *, notice=None, error=None, status_code=200):
+    async def bulletins_page(
+        request: Request, who: Principal, *, notice=None, error=None, warnings=(), status_code=200
+    ):
         records, library = await run_in_threadpool(lambda: (service.scripts(), service.bulletins()))
         return page(
             request,
@@ -352,6 +366,7 @@ def install(app: FastAPI, service: StationService) -> None:
             records=[{**r, "status_vi": SCRIPT_STATUS_VI.get(r["status"], r["status"])} for r in records],
             notice=notice,
             error=error,
+            warnings=list(warnings),
         )
 
     @router.get("/ban-tin")
@@ -371,10 +386,22 @@ def install(app: FastAPI, service: StationService) -> None:
         data = await file.read(MAX_SCRIPT_BYTES + 1)
         try:
             # In a worker thread: parsing a Word file takes a while, and the event loop serves everyone.
-            await run_in_threadpool(service.submit, data, file.filename, who.name)
+            record = await run_in_threadpool(service.submit, data, file.filename, who.name)
         except PlayoutError as exc:
             return await bulletins_page(request, who, error=exc.message, status_code=exc.http_status)
-        return RedirectResponse("/ban-tin?xong=tai-len", status_code=303)
+        # Shown at once, on this answer: what the station found in the script, and whether this exact
+        # version was already decided (a file sent again after a rejection says so).
+        status = record.get("status")
+        if record.get("new"):
+            notice = "Đã tải kịch bản lên, đang chờ duyệt."
+        else:
+            state = SCRIPT_STATUS_VI.get(status, status)
+            notice = f"Kịch bản này đã được gửi trước đây và đang ở trạng thái: {state}."
+            if status == "rejected" and record.get("reason"):
+                notice += f" Lý do từ chối: {record['reason']}"
+        return await bulletins_page(
+            request, who, notice=notice, warnings=record.get("warnings") or [], status_code=201
+        )
 
     @router.post("/ban-tin/{sha256}/{verb}")
     @guarded

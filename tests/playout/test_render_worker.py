@@ -41,7 +41,12 @@ PROBE = textwrap.dedent(
     deadline = time.monotonic() + 120
     while len(station.library.ready()) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
+    # An upload is checked in this process too (estimate, warnings), still without the speech stack.
+    from playout.service import StationService
+    upload = "Bà con chú ý lịch tiêm chủng. Xin cảm ơn.".encode()
+    checked = StationService(station).submit(upload, "tiem.txt", "hoa")
     out = {
+        "checks": checked["checks"],
         "at_start": loaded_at_start,
         "after_render": sorted({m.split(".")[0] for m in sys.modules} & stack),
         "ready": len(station.library.ready()),
@@ -81,6 +86,7 @@ def test_the_on_air_process_never_loads_the_speech_stack(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["ready"] == 2
     assert out["at_start"] == [] and out["after_render"] == [], out
+    assert out["checks"]["speech_s"] > 0 and out["checks"]["engine"] == "espeak"  # Edge is down here
     # The renders happened, in another process that did load the stack.
     assert out["worker"]["pid"] != out["pid"] and out["worker"]["returncode"] == 0
     assert "render-worker[" in proc.stderr

@@ -344,3 +344,27 @@ def test_in_service_since_is_recorded_once_and_kept(tmp_path):
     assert in_service_since(tmp_path, tz, earliest=history) == history
     (tmp_path / IN_SERVICE_FILE).write_text("{not json", "utf-8")  # a damaged record is written again
     assert in_service_since(tmp_path, tz).date() == dt.datetime.now(tz).date()
+
+
+def test_a_database_from_before_upload_checks_opens_and_its_scripts_are_rescued(tmp_path):
+    """Scripts stored before the ``checks`` column existed: the store adds the column, and if the file is
+    later damaged those shorter records still find their table."""
+    path = tmp_path / "playout.db"
+    make_station_db(path, 50)
+    db = sqlite3.connect(path)
+    db.executescript(  # the scripts table as it was, with the row it had
+        "CREATE TABLE old AS SELECT sha256, name, suffix, title, source, status, submitted_by, submitted_at,"
+        " decided_by, decided_at, reason FROM scripts; DROP TABLE scripts; ALTER TABLE old RENAME TO scripts;"
+    )
+    db.close()
+    store = ApprovalStore(path, path.parent / "scripts", TZ)
+    (old,) = store.records()
+    assert old.title == "Bản tin thử nghiệm" and old.checks is None
+    store.close()
+    overwrite_page(path, 1)  # the table list: rows are found by their shape alone
+    check = open_station_db(path, TZ)
+    assert check.damaged and check.recovered["scripts"] == 1
+    store = ApprovalStore(path, path.parent / "scripts", TZ)
+    (rescued,) = store.records()
+    assert rescued.sha256 == old.sha256 and rescued.status == "approved" and rescued.checks is None
+    store.close()

@@ -161,8 +161,11 @@ def test_forms_need_the_csrf_token_and_the_role(station):
     wrong = oper.post("/ban-tin/tai-len", files=file, data={"csrf_token": "x"}, follow_redirects=False)
     assert wrong.status_code == 403
     ok = oper.post("/ban-tin/tai-len", files=file, data={"csrf_token": csrf}, follow_redirects=False)
-    assert ok.status_code == 303 and ok.headers["location"] == "/ban-tin?xong=tai-len"
+    assert ok.status_code == 201 and "Đã tải kịch bản lên, đang chờ duyệt" in ok.text
     (record,) = [r for r in station.approvals.records("pending") if r.name == "thong-bao.md"]
+    # What the station found is kept with the version and shown to the approver.
+    assert record.checks["speech_s"] > 0 and record.checks["length_s"] == 12
+    assert "lời chiếm" in ok.text
     exe = {"file": ("virus.exe", b"MZ\x90\x00", "application/octet-stream")}
     refused = oper.post("/ban-tin/tai-len", files=exe, data={"csrf_token": csrf})
     assert refused.status_code == 422 and 'class="msg err"' in refused.text
@@ -179,6 +182,9 @@ def test_forms_need_the_csrf_token_and_the_role(station):
         f"/ban-tin/{record.sha256}/tu-choi", data={"csrf_token": token, "reason": "lần nữa"}
     )
     assert again.status_code == 409 and "Không thể từ chối" in again.text
+    # The same file sent again after its rejection says so, with the reason.
+    resent = oper.post("/ban-tin/tai-len", files=file, data={"csrf_token": csrf})
+    assert "đã được gửi trước đây" in resent.text and "Lý do từ chối: trùng nội dung" in resent.text
     assert oper.post("/dang-xuat", follow_redirects=False).status_code == 403
     out = oper.post("/dang-xuat", data={"csrf_token": csrf}, follow_redirects=False)
     assert out.status_code == 303 and oper.get("/", follow_redirects=False).status_code == 303
@@ -482,3 +488,19 @@ def test_the_api_reference_works_without_internet(station):
             assert page.request.get(base + "/openapi.json").json()["openapi"].startswith("3.")
         finally:
             browser.close()
+
+
+def test_an_upload_too_long_is_refused_with_the_words_to_cut_and_warnings_are_shown(station):
+    oper, csrf = logged_in(station, "hoa")
+    long_body = " ".join(["Bà con khu phố chú ý thực hiện đúng hướng dẫn của phường."] * 40)
+    file = {"file": ("dai.md", long_body.encode(), "text/markdown")}
+    refused = oper.post("/ban-tin/tai-len", files=file, data={"csrf_token": csrf})
+    assert refused.status_code == 422 and "Cần bớt khoảng" in refused.text and "chữ" in refused.text
+    assert not [r for r in station.approvals.records() if r.name == "dai.md"]  # nothing was stored
+    odd = {"file": ("viet-tat.md", "Liên hệ BQLXYZ để biết thêm. Xin cảm ơn.".encode(), "text/markdown")}
+    shown = oper.post("/ban-tin/tai-len", files=odd, data={"csrf_token": csrf})
+    assert shown.status_code == 201
+    warning = re.search(r'id="canh-bao-tai-len".*?</div>', shown.text, re.S).group(0)
+    assert "BQLXYZ" in warning and "đánh vần" in warning
+    (record,) = [r for r in station.approvals.records() if r.name == "viet-tat.md"]
+    assert any("BQLXYZ" in w for w in record.checks["warnings"])
