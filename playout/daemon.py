@@ -1,4 +1,8 @@
-"""Kept for old imports: the station now lives in ``playout.station`` (lifecycle and main loop).
+"""Kept for old imports: the daemon is now three modules.
+
+    playout.station   Station: parts started in order and stopped in reverse, the main loop, health
+    playout.onair     OnAir: the on-air sequence (relay on → pre-roll → play → tail → relay off)
+    playout.planner   Planner and Rotation: cron jobs, catch-up, slots, the 14-day schedule
 
 ``from playout.daemon import Station`` keeps working.  Setting a constant here (a test's
 ``monkeypatch.setattr("playout.daemon.X", ...)``) changes nothing: patch it in the module that uses it.

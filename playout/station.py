@@ -1,17 +1,24 @@
-"""The station daemon: airs approved bulletins in the configured windows, unattended, for months.
+"""The station: its parts started in order and stopped in reverse, and the main loop that watches them.
 
-Parts start in order and stop in reverse, whatever happens:
+    relay (off first) → as-run log (recover) → audio out → renderer → approvals and library → on air
+    → clock → scheduler and planner → API → library and inbox workers
 
-    relay (off first) → as-run log (recover) → audio out → library → renderer thread → scheduler → API
+Each part ``start`` brings up is registered with an ExitStack, so ``close`` stops exactly the parts that
+started, in reverse, and the relay is off at the end whatever failed before.  The other modules hold the
+work; this one holds the parts and the threads they run in:
 
-The on-air sequence lives in one place, ``Station.air``: key the relay, wait the pre-roll, play, hold
-the tail, unkey, with the relay released in ``finally``.  A slot is claimed in the as-run log before the
-relay is keyed, so a slot never airs twice, across restarts, crashes and clock steps alike.
+    playout.onair     the on-air sequence: key, pre-roll, play, tail, unkey (released in ``finally``)
+    playout.planner   cron jobs, catch-up, a window's slots, the one rotation behind slots and schedule
+    playout.service   what the HTTP front may do with the station (``_start_api`` hands it over)
 
-Time: windows fire from APScheduler cron triggers in the station's time zone.  A Pi has no real-time
-clock: it may boot with a stale clock that NTP later steps.  The main loop compares the wall clock with
-the monotonic clock every second; on a step it re-plans the jobs from the new time and catches up
-(airs a slot still inside its window if the bulletin still fits, logs it ``missed`` otherwise).
+A slot is claimed in the as-run log before the relay is keyed, so a slot never airs twice, across
+restarts, crashes and clock steps alike.
+
+Time: a Pi has no real-time clock: it may boot with a stale clock that NTP later steps.  The main loop
+compares the wall clock with the monotonic clock every second; on a step it re-plans the jobs from the
+new time and catches up (airs a slot still inside its window if the bulletin still fits, logs it
+``missed`` otherwise).  The main loop also pings systemd's watchdog while ``healthy``, starts emergency
+bulletins, writes what a busy database held back, and reloads ``schedule.yaml`` and the lexicon.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import watchfiles
@@ -86,6 +95,8 @@ class Station:
         self._renderer = renderer
         self.serve_api = serve_api
         self.stopping = threading.Event()
+        # What close() runs, in reverse: each part start() brought up registers how it stops.
+        self._parts = ExitStack()
         # One-off threads (catch-up, play now, emergencies): joined at stop, never a health criterion.
         self._threads: list[threading.Thread] = []
         # Long-lived workers whose death is a problem the watchdog reports.
@@ -138,9 +149,11 @@ class Station:
     # -- start and stop ------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Bring the parts up in order (see the module's doc); close() stops those that started."""
         cfg = self.config
         # The relay first: whatever state a crash left the pin in, the amplifier is off from here on.
         self.relay = self._relay or Relay(cfg.relay, on_change=self._relay_changed)
+        self._parts.callback(self.relay.close)  # the last part to stop; an error here reaches the caller
         self.relay.off()
         try:
             record_relay(
@@ -155,12 +168,14 @@ class Station:
         if self.db_check.damaged:
             logger.error("as-run log: %s", self.db_check.detail)
         self.log = AsRunLog(db, self.tz)
+        self._on_stop("as-run log", self.log.close)
         self.alarms = Alarms(db, self.tz)
         if self.db_check.alarm and not self.db_check.alarm_stored:
             self.alarms.raise_alarm("database_damaged", self.db_check.alarm, self.db_check.detail)
         self.log.recover()
         self.disk = disk_status(cfg.paths.data)
         self.player = self._player or open_player(cfg.audio)
+        self._on_stop("audio out", self.player.close)
         logger.info("audio out: %s", self.player.describe())
         logger.info("speech engines: %s (rendered in a worker process)", " → ".join(cfg.tts.engines))
         self.load_lexicon()
@@ -168,7 +183,9 @@ class Station:
         self.renderer = self._renderer or RenderWorker(
             memory_mb=cfg.tts.render_memory_mb, timeout_s=cfg.tts.render_timeout_s
         )
+        self._on_stop("renderer", self.renderer.close)
         self.approvals = ApprovalStore(cfg.paths.data / "playout.db", cfg.paths.data / "scripts", self.tz)
+        self._on_stop("approvals", self.approvals.close)
         self.library = Library(cfg, self.renderer, self.approvals)
         self.library.scan()
         self.onair = OnAir(
@@ -189,11 +206,14 @@ class Station:
             logger.warning("cannot tell whether the system clock is synchronised: trusting it")
         else:
             logger.info("clock: %s", state.state)
+        # Threads are joined once the scheduler, whose events start catch-ups, has stopped.
+        self._on_stop("threads", self._join_threads)
         self.scheduler = BackgroundScheduler(
             timezone=self.tz,
             job_defaults={"coalesce": True, "max_instances": 1},
             executors={"default": {"type": "threadpool", "max_workers": 4}},
         )
+        self._on_stop("scheduler", lambda: self.scheduler.running and self.scheduler.shutdown(wait=False))
         self.scheduler.add_listener(self._job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         self.planner = Planner(
             settings=lambda: self.config,
@@ -207,6 +227,7 @@ class Station:
         )
         self.planner.plan_jobs()
         if self.serve_api:
+            self._on_stop("api", self._stop_api)
             self._start_api()  # before the worker threads: it finishes its own imports while starting
         self._workers["library"] = self._spawn("library", self._library_loop)
         self._workers["inbox"] = self._spawn("inbox", self._inbox_loop)
@@ -222,33 +243,24 @@ class Station:
         self.stop_playback(reason)
 
     def close(self) -> None:
-        """Stop every part in reverse order; the relay is off at the end, whatever failed before."""
+        """Stop every part that started, in reverse order; the relay is off at the end, whatever failed."""
         notify.notify("STOPPING=1")
         self.stopping.set()
         self._library_wake.set()
         self.stop_playback("dừng dịch vụ")
-        for name, attr, step in (
-            ("api", None, lambda: self._stop_api()),
-            (
-                "scheduler",
-                "scheduler",
-                lambda: self.scheduler.running and self.scheduler.shutdown(wait=False),
-            ),
-            ("threads", None, lambda: self._join_threads()),
-            ("audio out", "player", lambda: self.player.close()),
-            ("renderer", "renderer", lambda: self.renderer.close()),
-            ("as-run log", "log", lambda: self.log.close()),
-            ("approvals", "approvals", lambda: self.approvals.close()),
-        ):
-            if attr is not None and not hasattr(self, attr):
-                continue  # start() failed before this part existed
+        self._parts.close()
+
+    def _on_stop(self, name: str, step: Callable[[], object]) -> None:
+        """Have close() run ``step`` before the parts started earlier; a failure is logged and the other
+        parts still stop."""
+
+        def guarded() -> None:
             try:
                 step()
             except Exception:  # noqa: BLE001 - keep stopping the other parts
                 logger.exception("stopping %s failed", name)
-        relay = getattr(self, "relay", None)
-        if relay is not None:
-            relay.close()
+
+        self._parts.callback(guarded)
 
     def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, stop.  Returns the process exit status."""
@@ -391,7 +403,7 @@ class Station:
         self.planner.plan_jobs()
         self.catch_up()
 
-    # -- scheduling ----------------------------------------------------------------------------------------
+    # -- the planner (playout.planner): slots, catch-up, the schedule ahead ---------------------------------
 
     def _job_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MISSED:
@@ -401,30 +413,46 @@ class Station:
             self.last_error = f"{type(event.exception).__name__}: {event.exception}"
             logger.error("scheduled job %s failed: %s", event.job_id, self.last_error)
 
-    def slot_length_s(self, bulletin: Bulletin | None = None) -> float:
-        return slot_length_s(self.config, bulletin)
-
     def catch_up(self) -> None:
         """After a start or a clock step: air today's windows still open, log the slots of the rest missed."""
         for window, start in self.planner.catch_up():
             self._spawn_once(f"window {window.name}", lambda w=window, s=start: self.air_window(w, s))
 
     def air_window(self, window: Window, start: dt.datetime) -> None:
+        """Air a window's plays (in the calling thread), each only if it still fits the window."""
         self.planner.air_window(window, start)
 
     def upcoming(self, days: int = 14) -> list[dict]:
-        """The coming slots and the bulletin each will air: the daemon's own rotation, run forward."""
+        """The coming slots and the bulletin each will air: the slots' own rotation, run forward."""
         return self.planner.upcoming(days)
 
-    # -- the on-air sequence (playout.onair) ---------------------------------------------------------------
+    def next_slot(self) -> tuple[str, dt.datetime] | None:
+        planner = getattr(self, "planner", None)
+        return planner.next_slot() if planner is not None else None
+
+    def next_slot_text(self) -> str:
+        nxt = self.next_slot()
+        return f"{nxt[0]} at {nxt[1].isoformat(timespec='seconds')}" if nxt else "none"
+
+    # -- on air (playout.onair) ----------------------------------------------------------------------------
 
     def air(self, bulletin: Bulletin, slot: Slot, key: str | None = None) -> str:
+        """Air a bulletin now under its own key, after whatever is on air; the outcome."""
         return self.onair.air(bulletin, slot, key)
 
     def stop_playback(self, reason: str) -> bool:
         onair = getattr(self, "onair", None)
         return onair.stop(reason) if onair is not None else False
 
+    @property
+    def now_playing(self) -> NowPlaying | None:
+        onair = getattr(self, "onair", None)
+        return onair.now_playing if onair is not None else None
+
+    def slot_length_s(self, bulletin: Bulletin | None = None) -> float:
+        return slot_length_s(self.config, bulletin)
+
+    # What a test reaches for to air a slot by hand (the planner holds the lock the same way).
     @property
     def _air_lock(self) -> threading.Lock:
         return self.onair.lock
@@ -433,11 +461,6 @@ class Station:
         self, bulletin: Bulletin, slot: Slot, key: str | None = None, ends_by: dt.datetime | None = None
     ) -> str:
         return self.onair.air_locked(bulletin, slot, key, ends_by)
-
-    @property
-    def now_playing(self) -> NowPlaying | None:
-        onair = getattr(self, "onair", None)
-        return onair.now_playing if onair is not None else None
 
     def play_now(self, bulletin: Bulletin, who: str) -> str:
         """Air a bulletin at once, outside the windows (an admin's action, in the audit trail)."""
@@ -643,14 +666,6 @@ class Station:
         return state
 
     # -- status --------------------------------------------------------------------------------------------
-
-    def next_slot(self) -> tuple[str, dt.datetime] | None:
-        planner = getattr(self, "planner", None)
-        return planner.next_slot() if planner is not None else None
-
-    def next_slot_text(self) -> str:
-        nxt = self.next_slot()
-        return f"{nxt[0]} at {nxt[1].isoformat(timespec='seconds')}" if nxt else "none"
 
     def engines_ready(self) -> dict[str, bool]:
         """Whether each engine of the chain can read now, without synthesizing or touching the network:
