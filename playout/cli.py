@@ -168,10 +168,14 @@ def cmd_check(args) -> int:
             continue
         mark = "ĐẠT" if est.error is None else "KHÔNG ĐẠT"
         print(f"{mark}  {path.name} — {script.display_title}")
+        length = config.bulletin.length_s
+        share = min(100, round(100 * (est.speech_s + est.layout.pauses_s) / length))
         print(
             f"      đọc khoảng {_human_duration(est.speech_s)} bằng {est.engine} ({est.voice}, "
             f"tốc độ {est.rate_pct:+d}%), {est.sentences} câu, {est.syllables} tiếng; "
-            f"nhạc nền cuối bài khoảng {max(0, est.layout.fill_s):.0f} giây"
+            f"lời chiếm {share}% của {length:.0f} giây"
+            + (", đọc hai lần (“xin nhắc lại”)" if est.repeated else "")
+            + f"; nhạc nền cuối bài khoảng {max(0, est.layout.fill_s):.0f} giây"
         )
         if est.error is not None:
             print(f"      [{est.error.code}] {est.error.message}")

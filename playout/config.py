@@ -36,6 +36,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
 
 
+#: The default outro invites listeners to scan the bulletin's QR code; without a link there is none.
+DEFAULT_OUTRO = (
+    "Bà con hãy quét mã QR dán tại nhà văn hóa và bảng tin tổ dân phố để xem hướng dẫn chi tiết. "
+    "Nghe, quét, thực hành."
+)
+NO_LINK_OUTRO = "Xin cảm ơn bà con đã lắng nghe."
+
+
 class BulletinSettings(_Section):
     length_s: float = Field(180.0, gt=10, le=1800, description="exact length of every air-ready bulletin")
     loudness_lufs: float = Field(-16.0, ge=-40, le=-5, description="integrated loudness (ITU-R BS.1770)")
@@ -51,13 +59,27 @@ class BulletinSettings(_Section):
     short_fill_warning_s: float = Field(20.0, ge=0)
     programme_name: str = Field("Học số mỗi ngày 3 phút", min_length=1, max_length=200)
     lead_in: str = Field("Chuyên mục {programme}. {title}", max_length=500)
-    outro: str = Field(
-        "Bà con hãy quét mã QR dán tại nhà văn hóa và bảng tin tổ dân phố để xem hướng dẫn chi tiết. "
-        "Nghe, quét, thực hành.",
+    outro: str = Field(DEFAULT_OUTRO, max_length=1000)
+    outro_no_link: str | None = Field(
+        None,
         max_length=1000,
+        description="the outro of a bulletin with no link (and no qr.base_url): nothing to scan. Unset: "
+        "a polite close instead of the default outro's QR invitation; a custom outro is kept as is",
     )
+    repeat_short: bool = Field(
+        True, description="read a short body twice (loudspeakers repeat) when it fits, instead of a long fill"
+    )
+    repeat_phrase: str = Field("Xin nhắc lại.", min_length=1, max_length=200)
     music_bed: Path | None = Field(None, description="audio file played softly under the fill")
     bed_level_db: float = Field(-20.0, ge=-40, le=-6, description="bed level relative to the speech")
+
+    def outro_for(self, has_link: bool) -> str:
+        """What closes a bulletin: the QR invitation only when there is something to scan."""
+        if has_link:
+            return self.outro
+        if self.outro_no_link is not None:
+            return self.outro_no_link
+        return NO_LINK_OUTRO if self.outro == DEFAULT_OUTRO else self.outro
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> BulletinSettings:

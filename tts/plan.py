@@ -34,6 +34,8 @@ class Estimate:
     sentences: int
     warnings: list[str] = field(default_factory=list)
     error: ScriptTooLong | None = None
+    #: The body will be read twice ("Xin nhắc lại"): it is short enough (``bulletin.repeat_short``).
+    repeated: bool = False
 
     def as_dict(self) -> dict:
         out = {
@@ -46,6 +48,7 @@ class Estimate:
             "fits": self.error is None,
             "syllables": self.syllables,
             "sentences": self.sentences,
+            "repeated": self.repeated,
             "warnings": self.warnings,
         }
         if self.error is not None:
@@ -107,6 +110,7 @@ class Planner:
             spoken.total_syllables,
             len(spoken.sentences),
         )
+        est.repeated = spoken.repeated
         est.warnings = self._warnings(script, spoken, layout)
         if not layout.fits:
             est.error = self._too_long(speech, spoken, rate)
@@ -193,5 +197,6 @@ def arrival_checks(config: StationConfig, script: Script) -> dict:
         "sentences": est.sentences,
         "syllables": est.syllables,
         "words": len(script.body.split()),
+        "repeated": est.repeated,
         "warnings": warnings,
     }

@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: Re-synthesize at most this many times to correct the rate when the estimate was off.
 RATE_CORRECTIONS = 2
+#: The lowest the bed is taken under the speech to keep the bulletin's loudness (it is inaudible there).
+BED_FLOOR_DB = -48.0
 #: If the estimate says a script is this much over even at the fastest rate, refuse without synthesizing.
 HOPELESS_MARGIN = 1.12
 #: Silence kept after the last sentence in the speech buffer: the K-weighting's response (~0.15 s) and
@@ -81,6 +83,10 @@ class Renderer(Planner):
             return hit
 
         estimate = self.estimate(script, spoken)
+        if estimate.error is not None and spoken.repeated:
+            # The cache key stays the request's; what it holds is the one reading that fits.
+            spoken = spoken_script(script, self.config, repeat=False)
+            estimate = self.estimate(script, spoken)
         if estimate.error is not None and -estimate.layout.fill_s > fit.available_s(self.config.bulletin) * (
             HOPELESS_MARGIN - 1
         ):
@@ -98,7 +104,15 @@ class Renderer(Planner):
             for voice in engine.voice_chain(script.meta.voice):
                 started = time.monotonic()
                 try:
-                    summary, wav = self._render_with(engine, voice, script, spoken)
+                    try:
+                        summary, wav = self._render_with(engine, voice, script, spoken)
+                    except ScriptTooLong:
+                        if not spoken.repeated:
+                            raise
+                        # Read twice it came out longer than estimated: once it fits, as it always did.
+                        logger.info("%s: too long to read twice with %s; read once", script.name, name)
+                        spoken = spoken_script(script, self.config, repeat=False)
+                        summary, wav = self._render_with(engine, voice, script, spoken)
                 except ScriptTooLong:
                     raise
                 except EngineUnavailable as exc:
@@ -206,14 +220,15 @@ class Renderer(Planner):
         # The WAV file's bytes, written once: the bulletin is quantized straight into them.
         wav, pcm = wav_buffer(assembly.frames, rate_hz)
         bed_db = b.bed_level_db
-        for _ in range(3):
+        while True:
             mix = fit.Mix(speech, assembly.frames, speech_end, rate_hz, b, reference, bed_db)
             measured = self._finish(mix, pcm, rate_hz, speech_end)
             # A short script leaves a long bed; if the gate counts it, it drags the bulletin's loudness
-            # down.  The speech is what must be at the target, so the bed gives way.
-            if measured.lufs >= b.loudness_lufs - b.loudness_tolerance_lu * 0.6:
+            # down.  The speech is what must be at the target, so the bed gives way, 6 dB at a time, down
+            # to where no gate counts it (a few seconds of speech in a minute needs that).
+            if measured.lufs >= b.loudness_lufs - b.loudness_tolerance_lu * 0.6 or bed_db <= BED_FLOOR_DB:
                 break
-            bed_db -= 6.0
+            bed_db = max(BED_FLOOR_DB, bed_db - 6.0)
             logger.info(
                 "%s: bed lowered to %.0f dB under the speech to keep the loudness", script.name, -bed_db
             )
@@ -238,6 +253,7 @@ class Renderer(Planner):
             "sample_rate": rate_hz,
             "sentences": len(syllables),
             "syllables": sum(syllables),
+            "repeated": spoken.repeated,
             "warnings": [],
             "script": script.name,
             "title": script.display_title,

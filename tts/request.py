@@ -41,6 +41,8 @@ class SpokenScript:
     sections: list[list[str]]
     syllables: list[list[int]]
     unknown_abbreviations: list[str]
+    #: The body is read twice, "Xin nhắc lại" between (a short bulletin, ``bulletin.repeat_short``).
+    repeated: bool = False
 
     @property
     def sentences(self) -> list[str]:
@@ -62,7 +64,14 @@ def _spoken(text: str) -> list[list[str]]:
     return [p for p in split_sentences(to_spoken(text)) if p]
 
 
-def spoken_script(script: Script, config: StationConfig) -> SpokenScript:
+#: The slowest engine's calibrated speed (espeak-ng), in syllables per second: a repetition decided with
+#: it fits whichever engine reads, and the decision (part of the cache key) does not depend on which.
+REPEAT_DECISION_SPEED = 4.0
+#: A body is read twice only if it would fit even 20 % slower than estimated.
+REPEAT_MARGIN = 1.2
+
+
+def spoken_script(script: Script, config: StationConfig, *, repeat: bool = True) -> SpokenScript:
     b = config.bulletin
     title = (script.meta.title or "").strip()
     # Plain replacement rather than str.format: the templates come from a config file and a stray
@@ -70,11 +79,28 @@ def spoken_script(script: Script, config: StationConfig) -> SpokenScript:
     lead = b.lead_in.replace("{programme}", b.programme_name).replace("{title}", title)
     lead_sentences = [s for p in _spoken(lead) for s in p]
     body = _spoken(script.body)
-    outro_sentences = [s for p in _spoken(b.outro) for s in p]
-    sections = [lead_sentences, *body, outro_sentences]
-    sections = [s for s in sections if s]
+    # The outro invites listeners to scan the QR code only when there is something to scan.
+    has_link = bool(script.meta.link or config.qr.base_url)
+    outro_sentences = [s for p in _spoken(b.outro_for(has_link)) for s in p]
+    once = [s for s in [lead_sentences, *body, outro_sentences] if s]
+    sections, repeated = once, False
+    if repeat and b.repeat_short and body:
+        # Ward loudspeakers repeat their announcements: a body that fits twice is read twice, rather
+        # than once followed by minutes of pad with the amplifier on.
+        again = [s for s in [lead_sentences, *body, [s for p in _spoken(b.repeat_phrase) for s in p], *body,
+                             outro_sentences] if s]  # fmt: skip
+        if _fits_at_natural_speed(again, b):
+            sections, repeated = again, True
     syllables = [[max(1, syllable_count(s)) for s in section] for section in sections]
-    return SpokenScript(sections, syllables, unknown_abbreviations(script.body))
+    return SpokenScript(sections, syllables, unknown_abbreviations(script.body), repeated)
+
+
+def _fits_at_natural_speed(sections: list[list[str]], settings) -> bool:
+    from tts import fit  # arithmetic only; kept out of this module's imports for the cheap commands
+
+    speech_s = sum(max(1, syllable_count(s)) for section in sections for s in section) / REPEAT_DECISION_SPEED
+    # With room to spare: an engine reading slower than its calibration must not make it too long.
+    return fit.plan(speech_s * REPEAT_MARGIN, sections, settings).fits
 
 
 def render_request(config: StationConfig, chain: Sequence[str], script: Script, spoken: SpokenScript) -> dict:

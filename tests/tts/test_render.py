@@ -164,7 +164,7 @@ def test_a_script_slightly_too_long_for_natural_speed_is_read_faster(make_config
         "Bà con mở ứng dụng ngân hàng, chọn mục thanh toán hóa đơn. Rồi nhập mã khách hàng in trên hóa đơn."
     )
     script = short_script(text)
-    probe = make_config(**SHORT)
+    probe = make_config(bulletin={**SHORT["bulletin"], "repeat_short": False})
     spoken = spoken_script(script, probe)
     natural = get_engine("espeak", probe.tts).synthesize(spoken.sentences, voice="vi", rate_pct=0).speech_s
     # A bulletin just too short for the natural reading with the tightest pauses: about 6 % short.
@@ -177,7 +177,8 @@ def test_a_script_slightly_too_long_for_natural_speed_is_read_faster(make_config
         + n_sent * b.sentence_pause_s[0]
         + n_para * b.paragraph_pause_s[0]
     )
-    config = make_config(bulletin={"length_s": round(overhead + natural * 0.94, 2)})
+    # Read once: this is about the rate, not the repetition of a short body.
+    config = make_config(bulletin={"length_s": round(overhead + natural * 0.94, 2), "repeat_short": False})
     result = Renderer(config).render(script)
     assert 3 <= result.summary["rate"] <= 15
     assert result.summary["frames"] == round(config.bulletin.length_s * 24000)
@@ -275,10 +276,11 @@ def test_a_longer_bulletin_costs_little_more_than_its_wav(make_config):
     bulletin: what grows is the WAV (2 bytes a frame) and per-millisecond figures, where it used to be
     ~4.8 float32 copies of the bulletin (0.44 MiB per second of bulletin)."""
     script = read_script(SAMPLES / "tai-khoan-dich-vu-cong.md")
-    Renderer(make_config(bulletin={"length_s": 120})).render(script)  # the per-process caches, first
+    once = {"repeat_short": False}  # the same speech at every length
+    Renderer(make_config(bulletin={"length_s": 120, **once})).render(script)  # the per-process caches, first
     peaks = {}
     for length in (180, 600):
-        config = make_config(bulletin={"length_s": length})
+        config = make_config(bulletin={"length_s": length, **once})
         tracemalloc.start()
         try:
             summary = Renderer(config).render(script).summary
@@ -294,9 +296,49 @@ def test_a_longer_bulletin_costs_little_more_than_its_wav(make_config):
 def test_a_loud_bed_under_a_short_script_gives_way_to_the_speech(make_config, caplog):
     # Eight seconds of speech in a minute, the bed set only 6 dB under it: the loudness gate would count
     # the bed and pull the bulletin's loudness down; the renderer lowers the bed instead.
-    config = make_config(bulletin={"length_s": 60, "bed_level_db": -6})
+    config = make_config(bulletin={"length_s": 60, "bed_level_db": -6, "repeat_short": False})  # read once
     with caplog.at_level("INFO", logger="tts.render"):
         result = Renderer(config).render(short_script("Kính thưa bà con. Xin mời nghe tin."))
     lufs, peak = ffmpeg_r128(result.path)
     assert lufs == pytest.approx(-16.0, abs=0.5) and peak <= -1.0
     assert "bed lowered" in caplog.text
+
+
+def test_a_short_body_is_read_twice_and_the_outro_offers_a_qr_code_only_with_a_link(make_config):
+    """Ward loudspeakers repeat their announcements: a body that fits twice is read twice with "Xin nhắc
+    lại" between, instead of once and then minutes of pad with the amplifier on."""
+    text = "Bà con chú ý. Chiều nay phun thuốc diệt muỗi tại tổ dân phố 3. Xin cảm ơn."
+    config = make_config(bulletin={"length_s": 40})
+    spoken = spoken_script(short_script(text), config)
+    assert spoken.repeated and ["xin nhắc lại."] in spoken.sections
+    body = [s for s in spoken.sections if "phun thuốc" in " ".join(s)]
+    assert len(body) == 2 and body[0] == body[1]
+    # No link and no qr.base_url: nothing to scan, so no invitation to scan.
+    assert spoken.sections[-1] == ["xin cảm ơn bà con đã lắng nghe."]
+    linked = spoken_script(short_script(text, link="https://dichvucong.gov.vn"), config)
+    assert "quét mã quy a" in " ".join(linked.sections[-1])
+    # Too long to fit twice: read once, the fill as before.
+    long_text = " ".join([text] * 6)
+    assert not spoken_script(short_script(long_text), config).repeated
+    off = make_config(bulletin={"length_s": 40, "repeat_short": False})
+    assert not spoken_script(short_script(text), off).repeated
+
+    twice = Renderer(config).render(short_script(text)).summary
+    once = Renderer(off).render(short_script(text)).summary
+    assert twice["repeated"] and not once["repeated"]
+    assert twice["speech_s"] > 1.6 * once["speech_s"] and twice["fill_s"] < once["fill_s"]
+    assert twice["frames"] == once["frames"] == 40 * 24000
+
+
+def test_a_repetition_that_comes_out_too_long_falls_back_to_one_reading(make_config, monkeypatch):
+    """The decision to read twice is an estimate; if the engine reads slower than that, the bulletin is
+    read once, never refused for it."""
+    from tts import request
+
+    text = "Bà con chú ý. Chiều nay phun thuốc diệt muỗi tại tổ dân phố 3 và tổ dân phố 4. Xin cảm ơn."
+    config = make_config(bulletin={"length_s": 20})
+    assert not spoken_script(short_script(text), config).repeated  # honestly: too long to read twice
+    monkeypatch.setattr(request, "REPEAT_MARGIN", 0.3)  # an estimate far too optimistic
+    assert spoken_script(short_script(text), config).repeated
+    summary = Renderer(config).render(short_script(text)).summary
+    assert not summary["repeated"] and summary["frames"] == 20 * 24000
