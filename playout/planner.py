@@ -109,6 +109,7 @@ class Planner:
         onair: OnAir,
         stopping: threading.Event,
         clock_trusted: Callable[[], bool],
+        in_service_since: dt.datetime | None = None,
     ):
         self._settings = settings
         self.tz = tz
@@ -118,6 +119,8 @@ class Planner:
         self.onair = onair
         self.stopping = stopping
         self.clock_trusted = clock_trusted
+        #: Windows that closed before the station went into service were never its to air: not missed.
+        self.in_service_since = in_service_since
         self.rotation = Rotation(library, log)
         self._windows_lock = threading.Lock()
         self._windows_busy: set[tuple[str, dt.date]] = set()
@@ -196,6 +199,8 @@ class Planner:
             if now < end:
                 still_open.append((window, start))
                 continue
+            if self.in_service_since is not None and end <= self.in_service_since:
+                continue  # the station did not exist yet (installed at 10:00: the morning is not missed)
             for i in range(window.plays):
                 slot = Slot(window.name, start, i)
                 if not self.log.has_slot(slot.key):

@@ -52,7 +52,7 @@ from playout.limits import ConnectionLimits, fd_budget, make_server
 from playout.onair import NowPlaying, OnAir, slot_length_s
 from playout.planner import EMERGENCY_WINDOW, Planner
 from playout.service import StationService
-from playout.storage import Alarms, disk_status, open_station_db
+from playout.storage import Alarms, disk_status, in_service_since, open_station_db
 from tts.normalize import StationLexicon, load_station_lexicon
 from tts.readiness import engines_ready
 from tts.worker import RenderWorker
@@ -103,6 +103,8 @@ class Station:
         self._workers: dict[str, threading.Thread] = {}
         self._api_thread: threading.Thread | None = None
         self.started_at: dt.datetime | None = None
+        #: Files in bulletins/inbox/ the station refused (or that repeat a rejected version), with why.
+        self.inbox_refused: dict[str, str] = {}
         self.clock: StationClock | None = None
         self.last_error: str | None = None
         self._config_mtime = self._mtime()
@@ -169,6 +171,7 @@ class Station:
             logger.error("as-run log: %s", self.db_check.detail)
         self.log = AsRunLog(db, self.tz)
         self._on_stop("as-run log", self.log.close)
+        self.in_service_since = in_service_since(cfg.paths.data, self.tz, self.log.earliest())
         self.alarms = Alarms(db, self.tz)
         if self.db_check.alarm and not self.db_check.alarm_stored:
             self.alarms.raise_alarm("database_damaged", self.db_check.alarm, self.db_check.detail)
@@ -224,6 +227,7 @@ class Station:
             onair=self.onair,
             stopping=self.stopping,
             clock_trusted=self.clock_trusted,
+            in_service_since=self.in_service_since,
         )
         self.planner.plan_jobs()
         if self.serve_api:
@@ -490,8 +494,16 @@ class Station:
             for b in self.library.bulletins()
         ]
         rows = self.log.plays(since=min(start, quarter_start), until=end, limit=1_000_000)
+        since = getattr(self, "in_service_since", None)
         return reports.build_report(
-            kind, year, number, plays=rows, received=received, settings=self.config.reports, tz=self.tz
+            kind,
+            year,
+            number,
+            plays=rows,
+            received=received,
+            settings=self.config.reports,
+            tz=self.tz,
+            in_service_since=since.date() if since else None,
         )
 
     # -- emergencies ---------------------------------------------------------------------------------------
@@ -539,22 +551,42 @@ class Station:
                 for change, name in sorted(changes, key=lambda c: c[1]):
                     if change != watchfiles.Change.deleted:
                         self._submit_from_inbox(Path(name))
+                    else:
+                        self.inbox_refused.pop(Path(name).name, None)  # taken away: nothing to report
         except Exception:  # noqa: BLE001 - a broken watcher must not take the station down
             logger.exception("watching %s failed; inbox scripts are picked up at the next start", inbox)
 
     def _submit_from_inbox(self, path: Path) -> None:
         if not is_script_file(path):
             return
+        from tts import outages
+        from tts.plan import arrival_checks
+
+        def check(script):
+            outages.use_file(self.config.paths.data / outages.FILE_NAME)
+            return arrival_checks(self.config, script)
+
         try:
             record, _ = self.approvals.submit(
-                path.read_bytes()[: MAX_SCRIPT_BYTES + 1], path.name, who="thư mục inbox", source="inbox"
+                path.read_bytes()[: MAX_SCRIPT_BYTES + 1],
+                path.name,
+                who="thư mục inbox",
+                source="inbox",
+                check=check,  # the same door checks as an upload: too long is refused here
             )
         except PlayoutError as exc:
             logger.error("inbox script %s refused: [%s] %s", path.name, exc.code, exc.message)
+            self.inbox_refused[path.name] = f"[{exc.code}] {exc.message}"
         except OSError as exc:
             logger.warning("inbox script %s unreadable: %s", path.name, exc)
         else:
             logger.info("inbox script %s is %s (%s)", path.name, record.status, record.sha256[:12])
+            if record.status == "rejected" and not record.is_new:
+                # Dropped again after its rejection: the page says so, with the reason, instead of silence.
+                reason = f" (lý do: {record.reason})" if record.reason else ""
+                self.inbox_refused[path.name] = f"đã bị từ chối trước đây{reason}; hãy sửa rồi gửi lại"
+            else:
+                self.inbox_refused.pop(path.name, None)
 
     def _spawn(self, name: str, target) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -686,6 +718,11 @@ class Station:
             "version": __version__,
             "time": self.now().isoformat(timespec="seconds"),
             "started_at": self.started_at.isoformat(timespec="seconds") if self.started_at else None,
+            "in_service_since": (
+                self.in_service_since.isoformat(timespec="seconds")
+                if getattr(self, "in_service_since", None)
+                else None
+            ),
             "clock_synchronized": self.clock_synced,
             "clock": self.clock.check().to_dict() if self.clock else None,
             "relay": {
@@ -713,6 +750,7 @@ class Station:
                 "ready": len(self.library.ready()),
                 "total": len(self.library.bulletins()),
                 "refused": self.library.refused(),
+                "inbox_refused": dict(self.inbox_refused),
             },
             "lexicon": self.lexicon.to_dict() if self.lexicon else None,
             "config": self.reload_state,

@@ -273,6 +273,27 @@ def test_the_inbox_folder_is_a_door_too(client, station, tmp_path):
         time.sleep(0.2)
     (record,) = [r for r in pending if r["name"] == "tu-thu-muc.txt"]
     assert record["source"] == "inbox" and record["submitted_by"] == "thư mục inbox"
+    assert record["checks"]["speech_s"] > 0  # checked at that door as at the upload's
+    # A file the station refuses, and the same content dropped again after its rejection, are listed
+    # by name with the reason (health, and the overview page), not just counted.
+    long_body = " ".join(["Bà con khu phố chú ý thực hiện đúng hướng dẫn của phường."] * 20)
+    write_script(inbox, "qua-dai.txt", long_body)
+    client.post(f"/api/scripts/{record['sha256']}/reject", json={"reason": "sai ngày"}, headers=bearer(APPR))
+    write_script(inbox, "gui-lai.txt", "Bản tin thả vào thư mục chờ duyệt. Xin cảm ơn.")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        refused = client.get("/api/health", headers=bearer(TECH)).json()["library"]["inbox_refused"]
+        if {"qua-dai.txt", "gui-lai.txt"} <= set(refused):
+            break
+        time.sleep(0.2)
+    assert "[SCRIPT_TOO_LONG]" in refused["qua-dai.txt"] and "Cần bớt khoảng" in refused["qua-dai.txt"]
+    assert "đã bị từ chối trước đây (lý do: sai ngày)" in refused["gui-lai.txt"]
+    (inbox / "qua-dai.txt").unlink()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "qua-dai.txt" in refused:
+        refused = client.get("/api/health", headers=bearer(TECH)).json()["library"]["inbox_refused"]
+        time.sleep(0.2)
+    assert "qua-dai.txt" not in refused
 
 
 def test_upcoming_slots_follow_the_rotation(client, station):

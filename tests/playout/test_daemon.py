@@ -142,12 +142,40 @@ def test_missed_window_recovery_at_start(tmp_path, playout_cmd):
             window("đã qua", t - dt.timedelta(seconds=90), t - dt.timedelta(seconds=40)),  # over before start
         ]
     }
+    # A station in service since yesterday, down for a while: the window that passed meanwhile was missed.
+    (tmp_path / "var").mkdir()
+    since = (t - dt.timedelta(days=1)).isoformat()
+    (tmp_path / "var" / "in-service.json").write_text(json.dumps({"since": since}))
     with DaemonRun(tmp_path, playout_cmd, config) as run:
         rows = run.wait_for(lambda rows: played(rows) and len(rows) == 3, 60, "one play and two missed slots")
     by_window = {r["window"]: r for r in rows}
     assert by_window["đang mở"]["status"] == "played"
     assert by_window["sắp hết"]["status"] == "missed" and "thời gian" in by_window["sắp hết"]["error"]
     assert by_window["đã qua"]["status"] == "missed"
+
+
+def test_a_station_installed_after_a_window_does_not_count_it_missed(tmp_path, playout_cmd):
+    """Installed at 10:00: the morning window was never this station's to air, nor any day before."""
+    write_script(tmp_path / "bulletins" / "approved", "tin.txt", SCRIPT)
+    t = now()
+    config = {
+        "windows": [
+            window("đang mở", t - dt.timedelta(seconds=20), t + dt.timedelta(seconds=60)),
+            window("đã qua", t - dt.timedelta(seconds=90), t - dt.timedelta(seconds=40)),
+        ]
+    }
+    with DaemonRun(tmp_path, playout_cmd, config) as run:
+        rows = run.wait_for(played, 60, "the open window's play")
+        time.sleep(1)
+        rows = run.rows()
+        request = urllib.request.Request(f"http://127.0.0.1:{run.port}/api/health", headers=AUTH)
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            health = json.loads(answer.read())
+    assert [(r["window"], r["status"]) for r in rows] == [("đang mở", "played")]
+    since = dt.datetime.fromisoformat(health["in_service_since"])
+    assert abs((since - t).total_seconds()) < 30
+    record = json.loads((tmp_path / "var" / "in-service.json").read_text())
+    assert dt.datetime.fromisoformat(record["since"]) == since
 
 
 def test_a_stepped_clock_neither_skips_nor_double_airs(tmp_path, playout_cmd):
