@@ -128,6 +128,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "upload": _OPERATOR,
     "withdraw": _OPERATOR,
     "preview": _OPERATOR,
+    # An approver hears what will air before approving it: the preview of a version waiting for them.
+    "listen": _OPERATOR | _APPROVER,
     "qr": _OPERATOR,
     "approve": _APPROVER,
     "reject": _APPROVER,
@@ -150,6 +152,7 @@ ACTION_LABELS_VI: dict[str, str] = {
     "upload": "tải bản tin lên",
     "withdraw": "rút bản tin",
     "preview": "nghe thử bản tin",
+    "listen": "nghe thử kịch bản chờ duyệt",
     "qr": "in mã QR",
     "approve": "duyệt bản tin",
     "reject": "từ chối bản tin",

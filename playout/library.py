@@ -97,6 +97,9 @@ class Library:
         self.folder = config.paths.bulletins / "approved"
         self._by_path: dict[Path, Bulletin] = {}
         self._refused: dict[Path, tuple[float, str]] = {}
+        # Versions waiting for approval, rendered as previews after the bulletins that can air: the
+        # approver hears what will air, and approving it later finds the audio already in the cache.
+        self._previews: dict[str, Bulletin] = {}
         self._lock = threading.RLock()
 
     # -- reading the folder ---------------------------------------------------------------------------------
@@ -132,6 +135,7 @@ class Library:
             for gone in set(self._by_path) - set(found) - set(records):
                 logger.info("bulletin withdrawn: %s", gone.name)
                 del self._by_path[gone]
+            self._scan_previews()
             for path in found:
                 try:
                     mtime = path.stat().st_mtime
@@ -165,9 +169,35 @@ class Library:
                 logger.info("bulletin %s (%s) added: %s", bulletin.id[:12], bulletin.priority, bulletin.title)
         return new
 
+    def _scan_previews(self) -> None:
+        """Previews follow the approval store's pending versions (lock held)."""
+        pending = {r.sha256: r for r in self.approvals.records("pending")} if self.approvals else {}
+        for sha in set(self._previews) - set(pending):
+            del self._previews[sha]  # decided: approved ones air from the library (and the same audio)
+        for sha, record in pending.items():
+            if sha in self._previews:
+                continue
+            path = self.approvals.path_of(record)
+            try:
+                script = parse_script(path.read_bytes(), record.name)
+            except (OSError, PlayoutError) as exc:
+                logger.warning("pending script %s (%s) cannot be previewed: %s", record.name, sha[:12], exc)
+                continue
+            submitted = dt.datetime.fromisoformat(record.submitted_at)
+            self._previews[sha] = Bulletin(id=sha, path=path, script=script, approved_at=submitted)
+
     def bulletins(self) -> list[Bulletin]:
         with self._lock:
             return list(self._by_path.values())
+
+    def previews(self) -> list[Bulletin]:
+        """Pending versions with their preview render (status, audio, summary), oldest first."""
+        with self._lock:
+            return sorted(self._previews.values(), key=lambda b: b.approved_at)
+
+    def preview(self, sha256: str) -> Bulletin | None:
+        with self._lock:
+            return self._previews.get(sha256)
 
     def refused(self) -> dict[str, str]:
         with self._lock:
@@ -177,7 +207,7 @@ class Library:
 
     def mark_stale(self) -> None:
         """The way words are read changed (station lexicon): read every bulletin again, in the background."""
-        for bulletin in self.bulletins():
+        for bulletin in [*self.bulletins(), *self.previews()]:
             if bulletin.status in ("ready", "rendering"):
                 bulletin.stale = True  # one being rendered now may have been read with the old lexicon
             elif bulletin.status == "failed":
@@ -188,7 +218,9 @@ class Library:
         """Render every bulletin that has no audio yet (or a stale one); returns how many became ready."""
         became_ready = 0
         todo: dict[str, list[Bulletin]] = {}
-        for bulletin in self.bulletins():
+        # What can air first; previews of pending versions after them (an approver can wait a minute).
+        previews = {id(b) for b in self.previews()}
+        for bulletin in [*self.bulletins(), *self.previews()]:
             if bulletin.status == "ready" and bulletin.stale:
                 bulletin.stale = False
             elif bulletin.status == "pending":
@@ -202,14 +234,16 @@ class Library:
                 logger.exception("bulletin %s: render cache unreadable", bulletin.path.name)
                 hit = None
             if hit is not None:
-                became_ready += self._apply_audio(bulletin, str(hit.path), hit.summary)
+                ready = self._apply_audio(bulletin, str(hit.path), hit.summary)
+                became_ready += 0 if id(bulletin) in previews else ready
             else:
                 todo.setdefault(bulletin.id, []).append(bulletin)
         if todo:
             jobs = [RenderJob(id=i, path=str(bs[0].path), name=bs[0].script.name) for i, bs in todo.items()]
             for outcome in self.renderer.render_batch(self.config, jobs, stop):
                 for bulletin in todo.pop(outcome.id, []):
-                    became_ready += self._apply(bulletin, outcome)
+                    ready = self._apply(bulletin, outcome)
+                    became_ready += 0 if id(bulletin) in previews else ready
         for left in todo.values():  # the worker stopped before reaching them: still to do
             for bulletin in left:
                 if bulletin.status == "rendering":

@@ -271,7 +271,39 @@ class StationService:
     # -- scripts (versions waiting for, or past, a decision) ------------------------------------------
 
     def scripts(self, status: str | None = None) -> list[dict]:
-        return [r.as_dict() for r in self._station.approvals.records(status)]
+        """Every version (or those in ``status``); a pending one carries its preview's state."""
+        out = []
+        for record in self._station.approvals.records(status):
+            item = record.as_dict()
+            if record.status == "pending":
+                item["preview"] = self._preview_state(record.sha256)
+            out.append(item)
+        return out
+
+    def _preview_state(self, sha256: str) -> dict:
+        preview = self._station.library.preview(sha256)
+        if preview is None:
+            return {"status": "pending", "error": None, "readings": []}
+        summary = preview.summary or {}
+        from tts.readings import readings
+
+        return {
+            # What the station will say where it differs from the text (6h00 → sáu giờ), for the approver.
+            "readings": readings(preview.script.body),
+            "status": preview.status,
+            "error": preview.error,
+            "speech_s": summary.get("speech_s"),
+            "repeated": summary.get("repeated"),
+            "engine": summary.get("engine"),
+            "warnings": summary.get("warnings", []),
+        }
+
+    def preview_audio(self, sha256: str):
+        """The rendered preview of a pending version (its WAV path), or None if not (yet) there."""
+        preview = self._station.library.preview(sha256)
+        if preview is None or preview.status != "ready" or preview.audio_path is None:
+            return None
+        return preview.audio_path
 
     def submit(self, data: bytes, filename: str, who: str) -> dict:
         """An uploaded script, checked like every door checks it, kept as ``pending``: its record and the

@@ -355,6 +355,20 @@ def install(app: FastAPI, service: StationService) -> None:
     ) -> list[dict]:
         return service.scripts(status)
 
+    @app.get(
+        "/api/scripts/{sha256}/preview",
+        summary="Nghe thử kịch bản chờ duyệt (âm thanh sẽ phát)",
+        **media("audio/wav", 404),
+    )
+    def preview(
+        sha256: Annotated[str, FastApiPath(max_length=64)],
+        who: Annotated[Principal, Depends(require("listen"))],
+    ) -> Response:
+        path = service.preview_audio(sha256)
+        if path is None:
+            raise HTTPException(404, detail="Bản nghe thử chưa có (đang dựng, hoặc kịch bản không chờ duyệt)")
+        return FileResponse(path, media_type="audio/wav", filename=f"{sha256[:12]}.wav")
+
     @app.post(
         "/api/scripts/{sha256}/approve",
         summary="Duyệt đúng phiên bản này (theo mã SHA-256)",

@@ -105,6 +105,7 @@ _CHECKS = {
         "relay_off",
         "play_now",
         "qr",
+        "listen",
     )
 }
 _DECISIONS = {"duyet": "approve", "tu-choi": "reject", "rut": "withdraw"}

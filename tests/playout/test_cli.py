@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 import urllib.parse
 import urllib.request
 
@@ -148,6 +149,10 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
         env=env,
     )
     printed = []
+    # The log goes to stderr: drained all along, so the daemon never blocks on a full pipe.
+    logged: list[str] = []
+    drain = threading.Thread(target=lambda: logged.extend(proc.stderr), daemon=True)
+    drain.start()
     try:
         # What a newcomer reads first: the page's address and a login that works.
         while proc.poll() is None and not any("đăng nhập: tài khoản" in line for line in printed):
@@ -180,7 +185,11 @@ def test_demo_starts_the_station_with_a_slot_a_minute_ahead(playout_cmd, tmp_pat
         assert health["relay"]["on"] is False and health["library"]["ready"] == 1
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        # Not communicate(): it reads the pipe's descriptor and would miss what readline() buffered.
+        out = proc.stdout.read()
+        proc.wait(timeout=30)
+        drain.join(timeout=10)
+    err = "".join(logged)
     assert proc.returncode == 0, err
     out = "".join(printed) + out
     assert "a.txt" in out and "một phút nữa" in out and f"127.0.0.1:{port}" in out

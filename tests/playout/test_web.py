@@ -504,3 +504,70 @@ def test_an_upload_too_long_is_refused_with_the_words_to_cut_and_warnings_are_sh
     assert "BQLXYZ" in warning and "đánh vần" in warning
     (record,) = [r for r in station.approvals.records() if r.name == "viet-tat.md"]
     assert any("BQLXYZ" in w for w in record.checks["warnings"])
+
+
+def test_the_approver_hears_the_preview_and_reads_the_spoken_form_before_approving(station, tmp_path):
+    """At a desktop size: a pending script is rendered as a preview in the background (the render worker);
+    the approver's page plays it and lists where the station's reading differs from the text, flagging
+    what it can only spell.  Approving it then finds the same audio ready."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    script = tmp_path / "hop-to.md"
+    script.write_text(
+        "---\ntitle: Họp tổ dân phố\n---\nTDP 3 họp lúc 19h30. Hỏi BQLXYZ.\n",
+        "utf-8",
+    )
+    desktop = {"width": 1280, "height": 800}
+    with serve(create_app(station)) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            oper = login(browser, base, "hoa")
+            oper.goto("/ban-tin")
+            oper.set_input_files("#file", str(script))
+            oper.click("text=Tải lên")
+            assert oper.locator(".msg.ok").count() == 1, oper.inner_text("main")[:500]
+            assert "đang chờ duyệt" in oper.inner_text(".msg.ok")
+            assert "BQLXYZ" in oper.inner_text("#canh-bao-tai-len")
+            sha = oper.locator(".card[data-sha]", has_text="Họp tổ dân phố").get_attribute("data-sha")
+            station.wake_library()
+
+            context = browser.new_context(viewport=desktop, base_url=base)
+            appr = context.new_page()
+            appr.goto("/dang-nhap")
+            appr.fill("#name", "duyet")
+            appr.fill("#password", PASSWORDS["duyet"])
+            appr.click("button[type=submit]")
+            card = appr.locator(f'.card[data-sha="{sha}"]')
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                appr.goto("/ban-tin")
+                if card.locator("audio").count():
+                    break
+                station.wake_library()
+                time.sleep(0.5)
+            preview = card.locator("audio")
+            assert preview.count() == 1, card.inner_text()
+            duration = appr.evaluate(
+                """src => new Promise(done => { const a = new Audio(src);
+                   a.onloadedmetadata = () => done(a.duration); a.onerror = () => done(-1); })""",
+                preview.get_attribute("src"),
+            )
+            assert duration == pytest.approx(12.0, abs=0.05)  # the bulletin exactly as it will air
+            readings = card.locator("details.readings")
+            assert readings.get_attribute("open") is not None  # something is spelled: shown open
+            text = readings.inner_text()
+            assert "19h30 → mười chín giờ ba mươi" in text and "TDP 3 → tổ dân phố ba" in text
+            assert "BQLXYZ" in text and "đánh vần" in text
+            assert "lời chiếm" in card.inner_text()
+            shot(appr, "duyet-nghe-thu-may-tinh")
+            card.locator("button:has-text('Duyệt')").click()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                ready = [b for b in station.library.ready() if b.id == sha]
+                if ready:
+                    break
+                time.sleep(0.1)
+            assert ready and ready[0].summary.get("cached"), "approving re-rendered what was previewed"
+        finally:
+            browser.close()
