@@ -288,7 +288,8 @@ class StationService:
         from tts.readings import readings
 
         return {
-            # What the station will say where it differs from the text (6h00 → sáu giờ), for the approver.
+            # What will air, as written, and where the station's reading differs (6h00 → sáu giờ).
+            "text": preview.script.body,
             "readings": readings(preview.script.body),
             "status": preview.status,
             "error": preview.error,
