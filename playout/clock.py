@@ -134,6 +134,11 @@ class StationClock:
     def _refresh(self) -> ClockState:
         state = self._look()
         previous = self._state
+        if state.state == "unknown" and previous is not None and not previous.trusted:
+            # A look that failed (timedatectl timed out on a busy Pi) is no news: a clock known to be
+            # unsynchronised stays untrusted until a look says otherwise, never trusted by default.
+            logger.warning("clock: could not check the synchronisation now; still %s", previous.state)
+            state = previous
         if previous is not None and state.state != previous.state:
             log = logger.info if state.trusted else logger.warning
             log("clock: %s (was %s)", state.state, previous.state)

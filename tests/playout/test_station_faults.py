@@ -142,6 +142,20 @@ def test_an_rtc_that_set_the_clock_at_boot_is_trusted(tmp_path, timedatectl, mon
     assert StationClock(tmp_path).check().state == "synchronized"
 
 
+def test_a_failed_look_at_the_clock_never_trusts_an_unsynchronised_one(tmp_path, timedatectl):
+    """timedatectl timing out on a busy Pi (seen in CI: a slot aired on an untrusted clock) says nothing
+    new: the clock stays untrusted.  Only a station that could never tell trusts it ('unknown')."""
+    from playout.clock import StationClock
+
+    clock = StationClock(tmp_path)
+    assert clock.check(fresh=True).state == "unsynchronized"
+    timedatectl.write_text("?")  # an answer it cannot read: as good as a timeout
+    assert clock.check(fresh=True).state == "unsynchronized" and not clock.check().trusted
+    assert StationClock(tmp_path).check(fresh=True).state == "unknown"  # never knew: trusts, as before
+    timedatectl.write_text("yes")
+    assert clock.check(fresh=True).state == "synchronized"
+
+
 def test_emergencies_air_on_an_untrusted_clock(tmp_path, base, timedatectl):
     approved(
         tmp_path,
