@@ -137,6 +137,47 @@ def bench_daemon_lean(words: int = 330) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def _core_alsa_config(work: Path) -> Path:
+    """alsa.conf without its hooks: the ALSA a Pi has with `make install` (no libasound2-plugins, whose
+    conf.d files make PortAudio's device scan load the pulse, jack, a52/libavcodec… plugins here)."""
+    text = Path("/usr/share/alsa/alsa.conf").read_text()
+    start = text.index("@hooks [")
+    depth, i = 0, start
+    while True:
+        depth += {"[": 1, "]": -1}.get(text[i], 0)
+        if depth == 0 and text[i] == "]":
+            break
+        i += 1
+    out = work / "alsa-core.conf"
+    out.write_text(text[:start] + text[i + 1 :])
+    return out
+
+
+def bench_daemon_idle_runtime_alsa(words: int = 330) -> None:
+    from bench.__main__ import script_of_words
+    from tests.station import DaemonRun, write_script
+
+    print("\nLean daemon with only the run-time ALSA configuration (as on a Pi after `make install`)")
+    work = Path(tempfile.mkdtemp(prefix="playout-bench-lean-alsa-"))
+    approved = work / "bulletins" / "approved"
+    write_script(approved, "a.md", script_of_words(words), title="Bản tin A")
+    write_script(approved, "b.md", script_of_words(words - 20), title="Bản tin B")
+    cmd = [str(Path(sys.executable).parent / "playout")]
+    env = {"ALSA_CONFIG_PATH": str(_core_alsa_config(work)), "PULSE_SERVER": "none"}
+    config = {"bulletin": {"length_s": 180}, "windows": []}
+    with DaemonRun(work, cmd, config, env=env) as run:
+        deadline = time.monotonic() + 300
+        while run.log().count("tts.render: rendered ") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(5)
+        rss, anon = _status(run.proc.pid, "VmRSS"), _status(run.proc.pid, "RssAnon")
+        audio = next((x for x in run.log().splitlines() if "audio out:" in x), "").split("audio out:")[-1]
+    line("audio out", audio.strip()[:40])
+    line("idle RSS after two cold 180 s renders", f"{rss:.0f} MiB", "target <= 80 MiB", rss <= 80)
+    line("  of which anonymous", f"{anon:.0f} MiB")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_render_paired(words: int = 324, pairs: int = 5) -> None:
     from bench.__main__ import run_measured, script_of_words
 
@@ -191,3 +232,4 @@ def bench_render_paired(words: int = 324, pairs: int = 5) -> None:
 def bench_lean() -> None:
     bench_render_paired()
     bench_daemon_lean()
+    bench_daemon_idle_runtime_alsa()
