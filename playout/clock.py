@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from playout import notify
 from playout.atomic import atomic_writer
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ MESSAGES = {
     ),
 }
 #: What systemd passes to the daemon alone, never to be inherited by the commands it runs.
-_SUPERVISOR_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
 #: The reason written into the as-run log for a slot that could not air on an untrusted clock.
 UNTRUSTED_REASON = "đồng hồ chưa đồng bộ"
 
@@ -80,7 +80,7 @@ def ntp_synchronized() -> bool | None:
                 check=False,
                 # systemd's tools write to $NOTIFY_SOCKET when they find it: timedatectl then blocks on a
                 # socket nobody reads for it (seen: every other slot missed, 3 s late, under a supervisor).
-                env={k: v for k, v in os.environ.items() if k not in _SUPERVISOR_VARS},
+                env=notify.child_environment(),
             )
         except (OSError, subprocess.SubprocessError):
             return None

@@ -100,3 +100,19 @@ def watchdog_interval() -> float | None:
     # systemd's own advice (sd_watchdog_enabled(3)): ping at half the timeout, so one late ping is
     # not yet a restart.
     return timeout_us / 2_000_000
+
+
+#: What systemd hands the daemon to speak for it; a child process given these could speak for it too.
+SUPERVISOR_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
+
+
+def child_environment(*, import_from: str | None = None) -> dict[str, str]:
+    """The environment for a child process (a render worker, a file reader, ``timedatectl``): the
+    daemon's, without the supervisor's variables.  systemd's tools write to ``$NOTIFY_SOCKET`` when they
+    find it and then block on a socket nobody reads for them; and a child's READY or WATCHDOG would be
+    taken for the daemon's.  ``import_from``: a folder put first on the child's ``PYTHONPATH`` (the
+    station's own packages, for ``python -m``)."""
+    env = {k: v for k, v in os.environ.items() if k not in SUPERVISOR_VARS}
+    if import_from:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (import_from, env.get("PYTHONPATH")) if p)
+    return env

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from playout.errors import ScriptRejected
+from playout.notify import child_environment
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ FAILED = (
 
 def read_in_child(data: bytes, name: str) -> tuple[str, list[str], dict[str, str]]:
     root = str(Path(__file__).resolve().parent.parent)
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env = child_environment(import_from=root)
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "playout.wordfile", name, str(MEMORY_MB)],

@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from playout.notify import child_environment
+
 if TYPE_CHECKING:
     from playout.config import StationConfig
 
@@ -123,10 +125,7 @@ class RenderWorker:
 
     def _start(self) -> subprocess.Popen:
         root = str(Path(__file__).resolve().parent.parent)
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-        }
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        env = child_environment(import_from=root)
         # One BLAS thread: the worker is niced and must leave the second core to the audio and the API.
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
         env.setdefault("OMP_NUM_THREADS", "1")

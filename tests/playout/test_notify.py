@@ -116,3 +116,15 @@ def test_a_reader_that_stops_reading_never_blocks_the_sender(tmp_path, monkeypat
     threading.Thread(target=flood, daemon=True).start()
     assert done.wait(10), "notify() blocked on a full queue"
     reader.close()
+
+
+def test_a_child_process_never_gets_the_supervisors_socket(monkeypatch):
+    """A render worker or timedatectl handed $NOTIFY_SOCKET would speak for the daemon, or block on it."""
+    from playout.notify import child_environment
+
+    monkeypatch.setenv("NOTIFY_SOCKET", "@playout-test")
+    monkeypatch.setenv("WATCHDOG_USEC", "4000000")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = child_environment(import_from="/opt/playout")
+    assert "NOTIFY_SOCKET" not in env and "WATCHDOG_USEC" not in env
+    assert env["PYTHONPATH"].split(":") == ["/opt/playout", "/elsewhere"] and env["PATH"]
