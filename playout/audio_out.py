@@ -28,18 +28,23 @@ Example (runs anywhere: with no sound card it picks the NullPlayer and says so i
 index, as listed by :func:`output_devices`; ``None`` is PortAudio's default output.
 
 PortAudio reads its device list (and ALSA its configuration, which is where ``PULSE_SERVER`` and
-the "pulse" plugin come in) once, when it is initialised at ``import sounddevice``.  A process that
-changes its environment afterwards, or a USB card plugged in later, needs :func:`refresh_devices`.
+the "pulse" plugin come in) when it is initialised.  This module keeps it initialised only while it is
+used (a play, from relay-on to the end of the stream, or a look at the device list): the on-air process
+idles all day, and an initialised PortAudio holds ALSA's plugins and configuration, about 11 MiB of it
+(measured: 49.7 MiB RSS with it, 38.8 after ``Pa_Terminate``; initialising again takes about 30 ms,
+inside the relay's pre-roll).  Each use therefore sees the devices of that moment: a USB card plugged
+in later, a sound server restarted.  :func:`refresh_devices` re-reads them in the middle of a use.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import Any
@@ -137,6 +142,11 @@ class Player(abc.ABC):
         it is not called if nothing was played.
         """
 
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        """The sound system held ready for one play: entered at relay-on, so its start-up happens during
+        the pre-roll rather than after it.  ``play`` works without it (and then starts it itself)."""
+        return contextlib.nullcontext()
+
     def close(self) -> None:  # noqa: B027 - an optional hook, not a duty: most players hold nothing
         """Release the device (nothing is held between plays; kept for symmetry with the other parts)."""
 
@@ -185,27 +195,89 @@ def output_devices() -> list[str]:
     if sd is None:
         return []
     try:
-        return [f"{info['index']}: {_label(info)}" for info in _output_infos(sd)]
-    except sd.PortAudioError as exc:
+        with portaudio():
+            return [f"{info['index']}: {_label(info)}" for info in _output_infos(sd)]
+    except (sd.PortAudioError, AudioError) as exc:
         logger.warning("cannot list audio devices: %s", exc)
         return []
 
 
 def refresh_devices() -> None:
-    """Re-initialise PortAudio so it sees the current devices and environment.
+    """Make PortAudio see the current devices and environment.
 
     PortAudio enumerates devices, and ALSA reads its configuration (including whether the "pulse"
-    plugin has a server to talk to, from ``PULSE_SERVER``), only in ``Pa_Initialize``, which
-    sounddevice calls at import.  Only call this while no stream is open.
+    plugin has a server to talk to, from ``PULSE_SERVER``), only in ``Pa_Initialize``.  Outside a use
+    (see :func:`portaudio`) there is nothing to do: the next use initialises afresh.  Inside one it is
+    re-initialised at once; only call it then while no stream is open.
     """
     sd = _sounddevice()
     if sd is None:
         return
+    with _pa_lock:
+        try:
+            _pa_terminate(sd)
+            if _pa_users:
+                _pa_initialize(sd)
+        except sd.PortAudioError as exc:
+            raise AudioError(
+                "Không khởi động lại được hệ thống âm thanh (PortAudio)", detail=str(exc)
+            ) from None
+
+
+# PortAudio is initialised while anything in this process uses it, and terminated when the last use
+# ends (``import sounddevice`` initialises it once; the first use's end terminates that too).
+_pa_lock = threading.RLock()
+_pa_users = 0
+
+
+def _pa_initialize(sd: ModuleType) -> None:
+    # sounddevice points fd 2 at /dev/null while Pa_Initialize runs, to hide ALSA's chatter about
+    # missing cards.  In a daemon whose log is its stderr, a line another thread wrote meanwhile would be
+    # lost: hold the log handlers' locks for those ~30 ms, so such a line waits instead.
+    handlers = [h for ref in logging._handlerList if (h := ref()) is not None]  # type: ignore[attr-defined]
+    for handler in handlers:
+        handler.acquire()
     try:
-        sd._terminate()
         sd._initialize()
-    except sd.PortAudioError as exc:
-        raise AudioError("Không khởi động lại được hệ thống âm thanh (PortAudio)", detail=str(exc)) from None
+    finally:
+        for handler in reversed(handlers):
+            handler.release()
+
+
+def _pa_terminate(sd: ModuleType) -> None:
+    while sd._initialized:
+        sd._terminate()
+
+
+@contextlib.contextmanager
+def portaudio() -> Iterator[ModuleType]:
+    """sounddevice with PortAudio initialised for the ``with`` block; AudioError if it cannot be.
+
+    Uses nest and may overlap across threads; PortAudio is terminated when the last one ends.
+    """
+    global _pa_users
+    sd = _sounddevice()
+    if sd is None:
+        raise AudioError("Máy này không có thư viện âm thanh PortAudio (libportaudio2)")
+    with _pa_lock:
+        if not sd._initialized:
+            try:
+                _pa_initialize(sd)
+            except sd.PortAudioError as exc:
+                raise AudioError(
+                    "Không khởi động được hệ thống âm thanh (PortAudio)", detail=str(exc)
+                ) from None
+        _pa_users += 1
+    try:
+        yield sd
+    finally:
+        with _pa_lock:
+            _pa_users -= 1
+            if not _pa_users:
+                try:
+                    _pa_terminate(sd)
+                except sd.PortAudioError as exc:  # nothing to undo: the next use initialises again
+                    logger.warning("terminating PortAudio failed: %s", exc)
 
 
 def _device_list_text(infos: list[dict[str, Any]]) -> str:
@@ -335,8 +407,9 @@ class SoundDevicePlayer(Player):
         self._sd = sd
         self.latency = latency
         self.stall_timeout_s = stall_timeout_s
-        self.device = device  # as configured: resolved again after PortAudio re-reads its list
-        info = self._resolve(device)
+        self.device = device  # as configured: resolved again each time PortAudio reads its list
+        with portaudio():
+            info = self._resolve(device)
         self._index = info["index"]
         self._description = f"sounddevice: {_label(info)}"
         # Opening mono is tried first; some hardware devices only take stereo (remembered once found).
@@ -382,6 +455,14 @@ class SoundDevicePlayer(Player):
 
     def describe(self) -> str:
         return self._description
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        fresh = not self._sd._initialized
+        with portaudio():
+            if fresh:  # PortAudio has just read the devices again: the index may have changed
+                self._index = self._resolve(self.device)["index"]
+            yield
 
     def _open(self, feed: _Feed, rate: int, dtype: str) -> Any:
         sd = self._sd
@@ -430,10 +511,16 @@ class SoundDevicePlayer(Player):
     ) -> PlayResult:
         samples = _as_mono(samples)
         _check_rate(rate)
-        sd = self._sd
         if len(samples) == 0 or (stop is not None and stop.is_set()):
             now = _utc(time.time())
             return PlayResult(now, now, 0, 0, stop is not None and stop.is_set(), self._description)
+        with self.session():
+            return self._play(samples, rate, stop, on_start)
+
+    def _play(
+        self, samples: np.ndarray, rate: int, stop: threading.Event | None, on_start: OnStart | None
+    ) -> PlayResult:
+        sd = self._sd
         latency_s = self.latency if isinstance(self.latency, int | float) else LATENCY_S
         feed = self.feed_class(
             samples,
@@ -569,16 +656,19 @@ def open_player(settings: AudioSettings) -> Player:
     if settings.device is not None:
         return SoundDevicePlayer(settings.device)
     try:
-        infos = _output_infos(sd)
-    except sd.PortAudioError as exc:
+        with portaudio():
+            infos = _output_infos(sd)
+            if not infos:
+                logger.warning(
+                    "no audio output device found: %s (nothing reaches the amplifier)", NULL_DESCRIPTION
+                )
+                return NullPlayer()
+            default = sd.default.device[1]
+            if isinstance(default, int) and any(i["index"] == default for i in infos):
+                return SoundDevicePlayer(None)
+            # Outputs exist but PortAudio names none as default: the first is better than silence.
+            logger.warning("no default audio output; using %s", _label(infos[0]))
+            return SoundDevicePlayer(infos[0]["index"])
+    except (sd.PortAudioError, AudioError) as exc:
         logger.warning("cannot list audio devices (%s): %s", exc, NULL_DESCRIPTION)
         return NullPlayer()
-    if not infos:
-        logger.warning("no audio output device found: %s (nothing reaches the amplifier)", NULL_DESCRIPTION)
-        return NullPlayer()
-    default = sd.default.device[1]
-    if isinstance(default, int) and any(i["index"] == default for i in infos):
-        return SoundDevicePlayer(None)
-    # Outputs exist but PortAudio names none as default: the first is better than silence.
-    logger.warning("no default audio output; using %s", _label(infos[0]))
-    return SoundDevicePlayer(infos[0]["index"])

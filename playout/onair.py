@@ -173,14 +173,18 @@ class OnAir:
         notify.notify(f"STATUS=on air: {bulletin.title}")
         try:
             self.log.update(row, relay_on_at=self.relay.on().astimezone(self.tz))
-            if stop.wait(r.pre_roll_s):
-                raise _Interrupted
-            result = self.player.play(
-                samples,
-                rate,
-                stop=stop,
-                on_start=lambda t: self.log.update(row, audio_start_at=t.astimezone(self.tz)),
-            )
+            keyed = time.monotonic()
+            # The sound system is started inside the pre-roll (PortAudio is down between plays, to keep
+            # the idle process small), so the audio still starts pre_roll_s after the relay.
+            with self.player.session():
+                if stop.wait(max(0.0, r.pre_roll_s - (time.monotonic() - keyed))):
+                    raise _Interrupted
+                result = self.player.play(
+                    samples,
+                    rate,
+                    stop=stop,
+                    on_start=lambda t: self.log.update(row, audio_start_at=t.astimezone(self.tz)),
+                )
             self.log.update(row, audio_end_at=result.ended_at.astimezone(self.tz), underruns=result.underruns)
             if result.stopped:
                 raise _Interrupted

@@ -314,6 +314,66 @@ def test_a_subprocess_plays_into_the_sink_with_its_env(sink, record):
     assert abs(peak_hz(aligned(air, tone(0.5))) - 440) <= 2
 
 
+# -- PortAudio only while it is used ---------------------------------------------------------------------
+
+
+def alsa_plugins_mapped() -> bool:
+    """Whether ALSA's pulse plugin (what an initialised PortAudio holds here) is in this process."""
+    return "libasound_module_pcm_pulse" in Path("/proc/self/maps").read_text()
+
+
+@pytest.mark.slow
+def test_portaudio_is_up_only_while_it_is_used(sink, record):
+    player = SoundDevicePlayer("pulse")
+    # Idle, as the station is all day between windows: PortAudio terminated and ALSA's plugins unloaded.
+    assert sd._initialized == 0 and not alsa_plugins_mapped()
+    with player.session():
+        assert sd._initialized == 1 and alsa_plugins_mapped()
+        first = player.play(tone(0.4), RATE)
+        assert sd._initialized == 1  # the play used the session's PortAudio, not one of its own
+    assert sd._initialized == 0 and not alsa_plugins_mapped()
+    second = player.play(tone(0.4, freq=880), RATE)  # no session: the play starts and ends one itself
+    assert sd._initialized == 0 and not alsa_plugins_mapped()
+    assert output_devices() == ["0: pulse (ALSA)", "1: default (ALSA)"]
+    assert sd._initialized == 0
+    air = record()
+    assert first.frames == second.frames == len(tone(0.4)) and first.underruns == second.underruns == 0
+    # Both plays reached the sink: each tone is found in the recording at its own pitch.
+    assert abs(peak_hz(aligned(air, tone(0.4))) - 440) <= 2
+    assert abs(peak_hz(aligned(air, tone(0.4, freq=880))) - 880) <= 2
+
+
+def test_log_lines_written_while_portaudio_starts_are_not_lost(sink, capfd):
+    """sounddevice points fd 2 at /dev/null while PortAudio initialises; the daemon's log is its stderr."""
+
+    class Stderr(logging.Handler):
+        def emit(self, record):
+            os.write(2, f"{record.getMessage()}\n".encode())
+
+    handler, log = Stderr(), logging.getLogger("test.audio_out.stderr")
+    log.addHandler(handler)
+    log.propagate = False
+    written, done = [0], threading.Event()
+
+    def chatter():
+        while not done.is_set():
+            log.warning("line %d", written[0])
+            written[0] += 1
+
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    try:
+        for _ in range(10):
+            with audio_out.portaudio():
+                pass
+    finally:
+        done.set()
+        thread.join()
+        log.removeHandler(handler)
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("line ")]
+    assert written[0] > 100 and len(lines) == written[0]
+
+
 # -- choosing a player ---------------------------------------------------------------------------------
 
 
