@@ -18,7 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-SET_PATH = Path(__file__).resolve().parents[1] / "tests" / "tts" / "data" / "normalize_set.tsv"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "tts" / "data"
+SET_PATH = DATA / "normalize_set.tsv"
+#: Sentences quoted from real public pages, with their sources (issue 13): scored apart from SET_PATH.
+REAL_SET_PATH = DATA / "real_set.tsv"
 
 _TONES = "\u0300\u0301\u0303\u0309\u0323"  # huyền, sắc, ngã, hỏi, nặng
 _NOT_WORD = re.compile(r"[^\w\s]|_")
@@ -31,6 +34,7 @@ class Case:
     category: str
     text: str
     expected: tuple[str, ...]  # equally correct readings, the preferred first
+    source: str = ""  # where the sentence was quoted from (the real-text set)
 
 
 def load(path: Path = SET_PATH) -> list[Case]:
@@ -38,8 +42,9 @@ def load(path: Path = SET_PATH) -> list[Case]:
     for number, raw in enumerate(path.read_text("utf-8").splitlines(), 1):
         if not raw.strip() or raw.startswith("#"):
             continue
-        category, text, expected = raw.split("\t")
-        cases.append(Case(number, category, text, tuple(e.strip() for e in expected.split(" | "))))
+        category, text, expected, *source = raw.split("\t")
+        readings = tuple(e.strip() for e in expected.split(" | "))
+        cases.append(Case(number, category, text, readings, source[0] if source else ""))
     return cases
 
 
@@ -74,3 +79,28 @@ def score(cases: Iterable[Case], outputs: Iterable[str]) -> dict[str, tuple[int,
         right, total = out.get(case.category, (0, 0))
         out[case.category] = (right + matches(case, spoken), total + 1)
     return out
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench.normset [real|set] [CATEGORY]`: the score and every miss, words compared."""
+    from tts.normalize import load_station_lexicon, to_spoken
+
+    load_station_lexicon(None)
+    path = REAL_SET_PATH if (argv[:1] or ["real"])[0] == "real" else SET_PATH
+    cases = [c for c in load(path) if len(argv) < 2 or c.category == argv[1]]
+    outputs = [to_spoken(c.text) for c in cases]
+    for case, spoken in zip(cases, outputs, strict=True):
+        if not matches(case, spoken):
+            print(f"line {case.line} [{case.category}] {case.text}")
+            print(f"  got: {spoken}\n  exp: {case.expected[0]}\n")
+    for category, (right, n) in sorted(score(cases, outputs).items()):
+        print(f"{category:<16} {right:>4}/{n:<4}")
+    right = sum(matches(c, o) for c, o in zip(cases, outputs, strict=True))
+    print(f"{path.name}: {right}/{len(cases)} = {100 * right / max(1, len(cases)):.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
