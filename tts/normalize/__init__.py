@@ -10,6 +10,8 @@ Public API:
                                     kept; with the lexicon in force unless given one
     split_sentences(spoken)      -> paragraphs, each a list of sentences, from to_spoken's output
     unknown_abbreviations(text)  -> all-capital tokens the lexicon does not know, for operator warnings
+    spoken_readings(text)        -> each transformed stretch: written, spoken, decided by a rule, a
+                                    heuristic or a guess (for the approver's page)
     syllable_count(spoken)       -> spoken syllables, to estimate reading time
     number_to_words(n)           -> Vietnamese cardinal (2024 = "hai nghìn không trăm hai mươi tư")
     load_station_lexicon(path)   -> put the operators' lexicon file in force (StationLexicon: entries,
@@ -84,7 +86,7 @@ from tts.normalize.numbers import _DIGIT_WORDS, _ROMAN_CONTEXT, _ordinals, _roma
 from tts.normalize.phones import _BLANK_DOC_CODE, _DOC_CODE, _doc_codes, _phones
 from tts.normalize.punctuation import _finish, _symbols
 from tts.normalize.sentences import _PARAGRAPH_BREAK, split_sentences, syllable_count
-from tts.normalize.spans import _NA, _NB, _SENTINELS
+from tts.normalize.spans import _NA, _NB, _SENTINELS, _TRACE, Reading, guess, heuristic
 from tts.normalize.web import _EMAIL, _URL, _addresses
 
 logger = logging.getLogger(__name__)
@@ -92,11 +94,15 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Lexicon",
     "LexiconProblem",
+    "Reading",
+    "guess",
+    "heuristic",
     "StationLexicon",
     "lexicon_in_force",
     "load_station_lexicon",
     "number_to_words",
     "split_sentences",
+    "spoken_readings",
     "station_lexicon",
     "syllable_count",
     "to_spoken",
@@ -170,6 +176,21 @@ def to_spoken(text: str, lexicon: Lexicon | None = None) -> str:
     except Exception:
         logger.exception("normalization failed; falling back to a plain reading")
         return _fallback(text)
+
+
+def spoken_readings(text: str, lexicon: Lexicon | None = None) -> list[Reading]:
+    """Each stretch of ``text`` the normalizer transformed, in the order the passes met them: what is
+    written, what the station will say, and whether a rule, a heuristic or a guess decided it (see
+    :class:`Reading`).  For the approver's page; never raises (an internal error gives what was found)."""
+    records: list[Reading] = []
+    token = _TRACE.set(records)
+    try:
+        _to_spoken(text, lexicon)
+    except Exception:
+        logger.exception("tracing the normalizer failed")
+    finally:
+        _TRACE.reset(token)
+    return records
 
 
 _WORD_TOKEN = re.compile(rf"{_NB}[^\W_]+{_NA}")

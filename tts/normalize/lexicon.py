@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from tts.normalize.letters import _ASCII_LETTERS, _is_vietnamese_word, _spell
-from tts.normalize.spans import _NA, _NB, _SENTINELS, _sub_free, _txt
+from tts.normalize.spans import _NA, _NB, _SENTINELS, _sub_free, _txt, guess
 
 logger = logging.getLogger(__name__)
 
@@ -376,6 +376,7 @@ def _spell_unknown_caps(line: str) -> str:
         if not token.isupper() or _is_vietnamese_word(token):
             return token
         logger.debug("unknown abbreviation %r spelled letter by letter", token)
+        guess("chữ viết tắt không có trong từ điển: đọc từng chữ cái")
         return _txt(_spell(token))
 
     return _sub_free(_CAPS_TOKEN, repl, line)
