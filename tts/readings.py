@@ -2,63 +2,68 @@
 
 The normalizer turns "6h00" into "sáu giờ", "TDP" into "tổ dân phố", "0236.3822.123" into digits read in
 groups.  An approver reading the script sees the written form; before approving, they should see each
-place where the spoken form differs, and which of them the station could only spell letter by letter.
+place where the spoken form differs, and which of those the station was unsure of.
 
-Each line of the body is normalized on its own and its words aligned with the spoken words (difflib on
-folded forms: lower case, no punctuation); every stretch that differs is one reading.  This is an
-alignment after the fact, not a trace from inside the normalizer: it shows what changed, not which rule
-changed it.
+The list comes from the normalizer itself (tts.normalize.spoken_readings): each transformed stretch, the
+words it became, and how that was decided.  ``decided`` is "rule" when the written form alone decides,
+"heuristic" when the words around it did ("sáng 5-9" is a date because of "sáng"), "guess" when nothing
+did (an abbreviation the lexicon lacks, spelled letter by letter).  The page flags the last two.
 
     readings("Họp lúc 6h00 tại TDP 3.")
-    # [{"written": "6h00", "spoken": "sáu giờ", "kind": "read"},
-    #  {"written": "TDP 3", "spoken": "tổ dân phố ba", "kind": "read"}]
+    # [{"written": "6h00", "spoken": "sáu giờ", "kind": "read", "decided": "rule", "note": ""},
+    #  {"written": "TDP", "spoken": "tổ dân phố", "kind": "read", ...},
+    #  {"written": "3", "spoken": "ba", "kind": "read", ...}]
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 
-from tts.normalize import to_spoken, unknown_abbreviations
+from tts.normalize import spoken_readings, unknown_abbreviations
 
 #: Enough for any bulletin an approver reads; a pathological script does not make the page huge.
 MAX_READINGS = 300
 _WORD_EDGES = re.compile(r"^[^\w]+|[^\w]+$")
-# A sentence ends at . ! ? … followed by a space and a capital or a digit: aligning sentence by sentence
-# keeps difflib's work small (it is quadratic in a line of a thousand words).
+# Sentence by sentence, so the list follows the text (the passes meet things in their own order).
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[A-ZÀ-Ỹ0-9\"“(])")
 
 
-def _fold(word: str) -> str:
-    return _WORD_EDGES.sub("", unicodedata.normalize("NFC", word).lower())
+def _fold(text: str) -> str:
+    return " ".join(_WORD_EDGES.sub("", w) for w in unicodedata.normalize("NFC", text).lower().split())
+
+
+def _position(sentence: str, written: str) -> int:
+    """Where ``written`` stands in the sentence as a whole word ("3" of "TDP 3", not of "6h30")."""
+    m = re.search(rf"(?<!\w){re.escape(written)}(?!\w)", sentence) or re.search(re.escape(written), sentence)
+    return m.start() if m else len(sentence)
 
 
 def readings(text: str, *, limit: int = MAX_READINGS) -> list[dict]:
-    """Each written stretch whose spoken form differs: ``{"written", "spoken", "kind"}``.
+    """Each written stretch whose spoken form differs, once per (written, spoken) pair, in text order:
+    ``{"written", "spoken", "kind", "decided", "note"}``.
 
     ``kind`` is ``"spelled"`` when the station knows no reading and spells the letters (an abbreviation
-    missing from the lexicon: worth adding to lexicon.tsv), otherwise ``"read"``.
+    missing from the lexicon: worth adding to lexicon.tsv), ``"unsure"`` when a heuristic or a guess chose
+    the reading, otherwise ``"read"``.
     """
     out: list[dict] = []
+    seen: set[tuple[str, str]] = set()
     unknown = {a.lower() for a in unknown_abbreviations(text)}
-    for line in (s for para in text.splitlines() for s in _SENTENCE_END.split(para)):
-        if not line.strip():
+    for sentence in (s for para in text.splitlines() for s in _SENTENCE_END.split(para)):
+        if not sentence.strip():
             continue
-        written = line.split()
-        spoken = to_spoken(line).split()
-        a = [_fold(w) for w in written]
-        b = [_fold(w) for w in spoken]
-        matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
-        for op, i1, i2, j1, j2 in matcher.get_opcodes():
-            if op == "equal" or i1 == i2:
-                continue  # nothing written there: a pause or a word the normalizer added around a number
-            said = " ".join(w.strip(".,;:!?…") for w in spoken[j1:j2]).strip()
-            what = " ".join(written[i1:i2]).strip().rstrip(".,;:!?…")
-            if not said or _fold(what) == _fold(said):
+        found = sorted(spoken_readings(sentence), key=lambda r: _position(sentence, r.written))
+        for r in found:
+            written, spoken = r.written.rstrip(".,;:!?…"), r.spoken.strip(" .,;:!?…")
+            if not spoken or _fold(written) == _fold(spoken) or (written, spoken) in seen:
                 continue
-            spelled = any(_fold(w) in unknown for w in written[i1:i2])
-            out.append({"written": what, "spoken": said, "kind": "spelled" if spelled else "read"})
+            seen.add((written, spoken))
+            spelled = any(_fold(w) in unknown for w in written.split())
+            kind = "spelled" if spelled else "unsure" if r.decided != "rule" else "read"
+            out.append(
+                {"written": written, "spoken": spoken, "kind": kind, "decided": r.decided, "note": r.note}
+            )
             if len(out) >= limit:
                 return out
     return out

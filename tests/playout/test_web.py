@@ -559,7 +559,7 @@ def test_the_approver_hears_the_preview_and_reads_the_spoken_form_before_approvi
             readings = card.locator("details.readings")
             assert readings.get_attribute("open") is not None  # something is spelled: shown open
             text = readings.inner_text()
-            assert "19h30 → mười chín giờ ba mươi" in text and "TDP 3 → tổ dân phố ba" in text
+            assert "19h30 → mười chín giờ ba mươi" in text and "TDP → tổ dân phố" in text
             assert "BQLXYZ" in text and "đánh vần" in text
             assert "lời chiếm" in card.inner_text()
             shot(appr, "duyet-nghe-thu-may-tinh")
