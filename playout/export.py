@@ -37,6 +37,7 @@ import subprocess
 import tempfile
 import threading
 import unicodedata
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -69,6 +70,7 @@ MEDIA_TYPES = {
     ".opus": "audio/ogg; codecs=opus",
     ".png": "image/png",
     ".svg": "image/svg+xml",
+    ".zip": "application/zip",
 }
 STEPS = (
     ("Nghe", "bản tin trên loa phường, hoặc bấm nghe lại ngay trên trang này."),
@@ -129,8 +131,9 @@ def share_slug(bulletin: Bulletin) -> str:
 
 
 def share_files(slug: str) -> tuple[str, ...]:
-    """Every file a share folder may hold (the station serves these names and nothing else)."""
-    return ("index.html", f"{slug}.mp3", f"{slug}.opus", "qr.png", "qr.svg")
+    """Every file a share folder may hold (the station serves these names and nothing else); the last
+    is the whole folder as one zip, for the ward's portal or a Zalo group."""
+    return ("index.html", f"{slug}.mp3", f"{slug}.opus", "qr.png", "qr.svg", f"{slug}.zip")
 
 
 def public_url(bulletin: Bulletin, base_url: str | None) -> str | None:
@@ -310,6 +313,7 @@ def page_html(
             mp3=f"{slug}.mp3",
             opus=f"{slug}.opus",
             mp3_size=_size_vi(sizes[f"{slug}.mp3"]),
+            bundle=f"{slug}.zip",
             opus_size=_size_vi(sizes[f"{slug}.opus"]),
             qr_target=qr_target,
             # The code leads back to this page (no ``link:``): say so, not "open the guide".
@@ -333,6 +337,35 @@ def _fsync(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _write_bundle(folder: Path, slug: str) -> None:
+    """``<slug>.zip``: the page and its files under ``<slug>/``, to upload or send as they are.  The
+    audio is stored (already compressed); the page and the SVG are deflated."""
+    with zipfile.ZipFile(folder / f"{slug}.zip", "w") as bundle:
+        for name in share_files(slug)[:-1]:
+            kind = zipfile.ZIP_DEFLATED if name.endswith((".html", ".svg")) else zipfile.ZIP_STORED
+            bundle.write(folder / name, f"{slug}/{name}", compress_type=kind)
+
+
+def remove_share(root: Path | str, bulletin_id: str) -> list[str]:
+    """Delete the share folder(s) of a bulletin (withdrawn: its page must not stay on the station's disk,
+    nor be uploaded again by mistake) and their leftovers; the names removed."""
+    root, removed = Path(root), []
+    suffix = f"-{bulletin_id[:8].lower()}"
+    with _LOCK:
+        try:
+            found = [p for p in root.iterdir() if p.name.lstrip(".").split(".")[0].endswith(suffix)]
+        except OSError:
+            return []
+        for path in found:
+            if path.is_symlink() or not path.is_dir():
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    if removed:
+        logger.info("share page of bulletin %s removed: %s", bulletin_id[:12], ", ".join(removed))
+    return removed
 
 
 def _clear_leftovers(root: Path, slug: str) -> None:
@@ -400,7 +433,7 @@ def export_bulletin(
             encode_audio(Path(wav), tmp, slug, tags, ffmpeg=ffmpeg, timeout_s=timeout_s)
             atomic_write_bytes(tmp / "qr.png", qr.qr_png(target))
             atomic_write_bytes(tmp / "qr.svg", qr.qr_svg(target))
-            sizes = {name: (tmp / name).stat().st_size for name in share_files(slug)[1:]}
+            sizes = {name: (tmp / name).stat().st_size for name in share_files(slug)[1:-1]}
             html = page_html(
                 bulletin,
                 slug=slug,
@@ -412,6 +445,7 @@ def export_bulletin(
                 tz=tz,
             )
             atomic_write_bytes(tmp / "index.html", html.encode("utf-8"))
+            _write_bundle(tmp, slug)
             for name in share_files(slug):
                 os.chmod(tmp / name, 0o644)
                 _fsync(tmp / name)

@@ -344,6 +344,9 @@ class StationService:
             record = store.reject(sha256, who=who, reason=reason)
         elif action == "withdraw":
             record = store.withdraw(sha256, who=who)
+            from playout import export
+
+            export.remove_share(self.share_root(), sha256)  # its public page goes with it
         else:
             raise ValueError(f"not a decision: {action!r}")
         self._station.wake_library()

@@ -13,6 +13,8 @@ import http.client
 import json
 import shutil
 import subprocess
+import time
+import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -168,7 +170,7 @@ def test_export_writes_the_page_both_audio_files_and_the_code(station):
     assert shared["slug"] == slug and shared["url"] == f"/share/{slug}/"
     assert shared["qr_target"] == shared["public_url"] == f"{BASE_URL}/{slug}"
     names = [f["name"] for f in shared["files"]]
-    assert names == ["index.html", f"{slug}.mp3", f"{slug}.opus", "qr.png", "qr.svg"]
+    assert names == ["index.html", f"{slug}.mp3", f"{slug}.opus", "qr.png", "qr.svg", f"{slug}.zip"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(names)
     assert [p.name for p in root.iterdir()] == [slug]  # no temporary folder left behind
     for f in shared["files"]:
@@ -214,6 +216,14 @@ def test_export_writes_the_page_both_audio_files_and_the_code(station):
     assert "url(" not in page and "@import" not in page and "@font-face" not in page
     assert f'<source src="{slug}.opus" type="audio/ogg; codecs=opus">' in page
     assert f'<source src="{slug}.mp3" type="audio/mpeg">' in page
+
+    # The whole page as one zip, ready for the ward's portal: the same files under the page's folder.
+    with zipfile.ZipFile(folder / f"{slug}.zip") as bundle:
+        assert bundle.testzip() is None
+        assert bundle.namelist() == [f"{slug}/{name}" for name in names[:-1]]
+        for name in names[:-1]:
+            assert bundle.read(f"{slug}/{name}") == (folder / name).read_bytes()
+    assert f'href="{slug}.zip" download' in page
 
 
 def test_a_bulletin_with_its_own_link_points_the_code_at_it(station, tmp_path):
@@ -317,6 +327,29 @@ def test_operators_export_through_the_api_and_anyone_reads_the_files(station):
     assert done.status_code == 303 and done.headers["location"] == f"/share/{slug}/"
 
 
+def test_withdrawing_an_uploaded_bulletin_removes_its_share_page(station):
+    service = StationService(station)
+    text = "Bà con chú ý: chiều nay phun thuốc diệt muỗi tại tổ dân phố 4.".encode()
+    sha = service.submit(text, "phun-thuoc.txt", "hoa")["sha256"]
+    service.decide("approve", sha, "duyet")
+    deadline = time.monotonic() + 30
+    while not any(b.id == sha for b in station.library.ready()) and time.monotonic() < deadline:
+        station.wake_library()
+        time.sleep(0.1)
+    own = next(b for b in station.library.ready() if b.id == sha)
+    shared = service.share(own, "hoa")
+    folder = service.share_root() / shared["slug"]
+    anyone = TestClient(create_app(station))
+    assert folder.is_dir() and anyone.get(shared["url"]).status_code == 200
+    other = service.share_root() / export.share_slug(bulletin(station, "dvc.md"))
+    service.share(bulletin(station, "dvc.md"), "hoa")
+
+    service.decide("withdraw", sha, "duyet")
+    assert not folder.exists()  # not left on the card, nor uploaded again by mistake
+    assert anyone.get(shared["url"]).status_code == 404
+    assert other.is_dir()  # another bulletin's page stays
+
+
 def test_share_urls_reach_only_exported_files_of_current_bulletins(station):
     own = bulletin(station, "dvc.md")
     service = StationService(station)
@@ -418,7 +451,7 @@ def test_the_page_on_a_phone_and_a_desktop(station, tmp_path):
 
             # Anyone on the LAN, on a phone and on a desktop.
             for size, name in ((PHONE, "chia-se-dien-thoai"), (DESKTOP, "chia-se-may-tinh")):
-                context = browser.new_context(viewport=size, locale="vi-VN")
+                context = browser.new_context(viewport=size, locale="vi-VN", accept_downloads=True)
                 page = context.new_page()
                 asked, problems = [], []
                 page.on("request", lambda r, asked=asked: asked.append(r.url))
@@ -437,6 +470,14 @@ def test_the_page_on_a_phone_and_a_desktop(station, tmp_path):
                 assert asked and all(url.startswith(base + "/") for url in asked), asked
                 assert not problems, problems
                 shot(page, name)
+                if size is PHONE:  # the zip, as a technician downloads it to upload to the portal
+                    with page.expect_download() as got:
+                        page.click(f'a[href="{slug}.zip"]')
+                    saved = tmp_path / got.value.suggested_filename
+                    got.value.save_as(saved)
+                    assert saved.name == f"{slug}.zip"
+                    with zipfile.ZipFile(saved) as bundle:
+                        assert f"{slug}/index.html" in bundle.namelist() and bundle.testzip() is None
                 context.close()
 
             # The folder on its own (a copy on a laptop, a file shared in Zalo): opened from disk.
