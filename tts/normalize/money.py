@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tts.normalize.numbers import _read_number
-from tts.normalize.spans import _NA, _NB, _NUM_CLOSE, _NUM_OPEN, _num, _sub_free
+from tts.normalize.numbers import _read_decimals, _read_number, number_to_words
+from tts.normalize.spans import _NA, _NB, _NUM_CLOSE, _NUM_OPEN, _num, _sub_free, _txt
 
 # ---------------------------------------------------------------------------------------------------
 # Numbers with their suffixes: money, percent, units
@@ -16,10 +16,14 @@ _UNITS = {
     "km2": "ki lô mét vuông",
     "km/h": "ki lô mét trên giờ",
     "km": "ki lô mét",
+    "Km": "ki lô mét",  # "Km", "KM": as typed on police and road pages, after a number only
+    "KM": "ki lô mét",
     "m²": "mét vuông",
     "m2": "mét vuông",
     "m³": "mét khối",
     "m3": "mét khối",
+    "cm²": "xăng ti mét vuông",
+    "cm2": "xăng ti mét vuông",
     "cm": "xăng ti mét",
     "mm": "mi li mét",
     "kg": "ki lô gam",
@@ -27,6 +31,7 @@ _UNITS = {
     "ha": "héc ta",
     "ml": "mi li lít",
     "°C": "độ xê",
+    "oC": "độ xê",  # "35oC": the degree sign typed as a letter o
     "°F": "độ ép",
     "°": "độ",
     "GB": "gi ga bai",
@@ -41,8 +46,8 @@ _UNITS = {
     "mAh": "mi li am pe giờ",
     "m": "mét",
 }
-# One-letter units only when glued to the number ("5g", "220V"): "5 g" is too likely something else.
-_GLUED_UNITS = {"g": "gam", "l": "lít", "W": "oát", "V": "vôn"}
+# One-letter units only when glued to the number ("5g", "220V", "30s"): "5 g" is too likely something else.
+_GLUED_UNITS = {"g": "gam", "l": "lít", "W": "oát", "V": "vôn", "s": "giây"}
 _MONEY = dict.fromkeys(("đ", "₫", "đồng", "VNĐ", "VND", "vnđ", "vnd"), "đồng")
 
 
@@ -59,6 +64,8 @@ _NUMBER = re.compile(
     r"|[0-9]+(?:\.[0-9]+)+"  # 4.0
     r"|[0-9]+)"
     r"(?![.,]?[0-9])"
+    # "1,1 nghìn ha", "1.3 triệu": a magnitude word between the number and its unit
+    r"(?P<mag>[ \t]+(?:nghìn|ngàn|triệu|tỷ|tỉ|vạn)(?=[ \t]*(?:%|[^\W\d_]|$)))?"
     r"(?:(?P<percent>[ \t]?%)"
     rf"|[ \t]?(?P<money>{_alternation(_MONEY)}){_NA}"
     rf"|(?P<kilo>k){_NA}"
@@ -71,8 +78,21 @@ _NEGATIVE_DEGREES = re.compile(r"(?:(?<=[ \t(])|^)[-−](?=[0-9][0-9.,]*[ \t]?°
 _DEGREES_C = re.compile(rf"(?<!\w)(?i:độ)[ \t]+C{_NA}")
 
 
+# "34.2%", "1.3 triệu", "1.5 km": pages copied from English-language tools write the decimal point as a dot.
+# One dot and one or two digits after it cannot be thousands ("1.500"), and a version number ("4.0",
+# "thời đại 4.0") never carries a percent, a magnitude or a unit, so with one of those after it the dot
+# is the decimal point and is read "phẩy".
+_DOT_DECIMAL = re.compile(r"[0-9]+\.[0-9]{1,2}")
+
+
 def _number_repl(m: re.Match[str]) -> str:
-    spoken = _read_number(m.group("num"))
+    num = m.group("num")
+    measured = any(m.group(g) for g in ("mag", "percent", "money", "unit", "glued"))
+    if measured and _DOT_DECIMAL.fullmatch(num):
+        num = num.replace(".", ",")
+    spoken = _read_number(num)
+    if m.group("mag"):
+        spoken += " " + m.group("mag").strip()
     if m.group("percent"):
         spoken += " phần trăm"
     elif m.group("money"):
@@ -88,9 +108,32 @@ def _number_repl(m: re.Match[str]) -> str:
     return _num(spoken)
 
 
+# "1m6", "1m65": a height in metres and centimetres, "một mét sáu", "một mét sáu mươi lăm".
+_METRES_CM = re.compile(rf"{_NB}(?P<m>[0-9])m(?P<cm>[0-9]{{1,2}}){_NA}")
+# "Km120", "Km109+150": a kilometre post on a road, "ki lô mét một trăm linh chín cộng một trăm năm
+# mươi" (capital K: "km2" is square kilometres).
+_KM_POST = re.compile(rf"{_NB}K[mM][ \t]?(?P<km>[0-9]{{1,4}})(?:\+(?P<plus>[0-9]{{1,3}}))?{_NA}")
+# A unit written without a number ("hàng nghìn m3 đất", "mỗi km2"): these tokens are no Vietnamese word.
+# After "/" they are left to the rate pass ("7.500 đồng/m3").
+_LONE_UNITS = ("km²", "km2", "m²", "m2", "m³", "m3", "km")
+_LONE_UNIT = re.compile(rf"(?<![^\W_])(?<!/)(?P<unit>{'|'.join(_LONE_UNITS)})(?![^\W_²³])")
+
+
+def _km_post_repl(m: re.Match[str]) -> str:
+    spoken = "ki lô mét " + number_to_words(int(m.group("km")))
+    if m.group("plus"):
+        spoken += " cộng " + number_to_words(int(m.group("plus")))
+    return _num(spoken)
+
+
 def _numbers(line: str) -> str:
     line = _sub_free(_NEGATIVE_DEGREES, "âm ", line)
+    line = _sub_free(
+        _METRES_CM, lambda m: _num(f"{_read_number(m['m'])} mét {_read_decimals(m['cm'])}"), line
+    )
+    line = _sub_free(_KM_POST, _km_post_repl, line)
     line = _sub_free(_NUMBER, _number_repl, line)
+    line = _sub_free(_LONE_UNIT, lambda m: _txt(_UNITS[m.group("unit")]), line)
     return _sub_free(_DEGREES_C, "độ xê", line)
 
 
@@ -128,9 +171,35 @@ _PER_SPOKEN = {
 }
 
 
+# A measure over a measure is a quantity of its own and is said with "trên", as "km/h" already is ("ki lô
+# mét trên giờ"): "10 mg/kg" "mi li gam trên ki lô gam" (a dose), "60 tạ/ha" "tạ trên héc ta" (a yield),
+# "5 m/s". A count per period or per person stays a rate with "mỗi" ("2 lần/tuần", "2 kg/người").
+_MEASURE_BEFORE = (
+    rf"(?:{_alternation(set(_UNITS.values()) | set(_GLUED_UNITS.values()))}){_NUM_CLOSE}"
+    r"|(?<![^\W_])(?:tạ|tấn|yến|lít|gam|mét)"
+)
+_MEASURE_PER = {
+    **_PER_SPOKEN,
+    "m": "mét",
+    "cm": "xăng ti mét",
+    "g": "gam",
+    "l": "lít",
+    "lít": "lít",
+    "tấn": "tấn",
+    "s": "giây",
+    "giây": "giây",
+    "phút": "phút",
+    "giờ": "giờ",
+}
+_UNIT_RATE = re.compile(
+    rf"(?P<measure>{_MEASURE_BEFORE})[ \t]*/[ \t]*(?P<per>{_alternation(_MEASURE_PER)})(?![^\W_²³])"
+)
+
+
 def _between_numbers(line: str) -> str:
     line = _RANGE.sub(f"{_NUM_CLOSE} đến {_NUM_OPEN}", line)  # "6h00 - 6h30", "1-2 lần", "2023 - 2030"
     line = _OVER.sub(f"{_NUM_CLOSE} trên {_NUM_OPEN}", line)  # "100/100"
+    line = _UNIT_RATE.sub(lambda m: f"{m.group('measure')} trên {_MEASURE_PER[m.group('per')]}", line)
     # "02 ngày/tuần" "hai ngày mỗi tuần", "3 phút/bản tin", "1-2 lần/ngày"
     line = _RATE.sub(lambda m: " mỗi " + _per_unit(m.group("per")), line)
     return _MONEY_RATE.sub(lambda m: " mỗi " + _per_unit(m.group("per")), line)
