@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import re
 
-from tts.normalize.spans import _NA, _NB, _num, _sub_free
+from tts.normalize.spans import _NA, _NB, _num, _sub_free, heuristic
 
 # ---------------------------------------------------------------------------------------------------
 # Numbers
@@ -148,10 +148,22 @@ _ROMAN_CONTEXT_WORDS = (
     "quý|khóa|khoá|thế kỷ|thế kỉ|đại hội|chương|phần|mục|tập|lần thứ|kỳ|kì|phụ lục|giai đoạn|hội nghị|"
     "kỳ họp|nhiệm kỳ|lớp|hạng|loại|bậc|thứ"
 )
+# Nouns that number their members with Roman numerals as often as with letters or digits ("đợt I", "tầng
+# V", "phường V", "báo động I", "cấp II", "quân khu V"): after them a numeral is read, but it is the
+# context, not the written form, that decides (heuristic), and letters other than I, V, X stay letters
+# ("khu A", "nhóm B", "khu L").
+_ROMAN_WEAK_CONTEXT_WORDS = "đợt|tầng|khu|khu vực|quân khu|phường|vùng|báo động|cấp|nhóm|cụm"
+# Two or more of I, V, X standing alone ("đợt II", "Phường Vĩnh Phước II", "đường bộ II", "báo đông III"):
+# no Vietnamese word or usual abbreviation is written so, so it is a numeral wherever it stands. L is
+# left out of this form ("XL" is a clothing size), and so are runs of X alone ("ông XXX", "số XX": a
+# placeholder for a name or a number not yet known).
+_ROMAN_LONE = rf"(?=[IVX]{{2}})(?!X+{_NA})(?:X{{0,3}})(?:IX|IV|V?I{{0,3}})"
 _ROMAN_SEP = r"[ \t]*(?:,|và|-|–|đến)[ \t]*"
 _ROMAN_CONTEXT = re.compile(
-    rf"(?P<ctx>{_NB}(?i:{_ROMAN_CONTEXT_WORDS})[ \t]+)"
-    rf"(?P<list>{_ROMAN}(?:{_ROMAN_SEP}{_ROMAN})*){_NA}"
+    rf"(?:(?P<ctx>{_NB}(?i:{_ROMAN_CONTEXT_WORDS})[ \t]+)"
+    rf"|(?P<weak>{_NB}(?i:{_ROMAN_WEAK_CONTEXT_WORDS})[ \t]+))?"
+    rf"(?P<list>(?(ctx){_ROMAN}|(?(weak)(?!L{_NA}){_ROMAN}|{_NB}(?<![-/.]){_ROMAN_LONE}))(?:{_ROMAN_SEP}{_ROMAN})*)"
+    rf"{_NA}(?(ctx)|(?(weak)|(?![-/][^\W\d_])))"  # a lone "II-A" is a code, not a numeral
     rf"(?:[ \t]*/[ \t]*(?P<year>[0-9]{{4}})(?![\w/]))?"
 )
 _QUARTER_ARABIC = re.compile(
@@ -170,20 +182,25 @@ def _roman_value(roman: str) -> int:
 
 
 def _roman_repl(m: re.Match[str]) -> str:
+    ctx = m.group("ctx") or m.group("weak") or ""
+    if m.group("weak"):
+        heuristic(f"số La Mã sau “{ctx.strip()}”: đọc là số")
+    elif not ctx:
+        heuristic("chữ II, III, IV... đứng riêng: đọc là số La Mã")
     parts = re.split(rf"({_ROMAN_SEP})", m.group("list"))
     words = []
     for i, part in enumerate(parts):
         if i % 2:
             sep = part.strip()
             words.append(", " if sep == "," else " và " if sep == "và" else " đến ")
-        elif m.group("ctx").rstrip().lower().endswith("thứ"):
+        elif ctx.rstrip().lower().endswith("thứ"):
             words.append(_ordinal_words(_roman_value(part)))  # "lần thứ I" is "lần thứ nhất"
         else:
             words.append(number_to_words(_roman_value(part)))
     spoken = "".join(words)
     if m.group("year"):
         spoken += " năm " + number_to_words(int(m.group("year")))
-    return _num(m.group("ctx") + spoken)  # "Quý IV/2025 - Quý I/2026": the dash is "đến"
+    return _num(ctx + spoken)  # "Quý IV/2025 - Quý I/2026": the dash is "đến"
 
 
 def _quarter_repl(m: re.Match[str]) -> str:
