@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from tts.normalize.spans import _sub_free_in_context, _txt
+
 # ---------------------------------------------------------------------------------------------------
 # Letters and Vietnamese syllables
 # ---------------------------------------------------------------------------------------------------
@@ -93,3 +95,68 @@ def _segment_syllables(word: str, chunks: dict[str, tuple[float, str]] | None = 
         parts.append(spoken)
         end = start
     return parts[::-1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Single capital letters: a person's initial ("chị L.", "anh P.V.D", "chị T.Thu") and a letter used as
+# a name ("viêm gan B", "vitamin C", "khu A", "cú pháp V", "phân khu C2") are read by their letter names;
+# left alone, the engines say "b" or "c" as a bare consonant, or nothing at all.
+# ---------------------------------------------------------------------------------------------------
+# Words after which a capital letter with a dot is someone's initial: kinship words and the nouns news
+# items use for the people they protect by initial ("bị can Nguyễn Văn H.", "nạn nhân T.").
+_PERSON_WORDS = (
+    "anh|chị|em|ông|bà|cô|chú|bác|cháu|cụ|con|bé|cậu|dì|mợ|thím|dượng|bạn|thầy|đ/c|đồng chí|"
+    "nạn nhân|đối tượng|bệnh nhân|bị can|bị cáo|nghi phạm|tài xế|học sinh|sinh viên|nữ sinh|nam sinh|"
+    "giáo viên|cô giáo|thầy giáo|chủ hộ|ông/bà|anh/chị"
+)
+_AFTER_PERSON_WORD = re.compile(rf"(?:^|[^\w/])(?i:{_PERSON_WORDS})[ \t]+$")
+_LAST_TWO_WORDS = re.compile(r"([^\W\d_]+)[ \t]+([^\W\d_]+)[ \t]+$")
+_INITIAL_CHAIN = re.compile(r"(?<![^\W_])[A-ZĐ]\.[ \t]*$")  # "P.V.D": the letters after the first
+
+
+def _is_name_word(word: str) -> bool:
+    return len(word) > 1 and word[0].isupper() and word[1:].islower()
+
+
+def _is_initial_context(before: str) -> bool:
+    """True if a capital letter written after ``before`` is a person's initial ("chị H.", "Nguyễn Thị T.",
+    the "V" of "P.V.D"), not a place prefix ("P. Vĩnh Hải", "thuộc H.Phú Vang")."""
+    tail = before[-80:]
+    if _AFTER_PERSON_WORD.search(tail) or _INITIAL_CHAIN.search(tail):
+        return True
+    # "Hoàng Thị Thanh H.", "anh Hùng P.": a capitalised word after another one or after a person word is
+    # part of a name. One capitalised word alone is not enough: "Tại P. Vĩnh Hải" starts a sentence.
+    m = _LAST_TWO_WORDS.search(tail)
+    if m is None or not _is_name_word(m.group(2)):
+        return False
+    return _is_name_word(m.group(1)) or bool(_AFTER_PERSON_WORD.search(tail[: m.start(2)]))
+
+
+# A capital letter standing alone: no letter on either side (a digit may follow: "C2", or precede: "4D").
+# "Y" is left out: it is also a word ("ngành Y", "Y tế") and reads the same as its letter name anyway.
+_SINGLE_LETTER = re.compile(r"(?<![^\W\d_])(?<!°)(?P<letter>[A-XZĐ])(?![^\W\d_])(?P<dot>\.(?![0-9]))?")
+# "220V", "100W" are units (tts.normalize.money reads them), not letters.
+_UNIT_LETTERS_AFTER_DIGIT = frozenset("VW")
+_CHAIN_AHEAD = re.compile(r"[ \t]*[A-ZĐ](?:\.|(?![^\W_]))")
+
+
+def _single_letter_repl(m: re.Match[str]) -> str:
+    text, start, letter = m.string, m.start(), m.group("letter")
+    if start and text[start - 1].isdigit() and letter in _UNIT_LETTERS_AFTER_DIGIT:
+        return m.group()
+    spoken = _txt(_LETTER_NAMES[letter])
+    after = text[m.end() :]
+    if after[:1].isdigit():
+        spoken += " "  # "C2": the letter, then the number ("xê hai")
+    if m.group("dot"):
+        following = after.lstrip()[:1]
+        initial = _CHAIN_AHEAD.match(after) or _is_initial_context(text[:start])
+        # The dot of an initial or of an abbreviation is not a sentence end ("cháu K. đang", "bà T. (43
+        # tuổi"); before a capital word outside a name, or at the end of the line, it is ("vitamin C. Trẻ").
+        if not following or (following.isupper() and not initial):
+            spoken += "."
+    return spoken
+
+
+def _single_letters(line: str) -> str:
+    return _sub_free_in_context(_SINGLE_LETTER, _single_letter_repl, line)

@@ -21,8 +21,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from tts.normalize.letters import _ASCII_LETTERS, _is_vietnamese_word, _spell
-from tts.normalize.spans import _NA, _NB, _SENTINELS, _sub_free, _txt, guess
+from tts.normalize.letters import (
+    _ASCII_LETTERS,
+    _is_initial_context,
+    _is_vietnamese_word,
+    _single_letters,
+    _spell,
+)
+from tts.normalize.spans import _NA, _NB, _SENTINELS, _sub_free, _sub_free_in_context, _txt, guess, heuristic
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +198,10 @@ class Lexicon:
                     alternatives[written] = re.escape(written)
                     if kind == "title":
                         titles.add(written)
+                        if len(written) == 1:
+                            # A one-letter title ("P" phường) is read only with its dot: a bare capital
+                            # letter is a letter ("khu P", "viêm gan B").
+                            del alternatives[written]
                     else:
                         titles.discard(written)
         for written, _spoken, kind in (e for entries in layers for e in entries):
@@ -201,12 +211,12 @@ class Lexicon:
         self.address_chunks.update(
             {k: (0.9, v) for k, v in self.address.items() if len(k) >= 4 and set(k) <= _ASCII_LETTERS}
         )
-        if alternatives:
+        if alternatives or titles:
             # Longest first, so "UBMTTQVN" wins over "UBMTTQ" and "TP.HCM" over "TP".
             keys = sorted(alternatives, key=len, reverse=True)
             title_alt = "|".join(re.escape(t) for t in sorted(titles, key=len, reverse=True))
-            body = "|".join(alternatives[k] for k in keys)
-            title_part = rf"(?P<title>{title_alt})\.(?=[ \t]*[^\W_])|" if titles else ""
+            body = "|".join(alternatives[k] for k in keys) or "(?!)"
+            title_part = rf"(?P<title>{title_alt})\.(?=[ \t]*(?:[^\W_]|[\ue000\ue002]))|" if titles else ""
             self.pattern = re.compile(rf"{_NB}(?:{title_part}(?P<entry>{body}){_NA})")
 
     def lookup(self, written: str) -> str | None:
@@ -342,17 +352,77 @@ def _keep_previous(previous: Lexicon, path: Path, why: str, code: str) -> Lexico
 # ---------------------------------------------------------------------------------------------------
 # Lexicon pass and unknown all-capital abbreviations
 # ---------------------------------------------------------------------------------------------------
-def _lexicon_pass(line: str, shouting: bool, lex: Lexicon) -> str:
-    if lex.pattern is None:
-        return line
+# Abbreviations whose reading the words next to them decide, so no lexicon entry can hold them:
+#   TT   "TT 33/2015/TT-BYT", "TT số 12": a circular (thông tư) before its number; "TT. Long Hải": a town
+#        (thị trấn) with its dot before a name. Bare "TT" before a name is also "trung tâm": spelled.
+#   SN   "(SN 2004)": sinh năm before a year; before a house number it is "số nhà": spelled.
+#   CP   "Công ty CP Môi trường": cổ phần after "công ty"; elsewhere ("NĐ-CP" aside) often "chính phủ".
+_CONTEXT_ABBR = re.compile(rf"{_NB}(?P<abbr>TT|SN|CP){_NA}(?P<dot>\.)?")
+_NUMBER_AHEAD = re.compile(r"[ \t]*(?:(?i:số)[ \t]*)?[0-9\ue000]")
+_YEAR_AHEAD = re.compile(
+    r"[ \t]*:?[ \t]*(?:(?:19|20)[0-9]{2}(?![0-9])|\ue000(?:một nghìn chín trăm|hai nghìn))"
+)
+_COMPANY_BEFORE = re.compile(r"(?<![^\W_])(?i:công ty|cty)[ \t]+$")
 
+
+def _context_abbr_repl(m: re.Match[str]) -> str:
+    abbr, dot = m.group("abbr"), m.group("dot") or ""
+    before, after = m.string[: m.start()], m.string[m.end() :]
+    spoken = None
+    if abbr == "TT" and _NUMBER_AHEAD.match(after):
+        heuristic("“TT” đứng trước số văn bản: đọc là thông tư")
+        spoken = "thông tư"
+    elif abbr == "TT" and dot and after.lstrip()[:1].isupper():
+        heuristic("“TT.” đứng trước tên riêng: đọc là thị trấn")
+        return _txt("thị trấn")
+    elif abbr == "SN" and _YEAR_AHEAD.match(after):
+        heuristic("“SN” đứng trước năm: đọc là sinh năm")
+        spoken = "sinh năm"
+    elif abbr == "CP" and _COMPANY_BEFORE.search(before):
+        heuristic("“CP” đứng sau “công ty”: đọc là cổ phần")
+        spoken = "cổ phần"
+    if spoken is None:
+        return m.group()  # spelled by _spell_unknown_caps, as a guess
+    return _txt(spoken) + dot
+
+
+# "P14, Q10" / "P.14, Q.10": the ward and district of a Ho Chi Minh City address, written as a pair. A
+# lone "P2" or "Q1" is as often a code (a parking level, a zone), so only the pair is read.
+_WARD_DISTRICT = re.compile(
+    rf"{_NB}P\.?[ \t]?(?P<p>[0-9]{{1,2}})[ \t]*,?[ \t]*Q\.?[ \t]?(?P<q>[0-9]{{1,2}}){_NA}"
+)
+
+
+def _ward_district_repl(m: re.Match[str]) -> str:
+    heuristic("cặp “P…, Q…” trong địa chỉ: đọc là phường, quận")
+    return f"{_txt('phường')} {m.group('p')}, {_txt('quận')} {m.group('q')}"
+
+
+def _lexicon_pass(line: str, shouting: bool, lex: Lexicon) -> str:
+    line = _sub_free_in_context(_CONTEXT_ABBR, _context_abbr_repl, line)
+    line = _sub_free(_WARD_DISTRICT, _ward_district_repl, line)
+    if lex.pattern is not None:
+        line = _entries_pass(line, shouting, lex)
+    return _single_letters(line)
+
+
+def _entries_pass(line: str, shouting: bool, lex: Lexicon) -> str:
     def repl(m: re.Match[str]) -> str:
         if m.group("title"):
             written = m.group("title")
             after = m.string[m.end() :].lstrip()
+            if len(written) == 1 and not after[:1].isdigit() and _is_initial_context(m.string[: m.start()]):
+                # "chị H. Trần", "anh P.V.D": an initial, read as a letter by _single_letters
+                heuristic(
+                    f"“{written}.” đứng sau tên người hoặc “anh”, “chị”...: đọc là chữ cái viết tắt tên"
+                )
+                return m.group()
+            if len(written) == 1:
+                heuristic(f"“{written}.” đứng trước địa danh hoặc số: đọc là {lex.exact[written]}")
             spoken = lex.exact[written]
             # "TP. Hồ Chí Minh", "KP. 3": an abbreviation dot. "... của TP. người dân": a sentence end.
-            return _txt(spoken) + ("" if after[:1].isupper() or after[:1].isdigit() else ".")
+            continues = after[:1].isupper() or after[:1].isdigit() or after[:1] in "\ue000\ue002"
+            return _txt(spoken) + ("" if continues else ".")
         written = m.group("entry")
         if shouting and written.isupper() and _is_vietnamese_word(written):
             return written  # "KHÔNG AI BỊ BỎ LẠI": the word "ai", not the abbreviation AI
@@ -364,7 +434,7 @@ def _lexicon_pass(line: str, shouting: bool, lex: Lexicon) -> str:
             return _txt(spoken) + ("." if not after or after[0].isupper() else "")
         return _txt(spoken)
 
-    return _sub_free(lex.pattern, repl, line)
+    return _sub_free_in_context(lex.pattern, repl, line)
 
 
 _CAPS_TOKEN = re.compile(rf"{_NB}[^\W\d_]{{2,}}{_NA}")
