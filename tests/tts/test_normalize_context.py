@@ -147,6 +147,9 @@ def test_counts_fractions_and_bracketed_dates(text, spoken):
         ("1.500 người", "một nghìn năm trăm người"),
         ("2.500 tỷ đồng", "hai nghìn năm trăm tỷ đồng"),
         ("3.200%", "ba nghìn hai trăm phần trăm"),
+        # a magnitude is a whole word: "tỉnh" is not "tỉ"
+        ("34 tỉnh, thành", "ba mươi tư tỉnh, thành"),
+        ("12 tỷ lệ", "mười hai tỷ lệ"),
     ],
 )
 def test_dotted_decimals(text, spoken):

@@ -65,7 +65,7 @@ _NUMBER = re.compile(
     r"|[0-9]+)"
     r"(?![.,]?[0-9])"
     # "1,1 nghìn ha", "1.3 triệu": a magnitude word between the number and its unit
-    r"(?P<mag>[ \t]+(?:nghìn|ngàn|triệu|tỷ|tỉ|vạn)(?=[ \t]*(?:%|[^\W\d_]|$)))?"
+    rf"(?P<mag>[ \t]+(?:nghìn|ngàn|triệu|tỷ|tỉ|vạn){_NA})?"
     r"(?:(?P<percent>[ \t]?%)"
     rf"|[ \t]?(?P<money>{_alternation(_MONEY)}){_NA}"
     rf"|(?P<kilo>k){_NA}"
