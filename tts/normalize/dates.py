@@ -118,6 +118,10 @@ def _day_month_repl(m: re.Match[str]) -> str:
     if _valid_date(day, month) and _DAY_WORD_BEFORE.search(before):  # "Chủ nhật (4/8)", "hôm nay (7/8)"
         heuristic("đọc là ngày tháng vì đứng sau thứ trong tuần hoặc “hôm nay”")
         return _num(_date_words(day, month))
+    span = _DAY_SPAN_BEFORE.search(before) and not _FRACTION_AFTER.match(m.string, m.end())
+    if _valid_date(day, month) and span:  # "hai ngày 6 và 7/8"
+        heuristic("đọc là ngày tháng vì tiếp theo một ngày đã nêu (“ngày 6 và …”)")
+        return _num(_date_words(day, month))
     if (day, month) == (24, 7):  # "24/7": round the clock
         return _num("hai mươi tư trên bảy")
     if _FRACTION_AFTER.match(m.string, m.end()) and 0 < day < month:
@@ -158,7 +162,8 @@ _DAY_SPAN_BEFORE = re.compile(
     r"[ \t]*(?:,|và|hoặc|đến|tới|-|–)[ \t]*$"
 )
 _DAY_MONTH_MARKED = re.compile(
-    r"(?<![\w/.,:+\-–])(?P<d>[0-9]{1,2})(?P<sep>[-.])(?P<m>[0-9]{1,2})(?![\w/:%°]|[.,\-][0-9])"
+    r"(?<![\w/.,:+\-–])(?P<d>[0-9]{1,2})(?P<sep>[-.])(?:(?<=-)[ \t])?(?P<m>[0-9]{1,2})"  # "27- 11", a typo
+    r"(?![\w/:%°]|[.,\-][0-9])"
 )
 # "từ 3.12 đến 7.12": the first date of the span is known by the second.
 _SPAN_TO_A_DATE = re.compile(
