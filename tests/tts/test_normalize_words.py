@@ -75,6 +75,9 @@ def test_ca_in_an_all_capital_heading_is_the_word():
         ("Cửa hàng ở SN 15 đường Hùng Vương", "cửa hàng ở ét en mười lăm đường hùng vương"),
         ("Công ty CP Cấp nước Huế", "công ty cổ phần cấp nước huế"),
         ("Mã CP của doanh nghiệp", "mã xê pê của doanh nghiệp"),
+        # unit codes: the leading zero is part of the name
+        ("Phòng PC02 và PA05 phối hợp", "phòng pê xê không hai và pê a không năm phối hợp"),
+        ("Đội bóng U23 thắng", "đội bóng u hai mươi ba thắng"),
     ],
 )
 def test_context_abbreviations(text, spoken):

@@ -28,6 +28,7 @@ from tts.normalize.letters import (
     _single_letters,
     _spell,
 )
+from tts.normalize.numbers import _read_digits
 from tts.normalize.spans import _NA, _NB, _SENTINELS, _sub_free, _sub_free_in_context, _txt, guess, heuristic
 
 logger = logging.getLogger(__name__)
@@ -398,9 +399,19 @@ def _ward_district_repl(m: re.Match[str]) -> str:
     return f"{_txt('phường')} {m.group('p')}, {_txt('quận')} {m.group('q')}"
 
 
+# "PC02", "PA05", "PK02": police and army unit codes, capitals glued to a number with a leading zero.
+# The zero is part of the name, so the digits are read one by one ("pê xê không hai"), the letters spelled.
+_UNIT_CODE = re.compile(rf"{_NB}(?P<letters>[A-ZĐ]{{2,4}})(?P<digits>0[0-9]{{1,2}}){_NA}")
+
+
+def _unit_code_repl(m: re.Match[str]) -> str:
+    return _txt(f"{_spell(m.group('letters'))} {_read_digits(m.group('digits'))}")
+
+
 def _lexicon_pass(line: str, shouting: bool, lex: Lexicon) -> str:
     line = _sub_free_in_context(_CONTEXT_ABBR, _context_abbr_repl, line)
     line = _sub_free(_WARD_DISTRICT, _ward_district_repl, line)
+    line = _sub_free(_UNIT_CODE, _unit_code_repl, line)
     if lex.pattern is not None:
         line = _entries_pass(line, shouting, lex)
     return _single_letters(line)
