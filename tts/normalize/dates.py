@@ -238,7 +238,9 @@ def _score_repl(m: re.Match[str]) -> str:
     text = m.string
     if _COUNT_AFTER.match(text, m.end()):
         return m.group()
-    clause = text[_clause_start(text, m.start()) : m.start()]
+    # The score word is at most three words back: a short window keeps a long line linear.
+    window = text[max(0, m.start() - 60) : m.start()]
+    clause = window[max((e.end() for e in _SENTENCE_END.finditer(window)), default=0) :]
     before = _SCORE_BEFORE.search(clause)
     if before and before.group("word")[0].isupper() and clause[: before.start()].strip(" \t-–—"):
         before = None  # "Biên Hòa 2-3": a name, not a draw
