@@ -1,5 +1,6 @@
-"""Dates, months and years ("01/12/2026", "tháng 4", "10/2026"), times of day and ratios ("6h30", "19:30",
-"tỷ lệ 1:500")."""
+"""Dates, months and years ("01/12/2026", "tháng 4", "10/2026", and by context "ngày 20-11", "Ngày 14.5"),
+scores ("thắng 3-1"), counts out of a total and fractions ("65/76 giáo viên", "1/3 trang"), times of day
+and ratios ("6h30", "08 giờ 00", "19:30", "tỷ lệ 1:500")."""
 
 from __future__ import annotations
 

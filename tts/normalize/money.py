@@ -1,5 +1,6 @@
-"""Numbers with their suffixes (money, percent, units), and what stands between spoken numbers: ranges,
-fractions, rates ("8.000đ/bản")."""
+"""Numbers with their suffixes (money, percent, units as typed: "34.2%", "1,1 nghìn ha", "1m65", "Km109+150"),
+and what stands between spoken numbers: ranges, fractions, rates ("8.000đ/bản" with "mỗi"; a measure over a
+measure, "60 tạ/ha", with "trên")."""
 
 from __future__ import annotations
 
