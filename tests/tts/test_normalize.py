@@ -445,8 +445,8 @@ def test_addresses(text, spoken):
         ("Kế hoạch số 01-KH/BCĐTW", "kế hoạch số một"),
         ("Quyết định số 749/QĐ-TTg", "quyết định số bảy trăm bốn mươi chín"),
         ("Công văn số 2144/UBND-NVKTGD", "công văn số hai nghìn một trăm bốn mươi tư"),
-        ("Thông tư số 02/2025/TT-BGDĐT", "thông tư số hai năm hai nghìn không trăm hai mươi lăm"),
-        ("Luật số 15/2025/QH15", "luật số mười lăm năm hai nghìn không trăm hai mươi lăm"),
+        ("Thông tư số 02/2025/TT-BGDĐT", "thông tư số hai"),  # the year part dropped with the code
+        ("Luật số 15/2025/QH15", "luật số mười lăm"),
         ("Số: /KH-UBND", "số:"),
         ("Đề án 06", "đề án không sáu"),
         ("Bước 1:", "bước một:"),
@@ -815,7 +815,7 @@ def test_number_to_words_never_raises_and_has_no_digit(n):
         # address labels: abbreviations inside, syllables split the likelier way
         ("ubndphuong@danang.gov.vn", "u bê en dê phuong a còng đà nẵng chấm gốp chấm vê en"),
         ("vanhoaxahoi@gmail.com", "van hoa xa hoi a còng gờ meo chấm com"),
-        ("banhang.vn", "ban hang chấm vê en"),
+        ("banhangxahoi.vn", "ban hang xa hoi chấm vê en"),  # "xahoi" is two words: no tones (web.py)
     ],
 )
 def test_learned_from_the_normalization_set(text, spoken):
