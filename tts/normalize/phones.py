@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-from tts.normalize.numbers import _read_digits, _read_integer, number_to_words
-from tts.normalize.spans import _NA, _NB, _num, _sub_free, _sub_free_in_context
+from tts.normalize.numbers import _read_digits, _read_integer
+from tts.normalize.spans import _NA, _NB, _num, _sub_free, _sub_free_in_context, heuristic
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +25,12 @@ _BLANK_DOC_CODE = re.compile(
 
 
 def _doc_code_repl(m: re.Match[str]) -> str:
+    # The station's convention: the number is read, everything after it is dropped, the year part too
+    # ("Nghị định số 64/2014/NĐ-CP ngày 26/6/2014" is "nghị định số sáu mươi tư ngày ..."). A document is
+    # named on air by its kind and number; the year is nearly always said anyway by the date that follows
+    # ("ngày 26/6/2014"), and "sáu mươi tư năm hai nghìn không trăm mười bốn" before it would say it twice.
     logger.debug("document code %r not read", m.group("code"))
-    spoken = _read_integer(m.group("num").lstrip("0") or "0")
-    if m.group("year"):
-        spoken += " năm " + number_to_words(int(m.group("year")))
-    return _num(spoken)
+    return _num(_read_integer(m.group("num").lstrip("0") or "0"))
 
 
 def _doc_codes(line: str) -> str:
@@ -43,14 +44,29 @@ def _doc_codes(line: str) -> str:
 _PHONE = re.compile(
     r"(?<![\w.,/+-])(?P<plus>\+[ \t]?84[ \t.-]?)?"
     r"(?P<body>\(0[0-9]{1,3}\)[ \t]?[0-9]{2,8}(?:[ .-][0-9]{2,4}){0,3}"  # (024) 3942 5871
+    # "04.39985765": an area code, then the local number in one group (as fixed lines were written before
+    # the 2017 renumbering, and still are on many notices); a thousands number never starts with "0".
+    r"|0[1-9][0-9]?[ .-][0-9]{7,8}"
     r"|[0-9]{2,5}(?:[ .-][0-9]{2,4}){1,4}|0[0-9]{8,10}|1[89]00[0-9]{4})"
     r"(?![\w]|[.,-][0-9])"
 )
 _EMERGENCY = frozenset({"111", "112", "113", "114", "115"})
+# Hotlines and service numbers ("Tổng đài 1022", "gọi 115") and SMS short codes ("soạn tin ... gửi 8079",
+# "đầu số 5656") are read digit by digit, like phone numbers: that is how they are dialled, and "năm nghìn
+# sáu trăm năm mươi sáu" is a number no listener would key in. The words before the number tell it is one;
+# _hotline_repl then checks what follows, since "gửi 500 hồ sơ" and "gọi 300 cuộc" are quantities.
+_VERB = r"(?i:gọi|nhắn tin|nhắn|soạn tin|gửi)"
+_TOWARDS = r"(?:[ \t]+(?i:ngay|đến|tới|cho|vào|qua))*"
 _HOTLINE = re.compile(
-    r"(?P<ctx>(?<!\w)(?:(?i:gọi)(?:[ \t]+(?i:ngay|đến|tới|cho|vào|số))*|(?i:đường dây nóng|tổng đài|hotline)"
-    r"(?:[ \t]+(?i:số))?|(?i:số))[ \t]*:?[ \t]*)"
-    r"(?P<num>1[0-9]{2,3})(?![\w]|[.,][0-9])"
+    r"(?P<ctx>(?<!\w)(?:"
+    rf"(?:{_VERB}{_TOWARDS}[ \t]+)?(?P<prefix>(?i:đầu số))"
+    rf"|(?P<verb>{_VERB}){_TOWARDS}(?:[ \t]+(?i:số))?"
+    r"|(?i:đường dây nóng|tổng đài|hotline)(?:[ \t]+(?i:số))?"
+    r"|(?i:số))[ \t]*:?[ \t]*)"
+    # After "đầu số" a list of prefixes: "đầu số 022, 024, 028", "đầu số 0869 hoặc 0868".
+    r"(?P<num>[0-9]{2,5}"
+    r"(?(prefix)(?:(?:[ \t]*,[ \t]*|[ \t]+(?i:và|hoặc)[ \t]+)[0-9]{2,5}(?![\w]|[.,][0-9]))*|))"
+    r"(?![\w]|[.,][0-9])"
 )
 
 
@@ -60,6 +76,16 @@ def _is_phone(digits: str, international: bool) -> bool:
     if digits.startswith("0"):
         return 9 <= len(digits) <= 11
     return digits[:4] in ("1800", "1900") and 8 <= len(digits) <= 10
+
+
+def _is_area_service(groups: list[str]) -> bool:
+    """ "0290 1022": a province's area code, then a four-digit service number (1022 the citizens'
+    switchboard, 1080...), as the provinces print them; it is dialled, and read, like a phone number."""
+    return (
+        len(groups) == 2
+        and re.fullmatch(r"02[0-9]{1,2}", groups[0]) is not None
+        and (re.fullmatch(r"1[0-9]{3}", groups[1]) is not None)
+    )
 
 
 def _phone_groups(digits: str) -> list[str]:
@@ -81,7 +107,7 @@ def _phone_repl(m: re.Match[str]) -> str:
     # Try the longest run of groups that is a phone number: "0905 123 456 12 lần" keeps "12 lần".
     for k in range(len(groups), 0, -1):
         digits = "".join(groups[:k])
-        if not _is_phone(digits, international):
+        if not _is_phone(digits, international) and not _is_area_service(groups[:k]):
             continue
         spoken_groups = groups[:k] if k > 1 else _phone_groups(digits)
         spoken = ", ".join(_read_digits(g) for g in spoken_groups)
@@ -100,11 +126,55 @@ _HOTLINE_TOPIC = re.compile(r"(?i:tổng đài|đường dây nóng|hotline|gọ
 _BARE_EMERGENCY = re.compile(r"(?<![\w.,/])(?P<num>11[1-5])(?![\w]|[.,/:-][0-9])")
 
 
+# After a service number, words that make it a count instead: "gọi 300 cuộc", "tổng đài 500 nhân viên".
+_COUNTED_AFTER = re.compile(
+    r"[ \t]*(?i:cuộc|lượt|lần|hồ sơ|đơn|ý kiến|trường hợp|tin|thư|suất|phần|bộ|bản|cái|chiếc|đồng|nghìn|"
+    r"triệu|tỷ|nhân viên|tổng đài viên|cán bộ|máy|số|thuê bao|doanh nghiệp|học sinh|cuộn|kg|tấn)(?!\w)"
+)
+# After a number sent by SMS, only the end of the clause: "gửi 8079;", "gửi 156.", "gửi 5656 để tra cứu".
+_CLAUSE_END = re.compile(r"[ \t]*(?:$|[.,;:!?)\]…\-–]|(?i:để|hoặc|miễn phí|và)(?!\w))")
+_SMS_TOPIC = re.compile(r"(?i:tin nhắn|nhắn tin|soạn tin|soạn|cú pháp|sms|tổng đài|đầu số)")
+
+
+def _is_service_number(m: re.Match[str]) -> bool:
+    """Whether the number after a hotline word is a service number or short code (see _HOTLINE)."""
+    context, num = m.group("ctx").strip(" \t:").lower(), m.group("num")
+    after = m.end()
+    if m.group("prefix"):  # "đầu số": a number prefix, never a quantity
+        return True
+    if context == "số":  # "Quyết định số 1008", "số 115 đường Trần Phú": a quantity
+        return num in _EMERGENCY and not _ADDRESS_AFTER.match(m.string, after)
+    if len(num) < 3 or not num.isdigit() or _ADDRESS_AFTER.match(m.string, after):
+        return False
+    if _COUNTED_AFTER.match(m.string, after):
+        return False
+    verb = (m.group("verb") or "").lower()
+    if verb in ("gửi", "nhắn", "nhắn tin", "soạn tin"):
+        # "gửi 500 hồ sơ": after "gửi" a code only closes the clause, and only where the sentence is
+        # about messages ("soạn tin ... gửi 8079"); "nhắn tin"/"soạn tin" say it themselves.
+        if not _CLAUSE_END.match(m.string, after):
+            return False
+        if verb == "gửi" and not _SMS_TOPIC.search(m.string, 0, m.start()):
+            return False
+        heuristic("đọc từng chữ số vì là đầu số nhắn tin (sau “gửi”/“nhắn tin”, cuối mệnh đề)")
+    elif num not in _EMERGENCY and not re.fullmatch(r"1[0-9]{2,3}", num):
+        heuristic("đọc từng chữ số vì là số tổng đài đứng sau “tổng đài”/“gọi”/“đường dây nóng”")
+    return True
+
+
 def _hotline_repl(m: re.Match[str]) -> str:
-    context = m.group("ctx").strip(" \t:").lower()
-    if context == "số" and (m.group("num") not in _EMERGENCY or _ADDRESS_AFTER.match(m.string, m.end())):
-        return m.group()  # "Quyết định số 1008", "số 115 đường Trần Phú": a quantity
-    return m.group("ctx") + _num(_read_digits(m.group("num")))
+    if not _is_service_number(m):
+        return m.group()
+    items = re.findall(r"[0-9]+|[^0-9]+", m.group("num"))
+    # A list after "đầu số" goes on while the items look alike (as many digits, the same first digit):
+    # "022, 024, 028", "1900 hoặc 1800"; in "5656, 2024 là năm ..." the year is left to the later passes.
+    spoken = []
+    for i, item in enumerate(items):
+        if item.isdigit() and (len(item) != len(items[0]) or item[0] != items[0][0]):
+            separator = spoken.pop()
+            return m.group("ctx") + "".join(spoken) + separator + "".join(items[i:])
+        spoken.append(_num(_read_digits(item)) if item.isdigit() else item)
+    return m.group("ctx") + "".join(spoken)
 
 
 def _bare_emergency_repl(m: re.Match[str]) -> str:
