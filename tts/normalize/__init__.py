@@ -40,20 +40,24 @@ Reading choices (Northern broadcast usage):
     * "." is the thousands separator and "," the decimal point ("3,5" = "ba phẩy năm"); a dotted number
       that is not thousands ("4.0") is read with "chấm".
     * Document codes ("85/KH-UBND", "57-NQ/TW") are dropped, the number kept: "Kế hoạch số 85/KH-UBND" is
-      read "kế hoạch số tám mươi lăm". The issuing body is always named in the sentence anyway, and
-      "ka hát gạch ngang ủy ban nhân dân" helps no listener.
+      read "kế hoạch số tám mươi lăm", "64/2014/NĐ-CP" "sáu mươi tư" (the year part too). The issuing
+      body is always named in the sentence anyway, and "ka hát gạch ngang ủy ban nhân dân" helps no
+      listener.
     * "d/m" is a date after date words ("ngày", "dịp", "trước"...) and in a list of dates ("19/8 và 2/9"),
       a fraction after "chiếm", "khoảng", "bằng"... or before "số", "dân số", "tổng"... ("1/10 dân số"
       "một phần mười dân số"), and otherwise a date when it can be one. "a:b" is a ratio ("một trên năm
       trăm") after "tỷ lệ" or when it cannot be a clock time.
+    * Service numbers and SMS short codes are read digit by digit after "tổng đài", "đầu số", and after
+      "gửi"/"nhắn tin" at a clause end in a sentence about messages ("gửi 8079" "gửi tám không bảy chín").
     * 111-115 are hotlines after "gọi", "tổng đài", "đường dây nóng" (also later in the same sentence),
       but quantities before "đường", "hộ", "người"... ("số 115 đường Trần Phú" is a house number).
     * Roman numerals are read after the words documents put them after (Quý, khóa, thế kỷ, lần thứ,
       hạng, loại...); after "thứ" as ordinals ("lần thứ IV" "lần thứ tư").
     * Web addresses are read label by label with "chấm" ("dichvucong.gov.vn" = "dịch vụ công chấm gốp chấm
       vê en"); the "https://" prefix, query strings and fragments are dropped. A label with no entry is
-      split into toneless syllables, and known abbreviations inside it are spelled ("ubndphuong" "u bê
-      en dê phuong").
+      read with tones when the word list (tts/data/vi_words.txt) cuts it one way only ("canhsat" "cảnh
+      sát"), else split into toneless syllables, and known abbreviations inside it are spelled
+      ("ubndphuong" "u bê en dê phuong").
     * Unknown all-capital abbreviations are spelled with Vietnamese letter names ("XYZ" = "ích i dét").
     * The output is lower case: engines ignore case, and the same audio for "Quý IV" and "quý IV" keeps
       the render cache and the tests stable.
