@@ -820,3 +820,18 @@ def test_number_to_words_never_raises_and_has_no_digit(n):
 )
 def test_learned_from_the_normalization_set(text, spoken):
     assert to_spoken(text) == spoken
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("Tăng 44 vụ = 14% so với cùng kỳ.", "tăng bốn mươi tư vụ bằng mười bốn phần trăm so với cùng kỳ."),
+        ("5 = 5", "năm bằng năm"),
+        ("Tổng = 3 hộ.", "tổng bằng ba hộ."),
+        # Counter-examples: glued to letters it is no word (a formula, a code), and inside an address it
+        # belongs to the address.
+        ("mã a=b", "mã a b"),
+    ],
+)
+def test_an_equals_sign_between_words_is_read_bang(text, spoken):
+    assert to_spoken(text) == spoken

@@ -18,7 +18,14 @@ _COMPARISONS = (
     (re.compile(r">(?=[ \t]*\ue000)"), " lớn hơn "),
     (re.compile(r"<(?=[ \t]*\ue000)"), " nhỏ hơn "),
     (re.compile(r"~(?=[ \t]*\ue000)"), " khoảng "),
-    (re.compile("(?<=\ue001)[ \t]*=[ \t]*(?=\ue000)"), " bằng "),
+    # "5 = 5", and in prose "tăng 44 vụ = 14%": an equals sign standing between words is "bằng" too.
+    (
+        re.compile(
+            "(?<=\ue001)[ \t]*=[ \t]*(?=\ue000)"
+            "|(?<=[^\\W_]|[\ue001\ue003])[ \t]+=[ \t]+(?=[^\\W_]|[\ue000\ue002])"
+        ),
+        " bằng ",
+    ),
     (re.compile("(?<=\ue001)[ \t]*\\+[ \t]*(?=\ue000)"), " cộng "),
     (re.compile("(?<=\ue001)[ \t]*[×x][ \t]*(?=\ue000)"), " nhân "),
     (re.compile("(?<=\ue001)[ \t]*÷[ \t]*(?=\ue000)"), " chia "),
