@@ -125,6 +125,11 @@ def test_clock_times_with_gio(text, spoken):
         ("chiếm 1/5 dân số", "chiếm một phần năm dân số"),
         ("gần 2/3 hộ dân đồng ý", "gần hai phần ba hộ dân đồng ý"),
         ("đạt 3/4 kế hoạch", "đạt ba phần tư kế hoạch"),
+        # halves, thirds and quarters of people are a share; one site of seven is a tally
+        ("1/3 học sinh bị cận thị", "một phần ba học sinh bị cận thị"),
+        ("2/3 hộ dân đã đăng ký", "hai phần ba hộ dân đã đăng ký"),
+        ("đã thông xe 1/7 vị trí", "đã thông xe một trên bảy vị trí"),
+        ("đạt 1/2 điểm", "đạt một trên hai điểm"),
         # a date in brackets after a day word
         ("Hôm nay (9/8) phường họp", "hôm nay, chín tháng tám, phường họp"),
         ("đến Chủ nhật (3/8) có mưa", "đến chủ nhật, ba tháng tám, có mưa"),

@@ -127,6 +127,11 @@ def _day_month_repl(m: re.Match[str]) -> str:
         return _num("hai mươi tư trên bảy")
     if _FRACTION_AFTER.match(m.string, m.end()) and 0 < day < month:
         return _num(_fraction_words(day, month))
+    if 0 < day < month <= 4 and previous != "đạt" and _COUNTED_AFTER.match(m.string, m.end()):
+        # "1/3 học sinh", "2/3 hộ": halves, thirds and quarters of the people are a share, not a tally
+        # ("đạt 1/2 điểm" is a score; "1/7 vị trí" is one site of seven).
+        heuristic("đọc “phần” vì là phân số quen thuộc (một phần ba, hai phần ba…)")
+        return _num(_fraction_words(day, month))
     if 0 < day <= month and previous not in _PORTION_BEFORE and _COUNTED_AFTER.match(m.string, m.end()):
         heuristic("đọc “trên” vì là số đếm trên tổng số (danh từ đếm được đứng sau)")
         return _num(f"{number_to_words(day)} trên {number_to_words(month)}")
