@@ -835,3 +835,12 @@ def test_learned_from_the_normalization_set(text, spoken):
 )
 def test_an_equals_sign_between_words_is_read_bang(text, spoken):
     assert to_spoken(text) == spoken
+
+
+def test_an_abbreviation_read_from_its_context_is_not_reported_unknown():
+    from tts.normalize import unknown_abbreviations
+
+    text = "Theo TT 33/2015/TT-BYT, anh A (SN 1990) ở đội PC02 đã liên hệ BQLXYZ."
+    assert unknown_abbreviations(text) == ["BQLXYZ"]
+    # Without the context that reads them, the same letters are still spelled, and still reported.
+    assert unknown_abbreviations("Liên hệ TT văn hóa, SN nhà 5.") == ["TT", "SN"]

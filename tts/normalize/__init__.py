@@ -225,6 +225,16 @@ def unknown_abbreviations(text: str, lexicon: Lexicon | None = None) -> list[str
                     continue
                 if token not in found:
                     found.append(token)
+        if found:
+            # Context can give a token a reading the lexicon alone lacks ("TT 33/2015" is "thông tư",
+            # "SN 1990" "sinh năm", "PC02" a police unit): only what is still spelled is unknown.
+            read = {
+                word
+                for r in spoken_readings(text, lex)
+                if r.decided != "guess"
+                for word in re.split(r"[^\w]+", r.written)
+            }
+            found = [token for token in found if token not in read]
         return found
     except Exception:
         logger.exception("unknown_abbreviations failed")
