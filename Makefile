@@ -18,8 +18,9 @@ RUNTIME_APT := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv alsa-util
 # (systemd-container: systemd-nspawn boots it to run the shipped unit), libfaketime, a QR reader, Chromium
 # (libatomic1: Playwright's bundled node needs it, and a fresh arm64 Debian does not have it; Chromium also
 # prints the text PDFs the intake tests read, in DejaVu Serif, which also draws their scanned page), qpdf
-# (puts a password on one of those PDFs).
-TEST_APT := pulseaudio pulseaudio-utils libasound2-plugins systemd faketime zbar-tools \
+# (puts a password on one of those PDFs), and Mosquitto (the MQTT broker a province centre runs; the fleet
+# tests start their own on a free port).
+TEST_APT := mosquitto pulseaudio pulseaudio-utils libasound2-plugins systemd faketime zbar-tools \
             chromium systemd-container libatomic1 qpdf fonts-dejavu-core
 APT_PACKAGES := $(RUNTIME_APT) $(TEST_APT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
