@@ -449,6 +449,19 @@ class AsRunLog:
         ordered = sorted(rows.values(), key=lambda r: (r["scheduled_at"], _order(r["id"])), reverse=True)
         return ordered[offset : offset + limit]
 
+    def settled_after(self, after_id: int, limit: int = 200) -> list[dict]:
+        """Rows written to the database with ``id > after_id``, oldest first, up to the first still
+        ``playing`` (its outcome is not known yet): what a centre may be sent, each once, in order.
+        Held writes (a locked database) are not in it until they are flushed."""
+        with self._lock:
+            rows = self._read("SELECT * FROM plays WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        out = []
+        for r in rows:
+            if r["status"] == "playing":
+                break
+            out.append(dict(r))
+        return out
+
     def play_counts(self) -> dict[str, int]:
         """How many times each bulletin has aired (rotation favours the least aired)."""
         with self._lock:

@@ -195,6 +195,31 @@ class QrSettings(_Section):
     station_name: str = Field("Đài truyền thanh phường", max_length=200)
 
 
+class BrokerSettings(_Section):
+    """The centre's MQTT broker: status out, doorbell in (never content: see playout/fleet/mqtt.py)."""
+
+    host: str = Field(..., min_length=1, max_length=253)
+    port: int = Field(1883, ge=1, le=65535)
+    tls: bool = False
+    # The station's own MQTT account; its password is kept in a file (0600) so `playout config` can print
+    # the settings as they are without printing a secret.
+    username: str | None = Field(None, max_length=64, description="default: fleet.station_id")
+    password_file: Path | None = None
+
+
+class FleetSettings(_Section):
+    """A station fed by a province or district centre (issue 14). Absent: a standalone ward station."""
+
+    station_id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="as the centre knows it")
+    centre_url: str = Field(..., pattern=r"^https?://", max_length=500, description="the centre's address")
+    # The TUF root the station was installed with: the one thing it trusts without asking the network.
+    root: Path = Path("fleet-root.json")
+    # The station's token for sending its as-run rows to the centre (a file, 0600, like the password).
+    token_file: Path | None = None
+    refresh_s: float = Field(300, ge=5, le=86400, description="how often to look for new content")
+    broker: BrokerSettings | None = None
+
+
 class StationConfig(_Section):
     timezone: str = "Asia/Ho_Chi_Minh"
     bulletin: BulletinSettings = Field(default_factory=BulletinSettings)
@@ -216,6 +241,7 @@ class StationConfig(_Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     qr: QrSettings = Field(default_factory=QrSettings)
+    fleet: FleetSettings | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -254,6 +280,19 @@ class StationConfig(_Section):
                 ),
                 "bulletin": self.bulletin.model_copy(update={"music_bed": anchor(self.bulletin.music_bed)}),
                 "tts": self.tts.model_copy(update={"piper_model": anchor(self.tts.piper_model)}),
+                "fleet": None
+                if self.fleet is None
+                else self.fleet.model_copy(
+                    update={
+                        "root": anchor(self.fleet.root),
+                        "token_file": anchor(self.fleet.token_file),
+                        "broker": None
+                        if self.fleet.broker is None
+                        else self.fleet.broker.model_copy(
+                            update={"password_file": anchor(self.fleet.broker.password_file)}
+                        ),
+                    }
+                ),
             }
         )
 
@@ -282,6 +321,7 @@ _MESSAGES_VI = {
     "model_type": "phải là một mục gồm các khóa",
     "dict_type": "phải là một mục gồm các khóa",
     "string_type": "phải là chuỗi ký tự",
+    "string_pattern_mismatch": "không đúng định dạng",
 }
 
 

@@ -1,0 +1,134 @@
+"""The centre's HTTP side: the TUF repository as static files, the as-run inbox, the fleet and the report.
+
+Stations only ever *pull* from here (metadata and targets, verified by their own TUF client against the
+root they were installed with) and *push* their as-run rows; the centre never reaches into a station.
+A compromised web server can withhold content or replay old files, which the stations' TUF clients
+detect; it cannot make a station air anything, because it holds no signing key.
+
+    app = create_centre_app(CentreState(repo_dir, store, station_tokens, fleet_status))
+    uvicorn.run(app, host=..., port=...)
+
+Routes:
+    GET  /tuf/metadata/...           TUF metadata (static, as the repository wrote it)
+    GET  /tuf/targets/...            targets (static)
+    POST /api/fleet/asrun            a station's settled as-run rows (Bearer: the station's token)
+    GET  /api/fleet/stations         each station: last status (MQTT), last play, rows held
+    GET  /api/fleet/report           plays per ward in a period against the weekly target (JSON or CSV)
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from playout.accounts import verify_token
+from playout.fleet.centre_store import CentreStore
+
+logger = logging.getLogger(__name__)
+
+#: An as-run post is read only up to this (a week offline is a few hundred rows, well under it).
+MAX_ASRUN_BODY = 2 * 1024 * 1024
+
+
+@dataclass
+class CentreState:
+    """What the centre's HTTP side works with."""
+
+    repo_dir: Path  # the TUF repository's folder: metadata/ and targets/
+    store: CentreStore
+    #: station id -> its token's hash (``sha256$…``, playout.accounts.hash_token)
+    station_tokens: dict[str, str]
+    #: station id -> its last MQTT status and when it came (filled by playout.fleet.mqtt.CentreLink)
+    fleet_status: Callable[[], dict[str, dict]] = field(default=lambda: {})
+    target_per_week: int = 12
+
+
+def _station_for(state: CentreState, authorization: str | None) -> str:
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    for station, stored in state.station_tokens.items():
+        if token and verify_token(token, stored):
+            return station
+    raise HTTPException(401, detail={"code": "AUTH_REQUIRED", "message": "Cần mã truy cập của trạm"})
+
+
+def create_centre_app(state: CentreState) -> FastAPI:
+    app = FastAPI(title="Trung tâm thông tin nguồn", docs_url=None, redoc_url=None)
+    (state.repo_dir / "metadata").mkdir(parents=True, exist_ok=True)
+    (state.repo_dir / "targets").mkdir(parents=True, exist_ok=True)
+    app.mount("/tuf/metadata", StaticFiles(directory=state.repo_dir / "metadata"), name="tuf-metadata")
+    app.mount("/tuf/targets", StaticFiles(directory=state.repo_dir / "targets"), name="tuf-targets")
+
+    @app.post("/api/fleet/asrun")
+    async def asrun(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
+        station = _station_for(state, authorization)
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_ASRUN_BODY):
+            raise HTTPException(413, detail={"code": "REQUEST_TOO_LARGE", "message": "Dữ liệu gửi quá lớn"})
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_ASRUN_BODY:
+                raise HTTPException(
+                    413, detail={"code": "REQUEST_TOO_LARGE", "message": "Dữ liệu gửi quá lớn"}
+                )
+        try:
+            data = json.loads(body)
+            if data.get("station") != station:
+                raise ValueError("a station posts its own rows only")
+            rows = data["rows"]
+            if not isinstance(rows, list):
+                raise ValueError("rows must be a list")
+            added, acked = state.store.add_rows(station, rows)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise HTTPException(
+                422, detail={"code": "ASRUN_INVALID", "message": f"Dữ liệu phát sóng không hợp lệ: {exc}"}
+            ) from None
+        if added:
+            logger.info("as-run: %d new row(s) from %s (up to #%d)", added, station, acked)
+        return {"acked": acked, "added": added}
+
+    @app.get("/api/fleet/stations")
+    def stations() -> dict:
+        status = state.fleet_status()
+        last = state.store.last_plays()
+        ids = sorted(set(state.station_tokens) | set(status) | set(last))
+        return {"stations": [{"id": s, "status": status.get(s), "last_play": last.get(s)} for s in ids]}
+
+    @app.get("/api/fleet/report")
+    def report(
+        since: Annotated[dt.date | None, Query()] = None,
+        until: Annotated[dt.date | None, Query()] = None,
+        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    ) -> Any:
+        end = until or dt.date.today() + dt.timedelta(days=1)
+        start = since or end - dt.timedelta(days=7)
+        if start >= end:
+            raise HTTPException(422, detail={"code": "RANGE_INVALID", "message": "Khoảng ngày không hợp lệ"})
+        rows = state.store.weekly_report(
+            dt.datetime.combine(start, dt.time(), dt.UTC),
+            dt.datetime.combine(end, dt.time(), dt.UTC),
+            state.target_per_week,
+        )
+        if format == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(
+                out,
+                ["station", "played", "target", "target_met", "failed", "missed", "interrupted", "skipped"],
+            )
+            writer.writeheader()
+            writer.writerows(rows)
+            return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+        return JSONResponse({"since": start.isoformat(), "until": end.isoformat(), "stations": rows})
+
+    return app
