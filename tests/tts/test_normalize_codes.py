@@ -155,3 +155,29 @@ def test_toneless_label_is_a_guess_and_toned_one_a_heuristic():
     assert [r.decided for r in toned if "@" in r.written] == ["heuristic"]
     toneless = spoken_readings("Trang trangnguyen.edu.vn")
     assert [r.decided for r in toneless if "edu" in r.written] == ["guess"]
+
+
+# --- held-out misses, fixed as rules (issue 13) ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        (
+            "Gọi tổng đài 1900 545413 để khóa thẻ.",
+            "gọi tổng đài một chín không không, năm bốn năm bốn một ba để khóa thẻ.",
+        ),
+        ("Soạn tin gởi 5656 để phản ánh.", "soạn tin gởi năm sáu năm sáu để phản ánh."),
+        ("Xã gởi 500 hồ sơ lên huyện.", "xã gởi năm trăm hồ sơ lên huyện."),  # a quantity, not a short code
+        # a country code where the sentence talks of calls; a score change stays a number
+        (
+            "Tránh gọi lại các đầu số lạ như +224, +231.",
+            "tránh gọi lại các đầu số lạ như cộng hai hai bốn, cộng hai ba một.",
+        ),
+        ("Đội nhà được +15 điểm.", "đội nhà được mười lăm điểm."),
+        (
+            "Truy cập www.vietcombank.com.vn.",
+            "truy cập vê kép vê kép vê kép chấm việt com banh chấm com chấm vê en.",
+        ),
+    ],
+)
+def test_held_out_code_misses_read_right(text, spoken):
+    assert to_spoken(text) == spoken

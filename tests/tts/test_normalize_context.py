@@ -229,3 +229,28 @@ CONTEXT_TEXT = st.lists(
 @given(CONTEXT_TEXT)
 def test_the_context_rules_never_raise_nor_leave_a_digit(text):
     assert not re.search(r"[0-9]", normalize._to_spoken(text))
+
+
+# --- held-out misses, fixed as rules (issue 13) ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        # "g" as giờ next to a clock or day word; grams otherwise
+        ("Cấp điện trở lại tới 21g ngày 7/9.", "cấp điện trở lại tới hai mươi mốt giờ ngày bảy tháng chín."),
+        ("Từ 7g đến 11g sáng nay.", "từ bảy giờ đến mười một giờ sáng nay."),
+        ("Mỗi gói có 500g đường.", "mỗi gói có năm trăm gam đường."),
+        # a list of days after a day word takes the month of the last one; a quantity after it does not
+        (
+            "Trong các ngày 13, 14 và 15-8 phường họp.",
+            "trong các ngày mười ba, mười bốn và mười lăm tháng tám phường họp.",
+        ),
+        ("Trong ngày 3, 4 và 5-7 người đến.", "trong ngày ba, bốn và năm đến bảy người đến."),
+        # coordinates of a storm's centre
+        (
+            "Tâm bão ở khoảng 16,3°N; 124,6°E.",
+            "tâm bão ở khoảng mười sáu phẩy ba độ vĩ bắc; một trăm hai mươi tư phẩy sáu độ kinh đông.",
+        ),
+    ],
+)
+def test_held_out_misses_read_right(text, spoken):
+    assert to_spoken(text) == spoken

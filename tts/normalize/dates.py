@@ -163,7 +163,9 @@ _DAY_WORD_BEFORE = re.compile(
 # "các ngày từ 4 đến 7-11": the first day is a bare number, the second carries the month; "ngày 4-8 và
 # 5-8", "từ 3.12 đến 7.12": the second of a list or a span goes on being a date.
 _DAY_SPAN_BEFORE = re.compile(
+    # "ngày 6 và 7/8", "các ngày 13, 14 và 15-8": days listed after a day word, the month on the last
     r"(?<!\w)(?:(?i:ngày|sáng|chiều|trưa|tối|đêm)[ \t]+(?i:từ[ \t]+)?[0-9]{1,2}"
+    r"(?:[ \t]*(?:,|(?i:và|hoặc))[ \t]*[0-9]{1,2})*"
     r"|(?i:ngày|sáng|chiều|trưa|tối|đêm|từ)[ \t]+[0-9]{1,2}[-.][0-9]{1,2})"
     r"[ \t]*(?:,|và|hoặc|đến|tới|-|–)[ \t]*$"
 )
@@ -357,8 +359,26 @@ def _ratio_repl(m: re.Match[str]) -> str:
     return _num(f"{_read_number(a)} trên {_read_number(b)}")
 
 
+# "tới 21g ngày 7/9", "từ 7g đến 11g": news writes a full hour with "g" (giờ), which is also grams ("500g
+# đường"). Only with a clock word before it or a day word after it is it an hour.
+_HOUR_G = re.compile(r"(?<![\w/.,:])(?P<h>[0-9]{1,2})g(?![^\W_])")
+_DAY_AFTER_HOUR = re.compile(
+    r"[ \t]*,?[ \t]*(?i:ngày|sáng|chiều|tối|đêm|hôm|cùng ngày|hằng ngày|đến|tới)(?!\w)"
+)
+
+
+def _hour_g_repl(m: re.Match[str]) -> str:
+    hours = int(m.group("h"))
+    before = _previous_word(m.string, m.start()) in _TIME_BEFORE
+    if hours > 24 or not (before or _DAY_AFTER_HOUR.match(m.string, m.end())):
+        return m.group()
+    heuristic("đọc “g” là giờ vì đứng cạnh từ chỉ thời gian")
+    return _num(_time_words(hours, 0))
+
+
 def _times(line: str) -> str:
     line = _sub_free_in_context(_RATIO, _ratio_repl, line)
     line = _sub_free(_TIME_H, _time_repl, line)
+    line = _sub_free_in_context(_HOUR_G, _hour_g_repl, line)
     line = _sub_free_in_context(_HOUR_WORD_MINUTES, _hour_word_repl, line)
     return _sub_free(_TIME_COLON, _time_repl, line)

@@ -34,6 +34,11 @@ _UNITS = {
     "°C": "độ xê",
     "oC": "độ xê",  # "35oC": the degree sign typed as a letter o
     "°F": "độ ép",
+    # Coordinates in storm bulletins: "tâm bão ở khoảng 16,3°N; 124,6°E".
+    "°N": "độ vĩ bắc",
+    "°S": "độ vĩ nam",
+    "°E": "độ kinh đông",
+    "°W": "độ kinh tây",
     "°": "độ",
     "GB": "gi ga bai",
     "MB": "mê ga bai",

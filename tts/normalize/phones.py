@@ -47,6 +47,7 @@ _PHONE = re.compile(
     # "04.39985765": an area code, then the local number in one group (as fixed lines were written before
     # the 2017 renumbering, and still are on many notices); a thousands number never starts with "0".
     r"|0[1-9][0-9]?[ .-][0-9]{7,8}"
+    r"|1[89]00[ .-][0-9]{5,6}"  # "1900 545413": the service prefix, then the rest in one group
     r"|[0-9]{2,5}(?:[ .-][0-9]{2,4}){1,4}|0[0-9]{8,10}|1[89]00[0-9]{4})"
     r"(?![\w]|[.,-][0-9])"
 )
@@ -55,7 +56,7 @@ _EMERGENCY = frozenset({"111", "112", "113", "114", "115"})
 # "đầu số 5656") are read digit by digit, like phone numbers: that is how they are dialled, and "năm nghìn
 # sáu trăm năm mươi sáu" is a number no listener would key in. The words before the number tell it is one;
 # _hotline_repl then checks what follows, since "gửi 500 hồ sơ" and "gọi 300 cuộc" are quantities.
-_VERB = r"(?i:gọi|nhắn tin|nhắn|soạn tin|gửi)"
+_VERB = r"(?i:gọi|nhắn tin|nhắn|soạn tin|gửi|gởi)"  # "gởi": the Southern spelling of "gửi"
 _TOWARDS = r"(?:[ \t]+(?i:ngay|đến|tới|cho|vào|qua))*"
 _HOTLINE = re.compile(
     r"(?P<ctx>(?<!\w)(?:"
@@ -68,6 +69,19 @@ _HOTLINE = re.compile(
     r"(?(prefix)(?:(?:[ \t]*,[ \t]*|[ \t]+(?i:và|hoặc)[ \t]+)[0-9]{2,5}(?![\w]|[.,][0-9]))*|))"
     r"(?![\w]|[.,][0-9])"
 )
+
+
+# "tránh gọi lại các đầu số quốc tế lạ như +224, +231": a country code is dialled, so it is read digit by
+# digit after "cộng". Only where the sentence talks of calls or numbers ("+15 điểm" is a score change).
+_COUNTRY_CODE = re.compile(r"(?<![\w+])\+[ \t]?(?P<cc>[1-9][0-9]{0,3})(?![\w%°]|[.,][0-9])")
+_CALL_TOPIC = re.compile(r"(?i:đầu số|mã vùng|mã quốc gia|quốc tế|cuộc gọi|gọi|số điện thoại|số máy)")
+
+
+def _country_code_repl(m: re.Match[str]) -> str:
+    if not _CALL_TOPIC.search(m.string, max(0, m.start() - 60), m.start()):
+        return m.group()
+    heuristic("đọc là mã quốc gia vì câu nói về số điện thoại, cuộc gọi")
+    return _num("cộng " + _read_digits(m.group("cc")))
 
 
 def _is_phone(digits: str, international: bool) -> bool:
@@ -185,6 +199,7 @@ def _bare_emergency_repl(m: re.Match[str]) -> str:
 
 
 def _phones(line: str) -> str:
-    line = _sub_free(_PHONE, _phone_repl, line)
+    line = _sub_free(_PHONE, _phone_repl, line)  # "+84 ..." first: a whole number, not a country code
+    line = _sub_free_in_context(_COUNTRY_CODE, _country_code_repl, line)
     line = _sub_free(_HOTLINE, _hotline_repl, line)
     return _sub_free_in_context(_BARE_EMERGENCY, _bare_emergency_repl, line)
