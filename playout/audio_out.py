@@ -15,14 +15,21 @@ hang the caller: a watchdog gives up when the device stops asking for audio.
 
 Example (runs anywhere: with no sound card it picks the NullPlayer and says so in the log)::
 
-    import numpy as np
+    import math
+    from array import array
     from playout.audio_out import open_player
     from playout.config import AudioSettings
 
-    tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * np.arange(24000) / 24000)).astype(np.int16)
+    tone = array("h", (round(9830 * math.sin(2 * math.pi * 440 * i / 24000)) for i in range(24000)))
     with open_player(AudioSettings(device=None)) as player:
         result = player.play(tone, 24000)
         print(player.describe(), result.frames, result.underruns)
+
+Samples are mono, int16 or float32: 16-bit PCM as ``bytes``/``bytearray``/``memoryview`` or
+``array("h")`` (what the station passes: the cached WAV's frames), ``array("f")`` for float32, or a
+numpy array of either (float64 is converted).  This module never imports numpy itself: the on-air
+process idles all day and numpy alone is about 15 MiB of its RSS (issue 11); it is only looked at when
+the caller already has it loaded.  PortAudio gets the bytes through ``sounddevice.RawOutputStream``.
 
 ``settings.device`` is a PortAudio device name (any unique part of it, e.g. ``"USB Audio"``) or
 index, as listed by :func:`output_devices`; ``None`` is PortAudio's default output.
@@ -42,19 +49,25 @@ import abc
 import contextlib
 import datetime as dt
 import logging
+import numbers
+import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from playout.config import AudioSettings
 from playout.errors import (
     AudioError as AudioError,  # lives in the one error tree now; importable from here as before
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    Samples: TypeAlias = "bytes | bytearray | memoryview | array[int] | array[float] | np.ndarray | _Pcm"
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +112,34 @@ def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC)
 
 
-def _as_mono(samples: np.ndarray) -> np.ndarray:
-    """The samples as one contiguous channel of int16 or float32 (the formats PortAudio takes as is)."""
-    samples = np.asarray(samples)
+#: PortAudio's name of each sample format, by the array/struct code the samples are read with.
+_FORMATS = {"h": "int16", "f": "float32"}
+
+
+@dataclass(frozen=True)
+class _Pcm:
+    """Mono samples as the bytes PortAudio takes (native byte order), and their format."""
+
+    data: memoryview  #: format "B", C-contiguous
+    code: str  #: "h" (int16) or "f" (float32)
+
+    @property
+    def dtype(self) -> str:
+        return _FORMATS[self.code]
+
+    @property
+    def size(self) -> int:
+        """Bytes per sample."""
+        return 2 if self.code == "h" else 4
+
+    def __len__(self) -> int:
+        return len(self.data) // self.size
+
+
+def _numpy_mono(samples: Any) -> _Pcm:
+    """A numpy array's samples (numpy is loaded: the caller made the array)."""
+    import numpy as np
+
     if samples.ndim == 2 and samples.shape[1] == 1:
         samples = samples[:, 0]
     if samples.ndim != 1:
@@ -110,11 +148,46 @@ def _as_mono(samples: np.ndarray) -> np.ndarray:
         samples = samples.astype(np.float32)
     if samples.dtype not in (np.int16, np.float32):
         raise ValueError(f"expected int16 or float32 samples, got {samples.dtype}")
-    return np.ascontiguousarray(samples)
+    samples = np.ascontiguousarray(samples)
+    return _Pcm(memoryview(samples).cast("B"), "h" if samples.dtype == np.int16 else "f")
+
+
+def _as_mono(samples: Samples) -> _Pcm:
+    """The samples as one contiguous channel of int16 or float32 (the formats PortAudio takes as is).
+
+    Bytes-like samples without a format of their own (``bytes``, ``bytearray``, a byte ``memoryview``)
+    are 16-bit PCM in the machine's byte order (little-endian on the Pi, as in a WAV file).
+    """
+    if isinstance(samples, _Pcm):
+        return samples
+    numpy = sys.modules.get("numpy")  # an ndarray can only exist if numpy is loaded: never import it here
+    if numpy is not None and isinstance(samples, numpy.ndarray):
+        return _numpy_mono(samples)
+    if isinstance(samples, array):
+        if samples.typecode not in _FORMATS:
+            raise ValueError(f"expected int16 or float32 samples, got array({samples.typecode!r})")
+        return _Pcm(memoryview(samples).cast("B"), samples.typecode)
+    if isinstance(samples, bytes | bytearray | memoryview):
+        view = memoryview(samples)
+        code = view.format
+        if code[:1] in ("@", "=") or (code[:1] == "<" and sys.byteorder == "little"):
+            code = code[1:]
+        code = "h" if code in ("B", "b", "c") else code
+        if code not in _FORMATS:
+            raise ValueError(f"expected int16 or float32 samples, got format {view.format!r}")
+        if view.ndim > 1 and not (view.ndim == 2 and view.shape[1] == 1):
+            raise ValueError(f"expected mono samples, got a buffer of shape {view.shape}")
+        if not view.c_contiguous:
+            raise ValueError("expected contiguous samples")
+        view = view.cast("B")
+        if len(view) % (2 if code == "h" else 4):
+            raise ValueError(f"{len(view)} bytes is not a whole number of {_FORMATS[code]} samples")
+        return _Pcm(view, code)
+    raise TypeError(f"expected PCM bytes, an array or a numpy array of samples, not {type(samples).__name__}")
 
 
 def _check_rate(rate: int) -> None:
-    if not isinstance(rate, int | np.integer) or not 1000 <= rate <= 384000:
+    if not isinstance(rate, numbers.Integral) or not 1000 <= rate <= 384000:
         raise ValueError(f"invalid sample rate {rate!r}")
 
 
@@ -130,13 +203,14 @@ class Player(abc.ABC):
     @abc.abstractmethod
     def play(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         rate: int,
         *,
         stop: threading.Event | None = None,
         on_start: OnStart | None = None,
     ) -> PlayResult:
-        """Play mono ``samples`` (int16 or float32) at ``rate``; block until done or ``stop`` is set.
+        """Play mono ``samples`` (int16 or float32, see the module's doc) at ``rate``; block until done or
+        ``stop`` is set.
 
         ``on_start`` is called once, from the calling thread, with the time the first audio went out;
         it is not called if nothing was played.
@@ -301,7 +375,7 @@ class _Feed:
 
     def __init__(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         rate: int,
         stop: threading.Event | None,
         *,
@@ -310,9 +384,9 @@ class _Feed:
         callback_stop: type[BaseException],
         abort: type[BaseException],
     ):
-        self.samples = samples
+        self.pcm = _as_mono(samples)
         self.rate = rate
-        self.total = len(samples)
+        self.total = len(self.pcm)
         self.pad = pad
         self.stop = stop
         self.fallback_delay_s = fallback_delay_s
@@ -338,18 +412,23 @@ class _Feed:
     def completed(self) -> bool:
         return self.end_at is not None
 
-    def callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        """sounddevice's stream callback (runs in PortAudio's thread)."""
+    def callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        """sounddevice's raw stream callback (runs in PortAudio's thread).
+
+        ``outdata`` is the device's buffer for ``frames`` frames of interleaved samples in the stream's
+        format (any writable buffer: cffi's from ``RawOutputStream``, a numpy array or a bytearray in the
+        tests); its channel count follows from its size.
+        """
         try:
             self._fill(outdata, frames, time_info, status)
         except (self._callback_stop, self._abort):
             raise
         except Exception as exc:  # noqa: BLE001 - an exception must not escape into PortAudio's thread
             self.error = exc
-            outdata.fill(0)
+            _silence(outdata)
             raise self._abort from None
 
-    def _fill(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+    def _fill(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         now = time.time()
         if status.output_underflow:
             self.underruns += 1
@@ -359,13 +438,24 @@ class _Feed:
         self.last_progress = time.monotonic()
         if self.stop is not None and self.stop.is_set():
             # Abort, not stop: stopping would first play out the buffered ~200 ms of the bulletin.
-            outdata.fill(0)
+            _silence(outdata)
             self.stopped = self.end_at is None or now < self.end_at
             raise self._abort
+        out = memoryview(outdata).cast("B")
+        size = self.pcm.size
+        channels = max(1, len(out) // (frames * size)) if frames else 1
         n = max(0, min(frames, self.total - self.pos))
+        filled = n * size * channels
         if n:
-            outdata[:n] = self.samples[self.pos : self.pos + n, None]  # the same signal on every channel
-        outdata[n:] = 0
+            chunk = self.pcm.data[self.pos * size : (self.pos + n) * size]
+            if channels == 1:
+                out[:filled] = chunk
+            else:  # the same signal on every channel (a device that only takes stereo)
+                block, mono = out[:filled].cast(self.pcm.code), chunk.cast(self.pcm.code)
+                for channel in range(channels):
+                    block[channel::channels] = mono
+        if filled < len(out):
+            out[filled:] = bytes(len(out) - filled)
         if n and self.pos + n == self.total:
             # The device's own account of when this block reaches the DAC (PortAudio's stream time);
             # ioplug devices report 0 at first, then the plugin's real delay.
@@ -383,8 +473,13 @@ class _Feed:
         self.finished.set()
 
 
+def _silence(outdata: Any) -> None:
+    out = memoryview(outdata).cast("B")
+    out[:] = bytes(len(out))
+
+
 class SoundDevicePlayer(Player):
-    """PortAudio output through ``sounddevice.OutputStream`` with a callback.
+    """PortAudio output through ``sounddevice.RawOutputStream`` (bytes, no numpy) with a callback.
 
     A stream is opened per play and closed after it, so a device that went away between bulletins
     (USB card replugged, sound server restarted) is found again at the next play.
@@ -470,7 +565,7 @@ class SoundDevicePlayer(Player):
         for attempt in range(2):
             for channels in dict.fromkeys((self._channels, 2)):
                 try:
-                    stream = sd.OutputStream(
+                    stream = sd.RawOutputStream(
                         samplerate=rate,
                         channels=channels,
                         dtype=dtype,
@@ -503,27 +598,27 @@ class SoundDevicePlayer(Player):
 
     def play(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         rate: int,
         *,
         stop: threading.Event | None = None,
         on_start: OnStart | None = None,
     ) -> PlayResult:
-        samples = _as_mono(samples)
+        pcm = _as_mono(samples)
         _check_rate(rate)
-        if len(samples) == 0 or (stop is not None and stop.is_set()):
+        if len(pcm) == 0 or (stop is not None and stop.is_set()):
             now = _utc(time.time())
             return PlayResult(now, now, 0, 0, stop is not None and stop.is_set(), self._description)
         with self.session():
-            return self._play(samples, rate, stop, on_start)
+            return self._play(pcm, rate, stop, on_start)
 
     def _play(
-        self, samples: np.ndarray, rate: int, stop: threading.Event | None, on_start: OnStart | None
+        self, pcm: _Pcm, rate: int, stop: threading.Event | None, on_start: OnStart | None
     ) -> PlayResult:
         sd = self._sd
         latency_s = self.latency if isinstance(self.latency, int | float) else LATENCY_S
         feed = self.feed_class(
-            samples,
+            pcm,
             rate,
             stop,
             pad=int((latency_s + PAD_S) * rate),
@@ -531,7 +626,7 @@ class SoundDevicePlayer(Player):
             callback_stop=sd.CallbackStop,
             abort=sd.CallbackAbort,
         )
-        stream = self._open(feed, rate, "int16" if samples.dtype == np.int16 else "float32")
+        stream = self._open(feed, rate, pcm.dtype)
         feed.fallback_delay_s = float(stream.latency)  # what PortAudio actually granted
         announced = False
         stop_seen: float | None = None
@@ -608,15 +703,14 @@ class NullPlayer(Player):
 
     def play(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         rate: int,
         *,
         stop: threading.Event | None = None,
         on_start: OnStart | None = None,
     ) -> PlayResult:
-        samples = _as_mono(samples)
+        total = len(_as_mono(samples))
         _check_rate(rate)
-        total = len(samples)
         stop = stop or threading.Event()
         started = time.time()
         if total == 0 or stop.is_set():

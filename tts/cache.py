@@ -11,13 +11,35 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import struct
+import wave
 from pathlib import Path
-
-import soundfile as sf
 
 from playout.atomic import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
+
+
+def wav_frames(path: Path) -> tuple[int, int]:
+    """Frames and sample rate of a cached WAV (16-bit mono PCM), from its header, without numpy.
+
+    The on-air process looks at cache entries too and holds neither numpy nor soundfile (issue 11).  A
+    file whose audio is cut short of what its header says, or that is not 16-bit mono PCM, is a
+    ValueError: not an entry to air.
+    """
+    try:
+        with wave.open(str(path)) as wav:
+            frames, rate = wav.getnframes(), wav.getframerate()
+            channels, width = wav.getnchannels(), wav.getsampwidth()
+            if channels != 1 or width != 2:
+                raise ValueError(f"{channels} channel(s) of {8 * width}-bit samples, not 16-bit mono")
+            if frames:  # the last frame the header promises is there
+                wav.setpos(frames - 1)
+                if len(wav.readframes(1)) != 2:
+                    raise ValueError(f"the audio ends before the {frames} frames its header gives")
+    except (wave.Error, EOFError, struct.error) as exc:
+        raise ValueError(f"not a readable WAV ({exc or type(exc).__name__})") from None
+    return frames, rate
 
 
 def cache_key(request: dict) -> str:
@@ -40,13 +62,13 @@ class RenderCache:
         wav, meta = self.wav_path(key), self._summary_path(key)
         try:
             summary = json.loads(meta.read_text("utf-8"))
-            info = sf.info(str(wav))
+            frames, rate = wav_frames(wav)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RuntimeError) as exc:
             logger.warning("render cache entry %s is damaged (%s); rendering again", key[:12], exc)
             return None
-        if info.frames != summary.get("frames") or info.samplerate != summary.get("sample_rate"):
+        if frames != summary.get("frames") or rate != summary.get("sample_rate"):
             logger.warning("render cache entry %s does not match its summary; rendering again", key[:12])
             return None
         # Same length is not same audio: a file replaced behind the station's back must not air as this

@@ -10,18 +10,22 @@ stretching them between their minimum and maximum, and fills what remains with t
 count is exact by construction: the bulletin is ``length_s × sample_rate`` frames, either one buffer
 (``assemble`` then ``add_bed``) or, in the render, the speech alone with the bed and fade computed a
 chunk at a time as the bulletin is written (``Mix``): memory then grows with the speech, not the fill.
+
+``plan`` is arithmetic, and the on-air process uses it (``tts.request``: does a short body fit twice?):
+numpy and the audio modules are imported by the functions that place samples, not by this module, so
+that process never loads them (issue 11: about 15 MiB of its RSS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from playout.config import BulletinSettings
-from tts.audio import db_to_gain
-from tts.bed import bed_source
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LEAD_SILENCE_S = 0.25
 #: Speech must end this long before the fade starts, so the fade only ever touches the bed.
@@ -107,6 +111,8 @@ def assemble(
     With ``tail_s`` the buffer stops that long after the last clip (never past the bulletin's end):
     the rest is silence until the bed is laid in, and need not be held as zeros.
     """
+    import numpy as np
+
     speech_s = sum(len(c) for section in sections for c in section) / rate
     layout = plan(speech_s, sections, settings)
     if not layout.fits:
@@ -136,6 +142,8 @@ def assemble(
 
 def speech_rms(samples: np.ndarray, spans: Sequence[tuple[int, int]]) -> float:
     """RMS of the sentence clips only (pauses excluded): the reference the bed's level is set against."""
+    import numpy as np
+
     power = sum(float(np.square(samples[b:e], dtype=np.float64).sum()) for b, e in spans)
     return float(np.sqrt(power / max(1, sum(e - b for b, e in spans))))
 
@@ -161,6 +169,11 @@ class Mix:
         reference_rms: float,
         level_db: float,
     ):
+        import numpy as np
+
+        from tts.audio import db_to_gain
+        from tts.bed import bed_source
+
         self.speech = speech
         self.frames = frames
         self.bed_start = min(frames, speech_end + int(round(min(0.6, settings.max_silence_s / 3) * rate)))
@@ -180,6 +193,8 @@ class Mix:
         start, stop, step = key.indices(self.frames)
         if step != 1:
             raise ValueError("a mix is read in contiguous slices")
+        import numpy as np
+
         out = np.zeros(max(0, stop - start), dtype=np.float32)
         have = min(stop, len(self.speech))
         if start < have:

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -252,6 +253,95 @@ def test_stop_inside_the_callback_aborts_with_silence():
     assert feed.stopped and not out.any() and feed.frames == 0
 
 
+def test_the_callback_fills_raw_buffers_and_every_channel_of_a_stereo_one():
+    """What ``RawOutputStream`` hands the callback: bytes for ``frames`` interleaved frames.  A device
+    that only takes stereo gets the mono signal on both channels."""
+    feed = _Feed(
+        array("h", range(1, 101)).tobytes(),
+        RATE,
+        None,
+        pad=50,
+        fallback_delay_s=0.2,
+        callback_stop=sd.CallbackStop,
+        abort=sd.CallbackAbort,
+    )
+    out = bytearray(b"\xff" * 60 * 2 * 2)  # 60 stereo int16 frames
+    feed.callback(out, 60, None, sd.CallbackFlags())
+    assert array("h", out).tolist() == [v for v in range(1, 61) for _ in range(2)]
+    feed.callback(out, 60, None, sd.CallbackFlags())
+    assert array("h", out).tolist() == [v for v in range(61, 101) for _ in range(2)] + [0] * 40
+    assert feed.completed and feed.frames == 100
+
+    floats = _Feed(
+        array("f", [0.5, -0.25, 1.0]),
+        RATE,
+        None,
+        pad=0,
+        fallback_delay_s=0.2,
+        callback_stop=sd.CallbackStop,
+        abort=sd.CallbackAbort,
+    )
+    mono = bytearray(4 * 4)
+    with pytest.raises(sd.CallbackStop):
+        floats.callback(mono, 4, None, sd.CallbackFlags())
+    assert array("f", mono).tolist() == [0.5, -0.25, 1.0, 0.0]
+
+
+def test_samples_come_as_pcm_bytes_arrays_or_numpy():
+    player = NullPlayer()
+    pcm = array("h", [1, -2, 3, -4])
+    for samples in (pcm, pcm.tobytes(), bytearray(pcm.tobytes()), memoryview(pcm), memoryview(pcm.tobytes())):
+        assert audio_out._as_mono(samples).dtype == "int16" and len(audio_out._as_mono(samples)) == 4
+        assert bytes(audio_out._as_mono(samples).data) == pcm.tobytes()
+    assert audio_out._as_mono(array("f", [0.5, 0.25])).dtype == "float32"
+    as_numpy = audio_out._as_mono(np.array([[0.5], [0.25]]))  # float64 (n, 1): float32 mono
+    assert as_numpy.dtype == "float32" and bytes(as_numpy.data) == array("f", [0.5, 0.25]).tobytes()
+    assert player.play(b"", RATE).frames == 0
+    with pytest.raises(ValueError):
+        player.play(b"\x00\x01\x02", RATE)  # half a sample
+    with pytest.raises(ValueError):
+        player.play(array("i", [1, 2]), RATE)
+    with pytest.raises(ValueError):
+        player.play(memoryview(np.zeros((4, 2), np.int16)), RATE)
+    with pytest.raises(TypeError):
+        player.play([1, 2, 3], RATE)
+
+
+@pytest.mark.slow
+def test_pcm_bytes_reach_the_sink_sample_for_sample(sink, record):
+    """The daemon's way: the cached WAV's 16-bit frames, as bytes, through a raw PortAudio stream."""
+    played = tone(1.0, freq=660)
+    result = SoundDevicePlayer("pulse").play(played.tobytes(), RATE)
+    air = record()
+    assert result.frames == len(played) and result.underruns == 0 and not result.stopped
+    assert np.array_equal(aligned(air, played), played)
+
+
+@pytest.mark.slow
+def test_a_device_that_only_takes_stereo_gets_the_signal_on_both_channels(sink, record, monkeypatch, caplog):
+    opened = []
+    real = sd.RawOutputStream
+
+    def stereo_only(*args, channels, **kwargs):
+        opened.append(channels)
+        if channels != 2:
+            raise sd.PortAudioError("Invalid number of channels")
+        return real(*args, channels=channels, **kwargs)
+
+    monkeypatch.setattr(sd, "RawOutputStream", stereo_only)
+    caplog.set_level(logging.INFO, logger="playout.audio_out")
+    player = SoundDevicePlayer("pulse")
+    played = tone(0.5)
+    first = player.play(array("h", played.tobytes()), RATE)
+    second = player.play(played, RATE)  # remembered: straight to stereo
+    air = record()
+    assert opened == [1, 2, 2] and "takes 2 channels, not 1" in caplog.text
+    assert first.frames == second.frames == len(played) and first.underruns == second.underruns == 0
+    # The sink is mono: PulseAudio averages the two channels, which only gives the very samples back if
+    # both carried the same signal.
+    assert np.array_equal(aligned(air, played), played)
+
+
 @pytest.mark.slow
 def test_a_hung_device_raises_instead_of_hanging(sink):
     class Hang(_Feed):
@@ -284,16 +374,19 @@ def test_sound_server_dying_mid_play_is_an_audio_error(sink):
 
 @pytest.mark.slow
 def test_a_subprocess_plays_into_the_sink_with_its_env(sink, record):
+    """As the on-air process plays: 16-bit PCM bytes, and neither numpy nor soundfile ever loaded."""
     code = textwrap.dedent(
         """
-        import json, numpy as np
+        import json, math, sys
+        from array import array
         from playout.audio_out import open_player
         from playout.config import AudioSettings
-        t = np.arange(12000) / 24000
-        samples = (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+        wave = (0.3 * 32767 * math.sin(2 * math.pi * 440 * i / 24000) for i in range(12000))
+        samples = array("h", map(int, wave))
         player = open_player(AudioSettings(device="pulse"))
-        result = player.play(samples, 24000)
-        print(json.dumps({"device": player.describe(), "frames": result.frames, "s": result.duration_s}))
+        result = player.play(samples.tobytes(), 24000)
+        print(json.dumps({"device": player.describe(), "frames": result.frames, "s": result.duration_s,
+                          "loaded": sorted({"numpy", "soundfile"} & set(sys.modules))}))
         """
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_") and k != "XDG_RUNTIME_DIR"}
@@ -309,6 +402,7 @@ def test_a_subprocess_plays_into_the_sink_with_its_env(sink, record):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["device"] == "sounddevice: pulse (ALSA)" and report["frames"] == 12000
+    assert report["loaded"] == []
     assert report["s"] == pytest.approx(0.5, abs=0.1)
     assert loud_span_s(air) == pytest.approx(0.5, abs=0.05)
     assert abs(peak_hz(aligned(air, tone(0.5))) - 440) <= 2
