@@ -72,6 +72,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -520,7 +521,7 @@ _MESSAGES = {
     "FLEET_LINK_CONNECTING": "Đang kết nối tới trung tâm.",
     "FLEET_LINK_DOWN": "Mất kết nối tới trung tâm; đài vẫn phát theo lịch và tự kết nối lại.",
     "FLEET_LINK_REFUSED": "Trung tâm từ chối đăng nhập: kiểm tra tên và mật khẩu MQTT trong mục fleet.",
-    "FLEET_LINK_TLS": "Thiết lập TLS của kết nối tới trung tâm không dùng được: kiểm tra tệp chứng chỉ.",
+    "FLEET_LINK_TLS": "Kết nối bảo mật (TLS) tới trung tâm không thiết lập được: kiểm tra chứng chỉ.",
 }
 
 
@@ -630,9 +631,8 @@ class _Link:
     def _on_connect_fail_cb(self, client, userdata) -> None:
         # paho calls this inside its `except OSError`: the exception is still the one being handled.
         exc = sys.exc_info()[1]
-        self._set_error(
-            "FLEET_LINK_DOWN", f"cannot reach {self.host}:{self.port}: {exc or 'connection failed'}"
-        )
+        code = "FLEET_LINK_TLS" if isinstance(exc, ssl.SSLError) else "FLEET_LINK_DOWN"
+        self._set_error(code, f"cannot reach {self.host}:{self.port}: {exc or 'connection failed'}")
         logger.debug("MQTT link to %s:%d: connection failed: %s", self.host, self.port, exc)
 
     def _on_disconnect_cb(self, client, userdata, flags, reason_code, properties) -> None:
@@ -919,7 +919,10 @@ class StationLink(_Link):
                 self._republish = self._follow_up = False
                 self._last_sent = now
                 snapshot = dict(self._status)
-            self._send_status(snapshot)
+            try:
+                self._send_status(snapshot)
+            except Exception:  # a status that cannot be encoded must not end the heartbeat
+                logger.exception("status not sent")
 
     def _send_status(self, status: dict[str, Any]) -> None:
         status["online"] = True
