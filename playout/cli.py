@@ -383,6 +383,46 @@ def cmd_token(args) -> int:
     return EXIT_OK
 
 
+def cmd_centre(args) -> int:
+    """A province or district centre (issue 14): set-up, stations, approvers, publishing, serving."""
+    from playout.fleet.centre import Centre, serve
+
+    centre = Centre(args.dir)
+    what = args.centre_command
+    if what == "init":
+        root = centre.init(broker_host=args.broker_host, broker_port=args.broker_port)
+        print(f"trung tâm đã tạo trong {args.dir}; gốc tin cậy (cài lên mỗi trạm): {root}")
+    elif what == "station":
+        out = centre.add_station(args.station_id, centre_url=args.centre_url)
+        print(f"cài các tệp trong {out} lên trạm {args.station_id} (fleet.yaml: dán vào schedule.yaml)")
+    elif what == "approver":
+        if args.revoke:
+            centre.revoke_approver(args.name)
+            print(f"đã thu hồi quyền duyệt của {args.name}: các trạm thôi phát tin người này đã duyệt")
+        else:
+            token = centre.add_approver(args.name)
+            print(f"mã truy cập của người duyệt {args.name} (chỉ hiện một lần): {token}")
+    elif what == "publish":
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC).astimezone()
+        meta = {
+            "title": args.title,
+            "wards": args.wards.split(","),
+            "level": args.level,
+            "air_from": args.air_from or now.isoformat(timespec="seconds"),
+            "air_until": args.air_until or (now + dt.timedelta(days=7)).isoformat(timespec="seconds"),
+        }
+        target = centre.publish(args.approver, Path(args.script).read_bytes(), meta)
+        print(target)
+    elif what == "withdraw":
+        centre.withdraw(args.target)
+        print(f"đã rút {args.target}")
+    elif what == "serve":
+        serve(args.dir, host=args.host, port=args.port, run_broker=args.broker)
+    return EXIT_OK
+
+
 def _relay_settings_anyway(args):
     """The relay to switch off, even when schedule.yaml is broken.
 
@@ -504,6 +544,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="tên chương trình (chữ thường, số, . _ -)")
     p.set_defaults(func=cmd_token)
 
+    centre = sub.add_parser("centre", help="trung tâm tỉnh/huyện cấp tin cho nhiều trạm (TUF, MQTT)")
+    centre_sub = centre.add_subparsers(dest="centre_command", required=True, metavar="LỆNH")
+    p = centre_sub.add_parser("init", help="tạo trung tâm: khóa, gốc tin cậy, cấu hình Mosquitto")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("--broker-host", help="địa chỉ Mosquitto của trung tâm (bỏ trống: không dùng MQTT)")
+    p.add_argument("--broker-port", type=int, default=1883)
+    p = centre_sub.add_parser("station", help="thêm một trạm: mã truy cập, mật khẩu MQTT, gốc tin cậy")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("station_id", metavar="MÃ_TRẠM")
+    p.add_argument("--centre-url", required=True, help="địa chỉ trung tâm mà trạm sẽ gọi")
+    p = centre_sub.add_parser("approver", help="thêm (hoặc thu hồi) một người duyệt tin")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("name", metavar="TÊN")
+    p.add_argument("--revoke", action="store_true", help="thu hồi: mọi tin người này duyệt thôi phát")
+    p = centre_sub.add_parser("publish", help="ký và đăng một bản tin cho các trạm")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("script", metavar="KỊCH_BẢN")
+    p.add_argument("--approver", required=True)
+    p.add_argument("--title", required=True)
+    p.add_argument("--wards", required=True, help="mã các trạm, cách nhau bằng dấu phẩy")
+    p.add_argument("--level", choices=("thuong", "uu_tien", "khan_cap"), default="thuong")
+    p.add_argument("--air-from", help="ISO 8601 có múi giờ (mặc định: bây giờ)")
+    p.add_argument("--air-until", help="ISO 8601 có múi giờ (mặc định: bảy ngày nữa)")
+    p = centre_sub.add_parser("withdraw", help="rút một bản tin đã đăng")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("target", metavar="ĐƯỜNG_DẪN")
+    p = centre_sub.add_parser("serve", help="chạy trung tâm (HTTP cho các trạm, theo dõi MQTT)")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--broker", action="store_true", help="tự chạy Mosquitto của trung tâm")
+    centre.set_defaults(func=cmd_centre)
+
     p = with_config(sub.add_parser("relay-off", help="tắt rơ-le loa (systemd gọi khi dịch vụ dừng)"))
     p.set_defaults(func=cmd_relay_off)
     return parser
@@ -531,7 +604,7 @@ def setup_logging(level: int, stream=None) -> logging.Handler:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # The daemon logs what it does (the journal keeps it); one-shot commands only say what went wrong.
-    daemon = args.command in ("run", "demo")
+    daemon = args.command in ("run", "demo") or (args.command == "centre" and args.centre_command == "serve")
     setup_logging(logging.INFO if args.verbose or daemon else logging.WARNING)
     try:
         return args.func(args)

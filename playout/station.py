@@ -230,6 +230,13 @@ class Station:
             in_service_since=self.in_service_since,
         )
         self.planner.plan_jobs()
+        self.fleet = None
+        if cfg.fleet is not None:
+            from playout.fleet.station_part import FleetPart  # tuf and paho only where a centre feeds us
+
+            self.fleet = FleetPart(self)
+            self._on_stop("fleet", self.fleet.close)
+            self.fleet.start()
         if self.serve_api:
             self._on_stop("api", self._stop_api)
             self._start_api()  # before the worker threads: it finishes its own imports while starting
@@ -753,6 +760,7 @@ class Station:
                 "inbox_refused": dict(self.inbox_refused),
             },
             "lexicon": self.lexicon.to_dict() if self.lexicon else None,
+            "fleet": self.fleet.health() if getattr(self, "fleet", None) is not None else None,
             "config": self.reload_state,
             "api": None
             if self.api_server is None

@@ -31,8 +31,10 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from playout.accounts import verify_token
+from playout.errors import PlayoutError
 from playout.fleet.centre_store import CentreStore
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,11 @@ class CentreState:
     #: station id -> its last MQTT status and when it came (filled by playout.fleet.mqtt.CentreLink)
     fleet_status: Callable[[], dict[str, dict]] = field(default=lambda: {})
     target_per_week: int = 12
+    #: approver name -> their desk token's hash; they publish through ``publish`` (the centre signs with
+    #: the key it holds for them, each signature in the audit log)
+    approver_tokens: dict[str, str] = field(default_factory=dict)
+    publish: Callable[[str, bytes, dict], str] | None = None
+    withdraw: Callable[[str], None] | None = None
 
 
 def _station_for(state: CentreState, authorization: str | None) -> str:
@@ -60,6 +67,26 @@ def _station_for(state: CentreState, authorization: str | None) -> str:
         if token and verify_token(token, stored):
             return station
     raise HTTPException(401, detail={"code": "AUTH_REQUIRED", "message": "Cần mã truy cập của trạm"})
+
+
+def _approver_for(state: CentreState, authorization: str | None) -> str:
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    for name, stored in state.approver_tokens.items():
+        if token and verify_token(token, stored):
+            return name
+    raise HTTPException(401, detail={"code": "AUTH_REQUIRED", "message": "Cần mã truy cập của người duyệt"})
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > cap):
+        raise HTTPException(413, detail={"code": "REQUEST_TOO_LARGE", "message": "Dữ liệu gửi quá lớn"})
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise HTTPException(413, detail={"code": "REQUEST_TOO_LARGE", "message": "Dữ liệu gửi quá lớn"})
+    return bytes(body)
 
 
 def create_centre_app(state: CentreState) -> FastAPI:
@@ -72,16 +99,7 @@ def create_centre_app(state: CentreState) -> FastAPI:
     @app.post("/api/fleet/asrun")
     async def asrun(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
         station = _station_for(state, authorization)
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_ASRUN_BODY):
-            raise HTTPException(413, detail={"code": "REQUEST_TOO_LARGE", "message": "Dữ liệu gửi quá lớn"})
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_ASRUN_BODY:
-                raise HTTPException(
-                    413, detail={"code": "REQUEST_TOO_LARGE", "message": "Dữ liệu gửi quá lớn"}
-                )
+        body = await _read_capped(request, MAX_ASRUN_BODY)
         try:
             data = json.loads(body)
             if data.get("station") != station:
@@ -97,6 +115,49 @@ def create_centre_app(state: CentreState) -> FastAPI:
         if added:
             logger.info("as-run: %d new row(s) from %s (up to #%d)", added, station, acked)
         return {"acked": acked, "added": added}
+
+    @app.post("/api/centre/bulletins")
+    async def publish(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
+        """An approver publishes: ``{"title", "text", "wards", "level", "air_from", "air_until"}``."""
+        approver = _approver_for(state, authorization)
+        if state.publish is None:
+            raise HTTPException(
+                503, detail={"code": "CENTRE_READ_ONLY", "message": "Trung tâm không nhận đăng tin"}
+            )
+        try:
+            data = json.loads(await _read_capped(request, 256 * 1024))
+            text = data.pop("text")
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError("text must be the script")
+            meta = {k: data[k] for k in ("title", "wards", "level", "air_from", "air_until") if k in data}
+            if "department" in data:
+                meta["department"] = data["department"]
+            target = await run_in_threadpool(state.publish, approver, text.encode("utf-8"), meta)
+        except PlayoutError as exc:
+            raise HTTPException(exc.http_status, detail=exc.to_dict()) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise HTTPException(
+                422, detail={"code": "BULLETIN_META_INVALID", "message": f"Bản tin không hợp lệ: {exc}"}
+            ) from None
+        logger.info("audit: %s published %s through the desk", approver, target)
+        return {"target": target}
+
+    @app.delete("/api/centre/bulletins/{approver}/{name}")
+    async def withdraw(
+        approver: str, name: str, authorization: Annotated[str | None, Header()] = None
+    ) -> dict:
+        who = _approver_for(state, authorization)
+        if who != approver or state.withdraw is None:
+            raise HTTPException(
+                403, detail={"code": "FORBIDDEN", "message": "Chỉ người duyệt bản tin được rút"}
+            )
+        target = f"bulletins/{approver}/{name}"
+        try:
+            await run_in_threadpool(state.withdraw, target)
+        except PlayoutError as exc:
+            raise HTTPException(exc.http_status, detail=exc.to_dict()) from None
+        logger.info("audit: %s withdrew %s", who, target)
+        return {"withdrawn": target}
 
     @app.get("/api/fleet/stations")
     def stations() -> dict:

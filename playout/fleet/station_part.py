@@ -1,0 +1,170 @@
+"""The station's link to its centre, as one part of the station's lifecycle (``fleet:`` in schedule.yaml).
+
+One thread does the work, so nothing here can hold the on-air path:
+
+* **Content** (playout.fleet.tuf_client + playout.fleet.sync): a TUF refresh every ``fleet.refresh_s``
+  seconds, and at once when the MQTT doorbell rings; what verifies is merged into the station's own
+  rotation (priority and emergency into ``approved/``, ordinary ones to the ward's desk). Every second,
+  bulletins past their ``air_until`` are taken out, so nothing airs late after a day offline.
+* **Status** (playout.fleet.mqtt.StationLink): the retained status (relay, now playing, last play, clock,
+  disk, version, fleet state) on change and as a heartbeat; the broker publishes the last will if the
+  station dies.
+* **As-run** (playout.fleet.outbox): settled rows to the centre after each play and every minute.
+
+The doorbell is advisory: it only makes the refresh happen sooner. Nothing received over MQTT alone can
+make the station air; only what the TUF client verified does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: As-run rows are sent at least this often (and right after a play).
+OUTBOX_EVERY_S = 60.0
+#: How often the loop looks at expiry, status changes and the outbox.
+TICK_S = 1.0
+
+
+def _read_secret(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text("utf-8").strip() or None
+    except OSError as exc:
+        logger.error("fleet: cannot read %s: %s", path, exc)
+        return None
+
+
+class FleetPart:
+    """Started by the station when ``fleet:`` is set; ``close()`` stops it."""
+
+    def __init__(self, station: Any):
+        from playout.fleet.outbox import AsRunOutbox
+        from playout.fleet.sync import FleetSync
+        from playout.fleet.tuf_client import FleetClient
+        from playout.service import StationService
+
+        self.station = station
+        cfg = station.config
+        fleet = cfg.fleet
+        self.settings = fleet
+        base = fleet.centre_url.rstrip("/")
+        data = cfg.paths.data / "fleet"
+        data.mkdir(parents=True, exist_ok=True)
+        self.client = FleetClient(f"{base}/tuf", fleet.root, cfg.paths.data, fleet.station_id)
+        service = StationService(station)
+        self.sync = FleetSync(
+            client=self.client,
+            approved_dir=cfg.paths.bulletins / "approved",
+            state_dir=data,
+            tz=station.tz,
+            submit=lambda text, name, who: service.submit(text, name, who),
+            withdraw=lambda sha: service.decide("withdraw", sha, "trung-tam"),
+            wake=station.wake_library,
+            alarm=lambda kind, message, detail: station.alarms.raise_alarm(kind, message, detail),
+        )
+        self.outbox = AsRunOutbox(
+            station.log, data, fleet.station_id, f"{base}/api/fleet/asrun", _read_secret(fleet.token_file)
+        )
+        self.link = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._last_row: int | None = None
+        self.doorbells = 0
+        if fleet.broker is not None:
+            from playout.fleet.mqtt import LinkTLS, StationLink
+
+            password = _read_secret(fleet.broker.password_file) or ""
+            self.link = StationLink(
+                fleet.broker.username or fleet.station_id,
+                fleet.broker.host,
+                fleet.broker.port,
+                password,
+                on_doorbell=self._doorbell,
+                tls=LinkTLS() if fleet.broker.tls else None,
+                disk_path=str(cfg.paths.data),
+            )
+        self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        # What was verified before the restart airs at once, before the centre is even asked.
+        self.sync.apply(self.client.bulletins().bulletins)
+        if self.link is not None:
+            self.link.start()
+        self._thread.start()
+        logger.info("fleet: station %s of %s", self.settings.station_id, self.settings.centre_url)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+        if self.link is not None:
+            self.link.close()
+
+    def _doorbell(self, ring: Any) -> None:
+        # Advisory: the refresh below decides, from signed metadata, whether anything new exists.
+        self.doorbells += 1
+        logger.info("fleet: doorbell (%s): refreshing now", getattr(ring, "level", "?"))
+        self._wake.set()
+
+    def refresh_now(self) -> None:
+        self._wake.set()
+
+    # -- the loop ----------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_refresh = 0.0
+        next_outbox = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                if self._wake.is_set() or now >= next_refresh:
+                    self._wake.clear()
+                    self.sync.refresh()
+                    next_refresh = time.monotonic() + self.settings.refresh_s
+                self.sync.expire()
+                last = self.station.log.last()
+                row = last["id"] if last and last.get("status") != "playing" else None
+                if row != self._last_row or now >= next_outbox:
+                    self._last_row = row
+                    self.outbox.send_pending()
+                    next_outbox = time.monotonic() + OUTBOX_EVERY_S
+                if self.link is not None:
+                    self.link.publish_status(self.status_fields())
+            except Exception:  # noqa: BLE001 - the station keeps airing whatever the link does
+                logger.exception("fleet loop")
+            self._wake.wait(TICK_S)
+
+    def status_fields(self) -> dict[str, Any]:
+        st = self.station
+        last = st.log.last()
+        current = st.now_playing
+        clock = st.clock.check().to_dict() if st.clock else None
+        return {
+            "relay": "on" if st.relay.is_on else "off",
+            "now_playing": None if current is None else current.bulletin.title,
+            "last_play": None
+            if last is None
+            else {k: last.get(k) for k in ("scheduled_at", "status", "title", "relay_on_at")},
+            "clock": None if clock is None else clock.get("state"),
+            "fleet": self.sync.state.get("alarm") or self.client.status.state,
+            "outbox_backlog": self.outbox.backlog(),
+        }
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "station_id": self.settings.station_id,
+            "content": {**self.client.status.to_dict(), **self.sync.state},
+            "link": None if self.link is None else dataclasses.asdict(self.link.state),
+            "outbox": {"acked": self.outbox.acked, **self.outbox.state},
+            "doorbells": self.doorbells,
+        }

@@ -1,0 +1,163 @@
+"""A station fed by a centre, end to end in one process: the centre's real TUF repository served over HTTP,
+a real Mosquitto, the station's real FleetPart (TUF client, sync, MQTT link, as-run outbox). Rendering is
+the instant double (tests.doubles): what is tested here is what reaches the rotation, the relay and the
+centre, not speech. The process-level fleet of ten stations is tests/fleet/test_fleet.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+
+from playout.config import parse_config
+from playout.fleet.centre import Centre
+from playout.fleet.centre_app import CentreState, create_centre_app
+from playout.fleet.centre_store import CentreStore
+from tests.doubles import InstantRendering
+from tests.playout.test_web import serve
+from tests.station import free_port, start_station, write_script
+
+
+def wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def centre(tmp_path):
+    c = Centre(tmp_path / "centre")
+    port = free_port()
+    c.init(broker_host="127.0.0.1", broker_port=port)
+    c.add_approver("tinh")
+    broker = c.broker()
+    broker.start()
+    store = CentreStore(c.folder / "centre.db")
+    state = CentreState(c.repo_dir, store, {})
+    with serve(create_centre_app(state)) as url:
+        c.url = url
+        c.state = state
+        yield c
+    c.close()
+    broker.stop()
+    store.close()
+
+
+def station_for(centre, tmp_path, sid, **fleet):
+    folder = centre.add_station(sid, centre_url=centre.url + "/")
+    centre.state.station_tokens = dict(centre.settings()["stations"])
+    root = tmp_path / sid
+    write_script(root / "bulletins" / "approved", "rieng.md", "Tin riêng của phường.", title="Tin riêng")
+    import yaml
+
+    f = yaml.safe_load((folder / "fleet.yaml").read_text())["fleet"]
+    for key in ("root", "token_file"):
+        f[key] = str(folder / f[key])
+    f["broker"]["password_file"] = str(folder / f["broker"]["password_file"])
+    f.update(refresh_s=3600, **fleet)  # only the doorbell (or a restart) makes it look
+    config = parse_config(
+        {
+            "paths": {"data": str(root / "var"), "bulletins": str(root / "bulletins")},
+            "windows": [],
+            "bulletin": {"length_s": 12, "lead_in": "", "outro": ""},
+            "fleet": f,
+        },
+        base=root,
+    )
+    station = start_station(config, ready=1, renderer=InstantRendering())
+    # The daemon's main loop (it starts emergencies), as `playout run` has it.
+    threading.Thread(target=station._main_loop, name="main", daemon=True).start()
+    return station
+
+
+def publish(centre, level, wards, title, *, minutes=60, text=None):
+    now = dt.datetime.now(dt.UTC).astimezone()
+    return centre.publish(
+        "tinh",
+        (text or f"Bà con chú ý: {title}.").encode(),
+        {
+            "title": title,
+            "wards": wards,
+            "level": level,
+            "air_from": (now - dt.timedelta(minutes=1)).isoformat(),
+            "air_until": (now + dt.timedelta(minutes=minutes)).isoformat(),
+        },
+    )
+
+
+def test_an_emergency_airs_at_the_targeted_station_only_and_its_row_reaches_the_centre(
+    tmp_path, centre, monkeypatch
+):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    a = station_for(centre, tmp_path, "dong-hai")
+    b = station_for(centre, tmp_path, "vinh-hai")
+    try:
+        wait(lambda: a.fleet.link.state.connected and b.fleet.link.state.connected, 10, "both links")
+        sent = time.monotonic()
+        publish(centre, "khan_cap", ["dong-hai"], "Bão số 3 đổ bộ")
+        rows = wait(lambda: [r for r in a.log.plays() if r["relay_on_at"]], 15, "the emergency to air")
+        keyed = time.monotonic() - sent
+        assert rows[0]["title"] == "Bão số 3 đổ bộ" and rows[0]["slot_key"].startswith("emergency/")
+        assert keyed < 10, keyed
+        assert a.fleet.doorbells >= 1 and b.fleet.doorbells >= 1  # both were rung ...
+        time.sleep(1)
+        assert b.log.plays() == [] and len(b.library.bulletins()) == 1  # ... only A's targets were there
+        # The as-run row reaches the centre once the play is over.
+        wait(lambda: a.log.plays()[0]["status"] != "playing", 20, "the play to end")
+        got = wait(lambda: centre.state.store.rows("dong-hai"), 10, "the row at the centre")
+        assert [r["title"] for r in got] == ["Bão số 3 đổ bộ"]
+        # The station's status is at the broker for the centre: relay, last play, content state.
+        assert a.health()["fleet"]["content"]["state"] == "online"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_levels_withdrawal_and_expiry(tmp_path, centre, monkeypatch):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    a = station_for(centre, tmp_path, "dong-hai")
+    try:
+        wait(lambda: a.fleet.link.state.connected, 10, "the link")
+        publish(centre, "uu_tien", ["dong-hai"], "Lịch tiêm chủng")
+        publish(centre, "thuong", ["dong-hai"], "Tuyên truyền phòng cháy")
+        approved = a.config.paths.bulletins / "approved"
+        wait(lambda: len(list(approved.glob("fleet-*.md"))) == 1, 10, "the priority bulletin")
+        wait(lambda: len(a.library.ready()) == 2, 10, "it to be ready")
+        prio = [b for b in a.library.ready() if b.title == "Lịch tiêm chủng"][0]
+        assert prio.priority == "priority"
+        # The ordinary one waits on the ward's desk, submitted by the centre.
+        pending = wait(lambda: a.approvals.records("pending"), 10, "the ordinary one on the desk")
+        assert pending[0].submitted_by == "trung-tam"
+        # Withdrawn at the centre: gone from the rotation at the next refresh.
+        target = [t for t, m in centre.repository().bulletins().items() if m["title"] == "Lịch tiêm chủng"][0]
+        centre.withdraw(target)
+        wait(lambda: not list(approved.glob("fleet-*.md")), 10, "the withdrawal")
+        wait(lambda: len(a.library.ready()) == 1, 10, "the library to drop it")
+        # An emergency whose air_until passes while the station holds it is taken out, not aired late.
+        publish(centre, "uu_tien", ["dong-hai"], "Tin ngắn hạn", minutes=0.05)
+        wait(lambda: list(approved.glob("fleet-*.md")), 10, "the short-lived one")
+        wait(lambda: not list(approved.glob("fleet-*.md")), 10, "it to expire")
+    finally:
+        a.close()
+
+
+def test_an_mqtt_message_alone_never_makes_a_station_air(tmp_path, centre, monkeypatch):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    a = station_for(centre, tmp_path, "dong-hai")
+    try:
+        wait(lambda: a.fleet.link.state.connected, 10, "the link")
+        # The centre's own account rings "emergency" with no signed metadata behind it.
+        assert centre.ring("khan_cap")
+        wait(lambda: a.fleet.doorbells >= 1, 5, "the ring")
+        time.sleep(1.5)
+        assert a.log.plays() == [] and not list((a.config.paths.bulletins / "approved").glob("fleet-*"))
+        assert a.fleet.client.status.state == "online"  # it looked, verified, and found nothing new
+    finally:
+        a.close()
