@@ -27,10 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 
 from playout.accounts import verify_token
@@ -39,6 +41,10 @@ from playout.fleet.centre_store import CentreStore
 
 logger = logging.getLogger(__name__)
 
+_STATUS_VI = {
+    "played": "đã phát", "failed": "lỗi", "missed": "lỡ", "interrupted": "bị ngắt", "skipped": "bỏ qua",
+    "playing": "đang phát",
+}  # fmt: skip
 #: An as-run post is read only up to this (a week offline is a few hundred rows, well under it).
 MAX_ASRUN_BODY = 2 * 1024 * 1024
 
@@ -54,6 +60,8 @@ class CentreState:
     #: station id -> its last MQTT status and when it came (filled by playout.fleet.mqtt.CentreLink)
     fleet_status: Callable[[], dict[str, dict]] = field(default=lambda: {})
     target_per_week: int = 12
+    #: days in reports are the province's days
+    tz: dt.tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
     #: approver name -> their desk token's hash; they publish through ``publish`` (the centre signs with
     #: the key it holds for them, each signature in the audit log)
     approver_tokens: dict[str, str] = field(default_factory=dict)
@@ -166,19 +174,89 @@ def create_centre_app(state: CentreState) -> FastAPI:
         ids = sorted(set(state.station_tokens) | set(status) | set(last))
         return {"stations": [{"id": s, "status": status.get(s), "last_play": last.get(s)} for s in ids]}
 
+    templates = Environment(
+        loader=FileSystemLoader(Path(__file__).resolve().parents[1] / "templates" / "centre"), autoescape=True
+    )
+
+    @app.get("/", response_class=HTMLResponse)
+    def fleet_page(loc: Annotated[str, Query(pattern="^(all|online|offline|on-air)$")] = "all") -> str:
+        """The fleet at a glance, phone-sized: each station's state and last play, and the week's report."""
+        status, last = state.fleet_status(), state.store.last_plays()
+        stations = []
+        for sid in sorted(set(state.station_tokens) | set(status) | set(last)):
+            st = status.get(sid) or {}
+            play = last.get(sid)
+            heard = st.get("received_at")
+            stations.append(
+                {
+                    "id": sid,
+                    "online": bool(st.get("online")),
+                    "relay": st.get("relay"),
+                    "version": st.get("version"),
+                    "content": {"online": "trực tuyến", "offline": "mất kết nối"}.get(
+                        st.get("fleet"), st.get("fleet")
+                    ),
+                    "heard": dt.datetime.fromtimestamp(heard, state.tz).strftime("%d/%m %H:%M:%S")
+                    if isinstance(heard, int | float)
+                    else None,
+                    "last": None
+                    if play is None
+                    else {
+                        **play,
+                        "status_vi": _STATUS_VI.get(play["status"], play["status"]),
+                        "when": dt.datetime.fromisoformat(play["scheduled_at"])
+                        .astimezone(state.tz)
+                        .strftime("%d/%m %H:%M"),
+                    },
+                }
+            )
+        shown = [
+            s
+            for s in stations
+            if loc == "all"
+            or (loc == "online" and s["online"])
+            or (loc == "offline" and not s["online"])
+            or (loc == "on-air" and s["relay"] == "on")
+        ]
+        end = dt.datetime.now(state.tz).date() + dt.timedelta(days=1)
+        start = end - dt.timedelta(days=7)
+        rows = state.store.weekly_report(
+            dt.datetime.combine(start, dt.time(), state.tz),
+            dt.datetime.combine(end, dt.time(), state.tz),
+            state.target_per_week,
+        )
+        filters = [
+            ("all", "Tất cả"),
+            ("online", "Trực tuyến"),
+            ("offline", "Mất kết nối"),
+            ("on-air", "Đang phát"),
+        ]
+        return templates.get_template("fleet.html").render(
+            stations=stations,
+            shown=shown,
+            filters=filters,
+            current=loc,
+            report={
+                "since": start.strftime("%d/%m"),
+                "until": end.strftime("%d/%m"),
+                "target": state.target_per_week,
+                "rows": rows,
+            },
+        )
+
     @app.get("/api/fleet/report")
     def report(
         since: Annotated[dt.date | None, Query()] = None,
         until: Annotated[dt.date | None, Query()] = None,
         format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
     ) -> Any:
-        end = until or dt.date.today() + dt.timedelta(days=1)
+        end = until or dt.datetime.now(state.tz).date() + dt.timedelta(days=1)
         start = since or end - dt.timedelta(days=7)
         if start >= end:
             raise HTTPException(422, detail={"code": "RANGE_INVALID", "message": "Khoảng ngày không hợp lệ"})
         rows = state.store.weekly_report(
-            dt.datetime.combine(start, dt.time(), dt.UTC),
-            dt.datetime.combine(end, dt.time(), dt.UTC),
+            dt.datetime.combine(start, dt.time(), state.tz),
+            dt.datetime.combine(end, dt.time(), state.tz),
             state.target_per_week,
         )
         if format == "csv":

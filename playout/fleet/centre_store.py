@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS asrun (
     station TEXT NOT NULL,
     row_id INTEGER NOT NULL,
     scheduled_at TEXT NOT NULL,
+    scheduled_utc TEXT NOT NULL,  -- stations write their own offset: ranges compare in UTC
     status TEXT NOT NULL,
     bulletin_id TEXT,
     title TEXT,
@@ -30,10 +31,14 @@ CREATE TABLE IF NOT EXISTS asrun (
     received_at TEXT NOT NULL,
     PRIMARY KEY (station, row_id)
 );
-CREATE INDEX IF NOT EXISTS asrun_scheduled ON asrun (scheduled_at);
+CREATE INDEX IF NOT EXISTS asrun_scheduled ON asrun (scheduled_utc);
 """
 #: What one row may carry, at most: a station cannot fill the centre's disk through the outbox.
 MAX_ROW_BYTES = 8192
+
+
+def _utc(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 class CentreStore:
@@ -60,22 +65,25 @@ class CentreStore:
                 raise ValueError("row without a positive integer id")
             if not isinstance(r.get("scheduled_at"), str) or not isinstance(r.get("status"), str):
                 raise ValueError(f"row {r.get('id')}: scheduled_at and status are required")
+            when = dt.datetime.fromisoformat(r["scheduled_at"])
+            if when.tzinfo is None:
+                raise ValueError(f"row {r['id']}: scheduled_at has no UTC offset")
             text = json.dumps(r, ensure_ascii=False, sort_keys=True)
             if len(text.encode("utf-8")) > MAX_ROW_BYTES:
                 raise ValueError(f"row {r['id']}: larger than {MAX_ROW_BYTES} bytes")
-            clean.append((r, text))
+            clean.append((r, text, _utc(when)))
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         added = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for r, text in clean:
+                for r, text, utc in clean:
                     cur = self._db.execute(
-                        "INSERT OR IGNORE INTO asrun (station, row_id, scheduled_at, status, bulletin_id,"
-                        " title, topic, relay_on_at, relay_off_at, error, row, received_at)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "INSERT OR IGNORE INTO asrun (station, row_id, scheduled_at, scheduled_utc, status,"
+                        " bulletin_id, title, topic, relay_on_at, relay_off_at, error, row, received_at)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
-                            station, r["id"], r["scheduled_at"], r["status"], r.get("bulletin_id"),
+                            station, r["id"], r["scheduled_at"], utc, r["status"], r.get("bulletin_id"),
                             r.get("title"), r.get("topic"), r.get("relay_on_at"), r.get("relay_off_at"),
                             r.get("error"), text, now,
                         ),
@@ -85,7 +93,7 @@ class CentreStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return added, max((r["id"] for r, _ in clean), default=0)
+        return added, max((r["id"] for r, _, _ in clean), default=0)
 
     def rows(self, station: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM asrun", ()
@@ -99,8 +107,8 @@ class CentreStore:
         out: dict[str, dict] = {}
         with self._lock:
             for r in self._db.execute(
-                "SELECT a.* FROM asrun a JOIN (SELECT station, MAX(scheduled_at) m FROM asrun"
-                " GROUP BY station) b ON a.station = b.station AND a.scheduled_at = b.m"
+                "SELECT a.* FROM asrun a JOIN (SELECT station, MAX(scheduled_utc) m FROM asrun"
+                " GROUP BY station) b ON a.station = b.station AND a.scheduled_utc = b.m"
             ):
                 out[r["station"]] = dict(r)
         return out
@@ -110,9 +118,9 @@ class CentreStore:
         weeks = max(1.0, (until - since).total_seconds() / (7 * 86400))
         with self._lock:
             rows = self._db.execute(
-                "SELECT station, status, COUNT(*) n FROM asrun WHERE scheduled_at >= ? AND scheduled_at < ?"
+                "SELECT station, status, COUNT(*) n FROM asrun WHERE scheduled_utc >= ? AND scheduled_utc < ?"
                 " GROUP BY station, status",
-                (since.isoformat(), until.isoformat()),
+                (_utc(since), _utc(until)),
             ).fetchall()
         per: dict[str, dict] = {}
         for r in rows:

@@ -7,6 +7,7 @@ uvicorn on 127.0.0.1, and the outbox posting over HTTP.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -118,7 +119,7 @@ def test_the_province_report_counts_plays_per_ward_against_the_target(tmp_path, 
         rows = [
             {
                 "id": i + 1,
-                "scheduled_at": f"2026-12-0{1 + i // 2}T0{6 + 11 * (i % 2)}:00:00+07:00",
+                "scheduled_at": f"2026-12-0{1 + i // 2}T{6 + 11 * (i % 2):02d}:00:00+07:00",
                 "status": "played",
             }
             for i in range(plays)
@@ -138,3 +139,47 @@ def test_the_province_report_counts_plays_per_ward_against_the_target(tmp_path, 
     listing = client.get("/api/fleet/stations").json()["stations"]
     assert {s["id"] for s in listing} == {"dong-hai", "vinh-hai"}
     assert listing[0]["last_play"]["status"] in ("played", "missed")
+
+
+def test_the_fleet_page_on_a_phone_shows_each_station_and_the_report(tmp_path, centre):
+    from playwright.sync_api import sync_playwright
+
+    from tests.playout.test_web import ARTIFACTS, CHROMIUM, PHONE, shot
+
+    now = dt.datetime.now(TZ).replace(microsecond=0)
+    centre.store.add_rows(
+        "dong-hai", [{"id": 1, "scheduled_at": now.isoformat(), "status": "played", "title": "Bão số 3"}]
+    )
+    centre.store.add_rows("vinh-hai", [{"id": 1, "scheduled_at": now.isoformat(), "status": "missed"}])
+    heard = time.time()
+    centre.fleet_status = lambda: {
+        "dong-hai": {
+            "online": True,
+            "relay": "on",
+            "version": "0.1.0",
+            "fleet": "online",
+            "received_at": heard,
+        },
+        "vinh-hai": {"online": False, "fleet": "FLEET_METADATA_EXPIRED", "received_at": heard - 600},
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with serve(create_centre_app(centre)) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_context(viewport=PHONE, locale="vi-VN").new_page()
+            page.goto(url + "/")
+            cards = page.locator(".card[data-station]")
+            assert cards.count() == 2
+            assert "Đang phát" in page.inner_text('[data-station="dong-hai"]')
+            vinh = page.inner_text('[data-station="vinh-hai"]')
+            assert "Mất kết nối" in vinh and "FLEET_METADATA_EXPIRED" in vinh
+            assert "Bão số 3" in page.inner_text('[data-station="dong-hai"]')
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            table = page.inner_text("table")
+            assert "dong-hai" in table and "vinh-hai" in table and "Chưa đạt" in table
+            shot(page, "trung-tam-cac-tram")
+            page.click("text=Mất kết nối")
+            assert page.locator(".card[data-station]").count() == 1
+            assert page.locator('[data-station="vinh-hai"]').count() == 1
+        finally:
+            browser.close()
