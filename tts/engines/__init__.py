@@ -18,11 +18,13 @@ import abc
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from playout.config import TtsSettings
 from playout.errors import EngineUnavailable
+
+if TYPE_CHECKING:  # numpy only where samples are made: the daemon checks scripts without it
+    import numpy as np
 
 
 @dataclass

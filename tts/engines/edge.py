@@ -30,17 +30,32 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape as xml_escape
-
-import numpy as np
 
 from playout.errors import EngineError, EngineUnavailable
 from tts import outages
-from tts.audio import frame_rms_db, trim_silence
 from tts.engines import Engine, Take
 from tts.voices import EDGE_VOICES
 
+if TYPE_CHECKING:  # numpy only where samples are made: the daemon checks scripts without it
+    import numpy as np
+
 logger = logging.getLogger(__name__)
+
+
+def trim_silence(samples: np.ndarray, rate: int) -> np.ndarray:
+    """tts.audio's, imported when samples exist: checking a script (in the daemon) needs no numpy."""
+    from tts.audio import trim_silence as trim
+
+    return trim(samples, rate)
+
+
+def frame_rms_db(samples: np.ndarray, rate: int, frame_s: float) -> np.ndarray:
+    from tts.audio import frame_rms_db as rms
+
+    return rms(samples, rate, frame_s)
+
 
 URL_ENV = "PLAYOUT_EDGE_WSS_URL"
 TICKS_PER_S = 10_000_000
@@ -138,6 +153,7 @@ class EdgeEngine(Engine):
     # -- the engine seam -------------------------------------------------------------------------------
 
     def synthesize(self, sentences: Sequence[str], *, voice: str, rate_pct: int) -> Take:
+
         if voice not in EDGE_VOICES:
             raise EngineError(f"Giọng '{voice}' không có trong danh sách giọng Edge", code="VOICE_UNKNOWN")
         url = service_url()
@@ -273,6 +289,7 @@ def request_parts(sentences: Sequence[str], limit: int = REQUEST_BYTES) -> list[
 
 def decode_mp3(data: bytes) -> np.ndarray:
     """MP3 bytes to float32 mono at 24 kHz, through ffmpeg (pydub)."""
+    import numpy as np
     from pydub import AudioSegment
 
     try:
@@ -370,6 +387,8 @@ def split_sentences_audio(
 
 
 def _quietest_near(samples: np.ndarray, rate: int, t: float, reach_s: float = 0.25) -> float:
+    import numpy as np
+
     lo = max(0, int((t - reach_s) * rate))
     hi = min(len(samples), int((t + reach_s) * rate))
     if hi - lo < rate // 50:

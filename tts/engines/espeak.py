@@ -13,15 +13,24 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from playout.errors import EngineError, EngineUnavailable
-from tts.audio import trim_silence
 from tts.engines import Engine, Take
 from tts.voices import ESPEAK_VOICES
 
+if TYPE_CHECKING:  # numpy only where samples are made: the daemon checks scripts without it
+    import numpy as np
+
 logger = logging.getLogger(__name__)
+
+
+def trim_silence(samples: np.ndarray, rate: int) -> np.ndarray:
+    """tts.audio's, imported when samples exist: checking a script (in the daemon) needs no numpy."""
+    from tts.audio import trim_silence as trim
+
+    return trim(samples, rate)
+
 
 SENTENCE_TIMEOUT_S = 30.0
 
@@ -91,6 +100,8 @@ def parse_streamed_wav(data: bytes) -> tuple[np.ndarray, int]:
     espeak-ng cannot seek back to fill in the RIFF and data sizes when it writes to stdout, so they hold
     placeholders; the audio is simply everything after the ``data`` chunk header.
     """
+    import numpy as np
+
     if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise EngineError("espeak-ng trả về dữ liệu âm thanh hỏng", detail=f"not a WAV ({len(data)} bytes)")
     pos = 12

@@ -23,16 +23,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from playout.errors import EngineError, EngineUnavailable
-from tts.audio import trim_silence
 from tts.engines import Engine, Take
 
 if TYPE_CHECKING:  # piper pulls in onnxruntime: imported only when a model is actually loaded
+    import numpy as np
     from piper import PiperVoice
 
 logger = logging.getLogger(__name__)
+
+
+def trim_silence(samples: np.ndarray, rate: int) -> np.ndarray:
+    """tts.audio's, imported when samples exist: checking a script (in the daemon) needs no numpy."""
+    from tts.audio import trim_silence as trim
+
+    return trim(samples, rate)
+
 
 #: What Piper feeds a single-speaker VITS export (piper/voice.py, phoneme_ids_to_audio); a model
 #: with other inputs would fail on the first sentence instead of when it is loaded.
@@ -182,6 +188,8 @@ class PiperEngine(Engine):
         return Take(self.name, voice, rate_pct, rate, clips)
 
     def _speak(self, voice: PiperVoice, sentence: str, syn, rate: int) -> np.ndarray:
+        import numpy as np
+
         # Piper reads "[[ … ]]" as raw phonemes; a script's brackets are text, never phonemes.
         text = sentence.replace("[[", "[ [").replace("]]", "] ]")
         try:
