@@ -25,7 +25,7 @@ TEST_APT := mosquitto pulseaudio pulseaudio-utils libasound2-plugins systemd fak
 APT_PACKAGES := $(RUNTIME_APT) $(TEST_APT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages runtime-packages run test bench install lock clean soak
+.PHONY: setup system-packages runtime-packages run test bench install lock clean soak fleet-demo
 
 setup: system-packages $(STAMP)
 
@@ -59,6 +59,11 @@ test: setup
 # too); -s shows each check as it is made.
 soak: setup
 	$(VENV)/bin/python -m pytest -q -s tests/test_soak.py
+
+# A province centre, a real Mosquitto and 10 stations as processes in a temporary folder (mock GPIO, audio
+# discarded): an ordinary, a priority and an emergency bulletin, then a JSON summary (issue 14).
+fleet-demo: setup
+	@$(VENV)/bin/python bench/fleet_demo.py
 
 bench: setup $(PEER_STAMP)
 	$(VENV)/bin/python -m bench $(BENCH)

@@ -4,8 +4,9 @@ Render (issue 2): our render of a ~350-word script with the espeak engine and a 
 plain pipeline `espeak-ng -v vi -w | ffmpeg -af loudnorm` on the same text; and our peak memory.
 Then Edge voices, the on-air daemon, the API, normalization, and faults (bench/faults.py: a damaged
 database, a 300 MB body, 1 000 idle connections) and the lean on-air process (bench/lean.py: the daemon's
-memory with renders in a worker, the paired render ratio, a cache hit, relay-off).  `make bench
-BENCH=faults` runs one of them.
+memory with renders in a worker, the paired render ratio, a cache hit, relay-off), and the province
+fleet (bench/fleet.py: emergency latency to 10 stations, bytes per bulletin, the centre with 100 stations'
+heartbeats).  `make bench BENCH=faults` runs one of them.
 """
 
 from __future__ import annotations
@@ -515,6 +516,13 @@ def bench_lean() -> None:
     run()
 
 
+def bench_fleet() -> None:
+    from bench.fleet import bench_fleet as run
+
+    os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+    run()
+
+
 def main() -> None:
     # Failures are provoked on purpose here (a stalled service); their warnings are expected noise.
     logging.basicConfig(level=logging.ERROR)
@@ -528,6 +536,7 @@ def main() -> None:
         ("normalize", bench_normalize),
         ("faults", bench_faults),
         ("lean", bench_lean),
+        ("fleet", bench_fleet),
     ):
         if not only or name in only:
             fn()

@@ -409,6 +409,18 @@ class Fleet:
             except sqlite3.OperationalError:
                 return []
 
+    def manifest_levels(self, sid: str) -> dict[str, int]:
+        """The centre's bulletins the station holds, by level (ordinary ones wait on the ward's desk)."""
+        try:
+            manifest = json.loads((self.root / sid / "var" / "fleet" / "manifest.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        out: dict[str, int] = {}
+        for entry in manifest.values():
+            key = "thuong_on_desk" if entry.get("submitted") else entry.get("level", "?")
+            out[key] = out.get(key, 0) + 1
+        return out
+
     def centre_rows(self) -> list[dict]:
         path = self.centre_dir / "centre.db"
         if not path.exists():
@@ -441,6 +453,7 @@ class Fleet:
                 "plays": sum(1 for r in rows if r["status"] == "played"),
                 "rows": len([r for r in rows if r["status"] in SETTLED]),
                 "rows_at_centre": at_centre.get(sid, 0),
+                "centre_bulletins": self.manifest_levels(sid),
                 "titles": sorted({r["title"] for r in rows if r["status"] == "played"}),
             }
         if emergency is not None:
