@@ -189,18 +189,30 @@ class AsRunLog:
                 logger.error("as-run log: cannot read whether slot %s has aired: %s", key, exc)
                 return False
 
-    def start(self, slot: Slot, bulletin: Any | None = None, key: str | None = None) -> int | None:
+    def start(
+        self,
+        slot: Slot,
+        bulletin: Any | None = None,
+        key: str | None = None,
+        *,
+        status: str = "playing",
+        error: str | None = None,
+    ) -> int | None:
         """Claim the slot with a ``playing`` row; None if the slot already has a row (never air twice).
 
         Returns the row id, or a negative handle when the row is held in memory (see the class doc).
+        ``status``/``error``: a slot that will not air is claimed with its outcome in the same write, so
+        no reader (the web page, the centre's outbox) ever sees a missed slot as ``playing``.
         """
         fields = _bulletin_fields(bulletin)
+        if error is not None:
+            fields["error"] = error
         now = iso(self.now())
         row = {
             "slot_key": key or slot.key,
             "window": slot.window,
             "scheduled_at": iso(slot.scheduled_at),
-            "status": "playing",
+            "status": status,
             **fields,
             "created_at": now,
             "updated_at": now,
@@ -257,10 +269,10 @@ class AsRunLog:
         self, slot: Slot, status: str, *, error: str | None = None, bulletin: Any | None = None
     ) -> bool:
         """A slot that did not air (``skipped``, ``missed``); False if the slot already has a row."""
-        row = self.start(slot, bulletin)
-        if row is None:
+        if status not in OUTCOMES:
+            raise ValueError(f"not an outcome: {status}")
+        if self.start(slot, bulletin, status=status, error=error) is None:
             return False
-        self.finish(row, status, error=error)
         logger.info("slot %s %s%s", slot.key, status, f": {error}" if error else "")
         return True
 

@@ -308,3 +308,32 @@ def test_disk_status_defaults_warn_well_before_full(tmp_path):
     missing = disk_status(tmp_path / "nope")
     assert missing["low"] and "error" in missing
     assert os.path.exists(tmp_path)
+
+
+def test_a_slot_that_does_not_air_is_never_seen_as_playing(tmp_path):
+    """A missed or skipped slot is written with its outcome at once: a reader in between (the web page,
+    the centre's outbox, a test) saw ``playing`` for a slot that never keyed the relay."""
+    import threading
+
+    log = AsRunLog(tmp_path / "asrun.db", TZ)
+    reader = AsRunLog(tmp_path / "asrun.db", TZ)
+    seen, done = set(), threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.update(r["status"] for r in reader.plays(limit=1000))
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        for i in range(300):
+            slot = Slot("sáng", dt.datetime(2026, 12, 1, 6, 0, tzinfo=TZ) + dt.timedelta(days=i))
+            assert log.record(slot, "missed" if i % 2 else "skipped", error="đồng hồ chưa đồng bộ")
+    finally:
+        done.set()
+        thread.join()
+    assert seen == {"missed", "skipped"}
+    rows = log.plays(limit=1000)
+    assert len(rows) == 300 and all(r["error"] == "đồng hồ chưa đồng bộ" for r in rows)
+    with pytest.raises(ValueError):
+        log.record(Slot("chiều", dt.datetime(2026, 12, 1, 17, 0, tzinfo=TZ)), "playing")
