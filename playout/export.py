@@ -345,7 +345,11 @@ def _write_bundle(folder: Path, slug: str) -> None:
     with zipfile.ZipFile(folder / f"{slug}.zip", "w") as bundle:
         for name in share_files(slug)[:-1]:
             kind = zipfile.ZIP_DEFLATED if name.endswith((".html", ".svg")) else zipfile.ZIP_STORED
-            bundle.write(folder / name, f"{slug}/{name}", compress_type=kind)
+            # A fixed date and mode: the same bulletin exports to the same bytes, whenever it is shared.
+            info = zipfile.ZipInfo(f"{slug}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = kind
+            bundle.writestr(info, (folder / name).read_bytes())
 
 
 def remove_share(root: Path | str, bulletin_id: str) -> list[str]:
