@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 OUTBOX_EVERY_S = 60.0
 #: How often the loop looks at expiry, status changes and the outbox.
 TICK_S = 1.0
+#: At start, how long the station waits for the centre before airing its verified cache.
+FIRST_REFRESH_S = 3.0
 
 
 def _read_secret(path: Path | None) -> str | None:
@@ -96,8 +98,20 @@ class FleetPart:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        # What was verified before the restart airs at once, before the centre is even asked.
-        self.sync.apply(self.client.bulletins().bulletins)
+        # Before the planner looks at an open window, give the centre a moment to say what changed while
+        # the station was off (a bulletin withdrawn then must not air from the cache on the way up). Off
+        # line, the refresh returns the last verified set at once and that airs; a link that hangs costs
+        # FIRST_REFRESH_S at most, then the cache airs while the refresh goes on in the background.
+        self._first = threading.Thread(target=self.sync.refresh, name="fleet-first", daemon=True)
+        self._first.start()
+        self._first.join(FIRST_REFRESH_S)
+        if self._first.is_alive():
+            logger.warning(
+                "fleet: the centre did not answer within %.0f s at start: airing the verified cache",
+                FIRST_REFRESH_S,
+            )
+        else:
+            self.station.library.scan()  # what the refresh removed is out of the rotation before any slot
         if self.link is not None:
             self.link.start()
         self._thread.start()
@@ -122,7 +136,8 @@ class FleetPart:
     # -- the loop ----------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        next_refresh = 0.0
+        self._first.join()
+        next_refresh = time.monotonic() + self.settings.refresh_s
         next_outbox = 0.0
         while not self._stop.is_set():
             now = time.monotonic()

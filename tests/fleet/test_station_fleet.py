@@ -20,6 +20,8 @@ from tests.doubles import InstantRendering
 from tests.playout.test_web import serve
 from tests.station import free_port, start_station, write_script
 
+TZ = dt.timezone(dt.timedelta(hours=7))
+
 
 def wait(predicate, timeout, what):
     deadline = time.monotonic() + timeout
@@ -50,11 +52,13 @@ def centre(tmp_path):
     store.close()
 
 
-def station_for(centre, tmp_path, sid, **fleet):
-    folder = centre.add_station(sid, centre_url=centre.url + "/")
-    centre.state.station_tokens = dict(centre.settings()["stations"])
+def station_for(centre, tmp_path, sid, windows=(), **fleet):
     root = tmp_path / sid
-    write_script(root / "bulletins" / "approved", "rieng.md", "Tin riêng của phường.", title="Tin riêng")
+    folder = centre.folder / "stations" / sid
+    if not folder.exists():
+        folder = centre.add_station(sid, centre_url=centre.url + "/")
+        centre.state.station_tokens = dict(centre.settings()["stations"])
+        write_script(root / "bulletins" / "approved", "rieng.md", "Tin riêng của phường.", title="Tin riêng")
     import yaml
 
     f = yaml.safe_load((folder / "fleet.yaml").read_text())["fleet"]
@@ -65,7 +69,7 @@ def station_for(centre, tmp_path, sid, **fleet):
     config = parse_config(
         {
             "paths": {"data": str(root / "var"), "bulletins": str(root / "bulletins")},
-            "windows": [],
+            "windows": list(windows),
             "bulletin": {"length_s": 12, "lead_in": "", "outro": ""},
             "fleet": f,
         },
@@ -161,3 +165,45 @@ def test_an_mqtt_message_alone_never_makes_a_station_air(tmp_path, centre, monke
         assert a.fleet.client.status.state == "online"  # it looked, verified, and found nothing new
     finally:
         a.close()
+
+
+def test_a_bulletin_withdrawn_while_the_station_was_off_never_airs_from_its_cache(
+    tmp_path, centre, monkeypatch
+):
+    from tests.station import clock
+
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    a = station_for(centre, tmp_path, "dong-hai")
+    approved = a.config.paths.bulletins / "approved"
+    try:
+        wait(lambda: a.fleet.link.state.connected, 10, "the link")
+        target = publish(centre, "uu_tien", ["dong-hai"], "Tin sẽ bị rút")
+        wait(lambda: list(approved.glob("fleet-*.md")), 10, "the priority bulletin")
+        wait(lambda: len(a.library.ready()) == 2, 10, "it to be ready")
+    finally:
+        a.close()
+    centre.withdraw(target)  # while the station is off
+    # It comes back inside an open window, over a slow link (each connection delayed 0.4 s, about 2 s for a
+    # refresh): the priority bulletin in its cache would air first if the cache aired before the centre
+    # had its say.
+    from bench.fleet_demo import TcpProxy
+
+    monkeypatch.setattr("playout.planner.SLOT_WAIT_S", 0.1)  # the slot takes whatever is ready at once
+    upstream = int(centre.url.rsplit(":", 1)[1])
+    slow = TcpProxy(upstream, lossy=True, drop=0, cut=0, delay=(0.4, 0.4), chunk_delay=(0, 0)).start()
+    now = dt.datetime.now(TZ)
+    window = {
+        "name": "thử",
+        "start": clock(now - dt.timedelta(seconds=2)),
+        "end": clock(now + dt.timedelta(seconds=40)),
+    }
+    a = station_for(
+        centre, tmp_path, "dong-hai", windows=[window], centre_url=f"http://127.0.0.1:{slow.port}/"
+    )
+    try:
+        rows = wait(lambda: [r for r in a.log.plays() if r["relay_on_at"]], 20, "the window's play")
+        assert [r["title"] for r in rows] == ["Tin riêng"]
+        assert not list(approved.glob("fleet-*.md"))
+    finally:
+        a.close()
+        slow.close()
