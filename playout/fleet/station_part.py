@@ -26,8 +26,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-#: As-run rows are sent at least this often (and right after a play).
+#: As-run rows are sent at least this often (and right after a play), and sooner after a failed send.
 OUTBOX_EVERY_S = 60.0
+OUTBOX_RETRY_S = 10.0
 #: How often the loop looks at expiry, status changes and the outbox.
 TICK_S = 1.0
 #: At start, how long the station waits for the centre before airing its verified cache.
@@ -92,6 +93,8 @@ class FleetPart:
                 on_doorbell=self._doorbell,
                 tls=LinkTLS() if fleet.broker.tls else None,
                 disk_path=str(cfg.paths.data),
+                # A station back from an outage should hear the next doorbell soon: retry within 20 s.
+                reconnect_max_s=20.0,
             )
         self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)
 
@@ -152,7 +155,9 @@ class FleetPart:
                 if row != self._last_row or now >= next_outbox:
                     self._last_row = row
                     self.outbox.send_pending()
-                    next_outbox = time.monotonic() + OUTBOX_EVERY_S
+                    # A failed send is tried again soon (a flaky link), a quiet one only every minute.
+                    wait = OUTBOX_EVERY_S if self.outbox.state.get("ok") else OUTBOX_RETRY_S
+                    next_outbox = time.monotonic() + wait
                 if self.link is not None:
                     self.link.publish_status(self.status_fields())
             except Exception:  # noqa: BLE001 - the station keeps airing whatever the link does
