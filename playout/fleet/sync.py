@@ -93,6 +93,7 @@ class FleetSync:
         self._now = now or (lambda: dt.datetime.now(tz))
         self._lock = threading.Lock()
         self.manifest = self._load()
+        self._raised: set[str] = set()
         #: What health shows: online, last refresh, the last alarm, counts.
         self.state: dict[str, Any] = {"online": None, "last_refresh": None, "alarm": None, "bulletins": 0}
 
@@ -122,10 +123,15 @@ class FleetSync:
             logger.exception("fleet refresh failed")
             self.state.update(online=False, alarm=f"FLEET_REFRESH_FAILED: {exc}")
             return self.state
-        for code, message in getattr(result, "alarms", []) or []:
-            self._alarm(f"fleet_{code.lower()}", message, code)
+        alarms = list(getattr(result, "alarms", None) or [])
+        for code, message in alarms:
+            # One alarm per fault, not one per refresh: a station offline or fed stale metadata for a day
+            # would otherwise fill the alarm list every few minutes. It is raised again once it has cleared.
+            if code not in self._raised:
+                self._alarm(code.lower(), message, code)
             self.state["alarm"] = f"{code}: {message}"
-        if not getattr(result, "alarms", None):
+        self._raised = {code for code, _ in alarms}
+        if not alarms:
             self.state["alarm"] = None
         self.apply(result.bulletins)
         self.state.update(

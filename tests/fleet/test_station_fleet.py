@@ -207,3 +207,32 @@ def test_a_bulletin_withdrawn_while_the_station_was_off_never_airs_from_its_cach
     finally:
         a.close()
         slow.close()
+
+
+def test_a_tampered_target_raises_one_alarm_and_the_station_keeps_what_it_verified(
+    tmp_path, centre, monkeypatch
+):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    a = station_for(centre, tmp_path, "dong-hai")
+    try:
+        now = dt.datetime.now(TZ)
+        meta = {
+            "title": "Tin bị sửa",
+            "wards": ["dong-hai"],
+            "level": "uu_tien",
+            "air_from": (now - dt.timedelta(minutes=1)).isoformat(),
+            "air_until": (now + dt.timedelta(hours=1)).isoformat(),
+        }
+        target = centre.publish("tinh", "Bà con chú ý: tin thật.".encode(), meta, ring=False)
+        name = target.rsplit("/", 1)[1]
+        for served in (centre.repo_dir / "targets" / "bulletins" / "tinh").glob(f"*{name}"):
+            served.write_bytes(served.read_bytes().replace("thật".encode(), "giả".encode()))
+        for _ in range(3):  # every refresh finds the same fault
+            a.fleet.sync.refresh()
+        kinds = [al["kind"] for al in a.alarms.active()]
+        assert kinds.count("fleet_target_mismatch") == 1, kinds
+        assert a.fleet.sync.state["alarm"].startswith("FLEET_TARGET_MISMATCH")
+        approved = a.config.paths.bulletins / "approved"
+        assert not list(approved.glob("fleet-*.md")) and [b.title for b in a.library.ready()] == ["Tin riêng"]
+    finally:
+        a.close()

@@ -555,7 +555,8 @@ def test_the_approver_hears_the_preview_and_reads_the_spoken_form_before_approvi
             )
             assert duration == pytest.approx(12.0, abs=0.05)  # the bulletin exactly as it will air
             card.locator("details.script-text summary").click()  # the text as written, to read it
-            assert "TDP 3 họp lúc 19h30 tối 5-9. Hỏi BQLXYZ." in card.locator("details.script-text").inner_text()
+            written = card.locator("details.script-text").inner_text()
+            assert "TDP 3 họp lúc 19h30 tối 5-9. Hỏi BQLXYZ." in written
             readings = card.locator("details.readings")
             assert readings.get_attribute("open") is not None  # something is spelled: shown open
             text = readings.inner_text()
