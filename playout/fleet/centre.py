@@ -1,18 +1,20 @@
 """``playout centre``: a province or district content centre, in one folder.
 
-    DIR/centre.yaml        stations (id -> token hash), approvers (name -> role on the desk), broker address
+    DIR/centre.yaml        stations (id -> token hash), approvers (name -> desk token hash), broker address,
+                           ``auth:`` the desk's accounts and API tokens (the station's AuthSettings)
     DIR/repo/              the TUF repository, served as static files (metadata/, targets/)
     DIR/keys/              private keys, 0600 in a 0700 folder, never served: root, targets, snapshot,
                            timestamp, and the approvers' keys the centre holds for them (see below)
     DIR/broker/            Mosquitto's config, password file and ACL (playout.fleet.mqtt.Broker)
-    DIR/centre.db          every station's as-run rows (playout.fleet.centre_store)
+    DIR/centre.db          every station's as-run rows, the desk's bulletins, the audit (centre_store)
     DIR/stations/ID/       what to install on station ID: fleet-root.json, token, mqtt.pw (0600), fleet.yaml
 
 Keys a ward can live with: the root key signs rarely (a new station key set, a rotation) and can be moved
 off the machine after ``init``; the online keys (targets, snapshot, timestamp) stay, so the centre can
 publish and renew the timestamp unattended. Each approver has a delegated role of their own; here the
 centre holds the approver's key and signs for them when they publish on the desk with their own login (a
-signing service with per-approver authorisation, each signature in the audit log). Revoking an approver
+signing service with per-approver authorisation: an approver's web login or token of the same name is
+what unlocks their key, and each signature is a row in the audit table). Revoking an approver
 removes the delegation: every bulletin they signed stops airing at the stations' next refresh.
 ``playout centre approver DIR NAME --rotate`` gives them a new key.
 """
@@ -56,6 +58,7 @@ class Centre:
         self.broker_dir = self.folder / "broker"
         self._broker = None
         self._link = None
+        self._store = None
 
     # -- settings ----------------------------------------------------------------------------------------
 
@@ -135,6 +138,7 @@ class Centre:
         shutil.copyfile(self._current_root(), out / "fleet-root.json")
         (out / "fleet.yaml").write_text(yaml.safe_dump({"fleet": fleet}, allow_unicode=True, sort_keys=False))
         self._save(data)
+        self.audit("cli", "station", station_id, f"installed files in {out}")
         return out
 
     def _current_root(self) -> Path:
@@ -143,6 +147,76 @@ class Centre:
             (int(p.name.split(".")[0]), p) for p in meta.glob("*.root.json") if p.name.split(".")[0].isdigit()
         )
         return versions[-1][1]
+
+    # -- the desk's accounts ------------------------------------------------------------------------------
+
+    def auth_settings(self):
+        """The desk's accounts and tokens (``auth:`` in centre.yaml), validated as a station's are."""
+        from playout.accounts import AuthSettings
+
+        raw = self.settings().get("auth") or {}
+        settings = AuthSettings.model_validate(raw)
+        if settings.secret_file is None:
+            settings = settings.model_copy(update={"secret_file": self.keys_dir / "session.secret"})
+        return settings
+
+    def add_account(self, name: str, password: str, roles: list[str]) -> None:
+        """A person on the desk (replaces an account of that name: a new password, new roles)."""
+        from playout.accounts import Account, AuthSettings, hash_password
+
+        account = Account(name=name, password_hash=hash_password(password), roles=roles)
+        data = self.settings()
+        auth = dict(data.get("auth") or {})
+        auth["accounts"] = [a for a in auth.get("accounts", []) if a.get("name") != name]
+        auth["accounts"].append(account.model_dump(mode="json"))
+        AuthSettings.model_validate(auth)  # a clash with a token's name is refused before anything is saved
+        data["auth"] = auth
+        self._save(data)
+        self.audit("cli", "account", name, f"roles {', '.join(roles)}")
+
+    def add_token(self, name: str, roles: list[str]) -> str:
+        """An API token for a program (a monitoring script reading the report); returns the token."""
+        from playout.accounts import ApiToken, AuthSettings, hash_token, new_token
+
+        token = new_token()
+        entry = ApiToken(name=name, token_hash=hash_token(token), roles=roles)
+        data = self.settings()
+        auth = dict(data.get("auth") or {})
+        auth["tokens"] = [t for t in auth.get("tokens", []) if t.get("name") != name]
+        auth["tokens"].append(entry.model_dump(mode="json"))
+        AuthSettings.model_validate(auth)
+        data["auth"] = auth
+        self._save(data)
+        self.audit("cli", "account", name, f"API token, roles {', '.join(roles)}")
+        return token
+
+    def remove_account(self, name: str) -> bool:
+        data = self.settings()
+        auth = dict(data.get("auth") or {})
+        before = len(auth.get("accounts", [])) + len(auth.get("tokens", []))
+        auth["accounts"] = [a for a in auth.get("accounts", []) if a.get("name") != name]
+        auth["tokens"] = [t for t in auth.get("tokens", []) if t.get("name") != name]
+        if len(auth["accounts"]) + len(auth["tokens"]) == before:
+            return False
+        data["auth"] = auth
+        self._save(data)
+        self.audit("cli", "account", name, "removed")
+        return True
+
+    def store(self):
+        """The centre's database (opened once per Centre)."""
+        from playout.fleet.centre_store import CentreStore
+
+        if self._store is None:
+            self._store = CentreStore(self.folder / "centre.db")
+        return self._store
+
+    def audit(self, who: str, action: str, subject: str | None = None, detail: str | None = None) -> None:
+        """A row in the audit table; a centre that cannot write it says so in the log, and carries on."""
+        try:
+            self.store().audit(who, action, subject, detail)
+        except Exception:  # noqa: BLE001 - the action itself succeeded; its log line still records it
+            logger.exception("audit row not written: %s %s %s", who, action, subject)
 
     def add_approver(self, name: str) -> str:
         """A new approver: their key (held here, 0600) and delegated role; returns their desk token."""
@@ -154,6 +228,7 @@ class Centre:
             "token_hash": hash_token(token),
         }
         self._save(data)
+        self.audit("cli", "approver", name, "delegated signing key created")
         return token
 
     def revoke_approver(self, name: str) -> None:
@@ -161,18 +236,52 @@ class Centre:
         data = self.settings()
         data["approvers"].pop(name, None)
         self._save(data)
+        self.audit("cli", "approver-revoked", name, "delegation removed: their bulletins stop airing")
 
     # -- content -----------------------------------------------------------------------------------------
 
-    def publish(self, approver: str, script: bytes, meta: dict[str, Any], *, ring: bool = True) -> str:
-        """Sign and publish (the centre holds the approver's key); ring the stations' doorbell."""
+    @property
+    def tz(self) -> dt.tzinfo:
+        """The province's time zone (``timezone:`` in centre.yaml): its days in reports, its air dates."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(str(self.settings().get("timezone") or "Asia/Ho_Chi_Minh"))
+
+    def desk(self):
+        from playout.fleet.centre_desk import CentreDesk
+
+        return CentreDesk(self, self.store(), tz=self.tz)
+
+    def publish(
+        self,
+        approver: str,
+        script: bytes,
+        meta: dict[str, Any],
+        *,
+        ring: bool = True,
+        via: str | None = "CLI",
+    ) -> str:
+        """Sign and publish (the centre holds the approver's key); ring the stations' doorbell.
+
+        ``via`` names the way it came (CLI, API) for the desk's register and the audit; the desk's own
+        approval passes None, having registered it already."""
         path = self.repository().publish(approver, None, script, meta)
+        if via is not None:
+            try:
+                self.desk().published_directly(approver, script, meta, path, via)
+            except Exception:  # noqa: BLE001 - published and signed; only the register missed it
+                logger.exception("bulletin %s published but not registered on the desk", path)
         if ring:
             self.ring(meta.get("level", "thuong"))
         return path
 
-    def withdraw(self, target: str, *, ring: bool = True) -> None:
+    def withdraw(self, target: str, *, ring: bool = True, who: str = "cli", via: str | None = "CLI") -> None:
         self.repository().withdraw(target)
+        if via is not None:
+            try:
+                self.desk().withdrawn_directly(target, who, via)
+            except Exception:  # noqa: BLE001 - withdrawn; only the register missed it
+                logger.exception("bulletin %s withdrawn but not marked on the desk", target)
         if ring:
             self.ring("thuong")
 
@@ -193,6 +302,9 @@ class Centre:
         if self._link is not None:
             self._link.close()
             self._link = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def ring(self, level: str, station: str | None = None, *, wait_s: float = 5.0) -> bool:
         """Tell the stations new metadata exists (advisory; they verify everything through TUF)."""
@@ -220,17 +332,69 @@ class Centre:
             return 0
 
 
+def desk_state(centre: Centre, fleet_status=None, *, previews: bool = True):
+    """Everything the centre's HTTP side works with, from a centre folder (``serve`` and the tests)."""
+    from playout.auth import Authenticator, load_or_create_secret
+    from playout.fleet.centre_app import CentreState
+    from playout.fleet.centre_preview import PreviewRenderer
+
+    settings = centre.settings()
+    auth_settings = centre.auth_settings()
+    auth = Authenticator(
+        auth_settings,
+        load_or_create_secret(auth_settings.secret_file),
+        revoked_file=centre.keys_dir / "sessions-revoked.json",
+    )
+    if not auth_settings.accounts:
+        logger.warning(
+            "the desk has no accounts yet: playout centre account %s NAME --role admin", centre.folder
+        )
+    desk = centre.desk()
+    desk.recover()
+    return CentreState(
+        centre.repo_dir,
+        centre.store(),
+        dict(settings["stations"]),
+        fleet_status or (lambda: {}),
+        tz=centre.tz,
+        approver_tokens={n: a["token_hash"] for n, a in settings["approvers"].items() if a.get("token_hash")},
+        publish=lambda approver, script, meta: centre.publish(approver, script, meta, via="API"),
+        withdraw=lambda target, who: centre.withdraw(target, who=who, via="API"),
+        auth=auth,
+        desk=desk,
+        preview_audio=PreviewRenderer(centre.folder / "previews").wav_for if previews else None,
+    )
+
+
+def follow_settings(centre: Centre, state, stop, every_s: float = 2.0) -> None:
+    """Stations, approvers and accounts added from the CLI while the centre runs take effect in seconds:
+    a new station's as-run posts are not refused until a restart, a new account can log in."""
+    seen = None
+    while not stop.wait(every_s):
+        try:
+            stamp = centre.config_path.stat().st_mtime_ns
+            if stamp == seen:
+                continue
+            seen = stamp
+            now = centre.settings()
+            state.station_tokens = dict(now["stations"])
+            state.approver_tokens = {
+                n: a["token_hash"] for n, a in now["approvers"].items() if a.get("token_hash")
+            }
+            state.auth.reload(centre.auth_settings())
+        except Exception:  # noqa: BLE001 - a half-edited file: the settings in force stay
+            logger.exception("centre.yaml not reloaded; the settings in force stay")
+
+
 def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_broker: bool = False) -> None:
-    """Run the centre: its HTTP side, the MQTT fleet view, the timestamp renewed every hour."""
+    """Run the centre: its HTTP side and desk, the MQTT fleet view, the timestamp renewed every hour."""
     import threading
 
     import uvicorn
 
-    from playout.fleet.centre_app import CentreState, create_centre_app
-    from playout.fleet.centre_store import CentreStore
+    from playout.fleet.centre_app import create_centre_app
 
     centre = Centre(folder)
-    settings = centre.settings()
     stop = threading.Event()
     broker = centre.broker() if run_broker else None
     if broker is not None:
@@ -252,17 +416,10 @@ def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_
             except Exception:  # noqa: BLE001 - logged; the next hour tries again (expiry is a day)
                 logger.exception("renewing the timestamp failed")
 
-    state = CentreState(
-        centre.repo_dir,
-        CentreStore(centre.folder / "centre.db"),
-        dict(settings["stations"]),
-        fleet_status,
-        approver_tokens={n: a["token_hash"] for n, a in settings["approvers"].items() if a.get("token_hash")},
-        publish=lambda approver, script, meta: centre.publish(approver, script, meta),
-        withdraw=lambda target: centre.withdraw(target),
-    )
+    state = desk_state(centre, fleet_status)
     centre.repository().refresh_timestamp()
     threading.Thread(target=renew, name="timestamp", daemon=True).start()
+    threading.Thread(target=follow_settings, args=(centre, state, stop), name="settings", daemon=True).start()
     logger.info("centre %s serving on http://%s:%d", centre.folder, host, port)
     try:
         uvicorn.run(create_centre_app(state), host=host, port=port, log_level="warning", access_log=False)
@@ -271,4 +428,3 @@ def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_
         centre.close()
         if broker is not None:
             broker.stop()
-        state.store.close()

@@ -8,12 +8,17 @@ detect; it cannot make a station air anything, because it holds no signing key.
     app = create_centre_app(CentreState(repo_dir, store, station_tokens, fleet_status))
     uvicorn.run(app, host=..., port=...)
 
-Routes:
+Routes (the web desk's pages are in ``playout.fleet.centre_web``):
     GET  /tuf/metadata/...           TUF metadata (static, as the repository wrote it)
     GET  /tuf/targets/...            targets (static)
     POST /api/fleet/asrun            a station's settled as-run rows (Bearer: the station's token)
-    GET  /api/fleet/stations         each station: last status (MQTT), last play, rows held
-    GET  /api/fleet/report           plays per ward in a period against the weekly target (JSON or CSV)
+    POST /api/centre/bulletins       an approver publishes (Bearer: the approver's desk token)
+    GET  /api/fleet/stations         each station: last status (MQTT), last play        (reports role)
+    GET  /api/fleet/report           plays per ward and per department in a period (JSON or CSV; reports)
+
+Only the TUF files and the as-run inbox are open to stations; everything a person reads needs an account
+or an API token with a role (``centre.yaml`` ``auth:``, the station's own rules): which wards are off the
+air is not for anyone who finds the centre's address.
 """
 
 from __future__ import annotations
@@ -29,15 +34,16 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 
 from playout.accounts import verify_token
+from playout.auth import Authenticator, Principal, require
 from playout.errors import PlayoutError
 from playout.fleet.centre_store import CentreStore
+from playout.limits import BodyLimit
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,8 @@ _STATUS_VI = {
     "played": "đã phát", "failed": "lỗi", "missed": "lỡ", "interrupted": "bị ngắt", "skipped": "bỏ qua",
     "playing": "đang phát",
 }  # fmt: skip
+#: A person or program with the ``reports`` role (technician, admin): the fleet's state is not public.
+Reader = Annotated[Principal, Depends(require("reports"))]
 #: An as-run post is read only up to this (a week offline is a few hundred rows, well under it).
 MAX_ASRUN_BODY = 2 * 1024 * 1024
 
@@ -65,8 +73,15 @@ class CentreState:
     #: approver name -> their desk token's hash; they publish through ``publish`` (the centre signs with
     #: the key it holds for them, each signature in the audit log)
     approver_tokens: dict[str, str] = field(default_factory=dict)
+    #: (approver, script, meta) -> target; and target -> None.  Each registers and audits what it did.
     publish: Callable[[str, bytes, dict], str] | None = None
-    withdraw: Callable[[str], None] | None = None
+    withdraw: Callable[[str, str], None] | None = None
+    #: people and programs on the desk (None: every page and read API answers 503, never opens up)
+    auth: Authenticator | None = None
+    #: the desk (playout.fleet.centre_desk.CentreDesk); None: fleet pages only
+    desk: Any = None
+    #: the offline voice reading a bulletin (a WAV path), for the approver's "nghe thử"
+    preview_audio: Callable[[dict], Path | None] | None = None
 
 
 def _station_for(state: CentreState, authorization: str | None) -> str:
@@ -98,7 +113,12 @@ async def _read_capped(request: Request, cap: int) -> bytes:
 
 
 def create_centre_app(state: CentreState) -> FastAPI:
+    from playout.fleet.centre_web import install_desk, upload_rule
+
     app = FastAPI(title="Trung tâm thông tin nguồn", docs_url=None, redoc_url=None)
+    app.state.auth = state.auth
+    # Every body is capped before anything reads it; the desk's upload gets a script's size and a gate.
+    app.add_middleware(BodyLimit, rules=(upload_rule(),))
     (state.repo_dir / "metadata").mkdir(parents=True, exist_ok=True)
     (state.repo_dir / "targets").mkdir(parents=True, exist_ok=True)
     app.mount("/tuf/metadata", StaticFiles(directory=state.repo_dir / "metadata"), name="tuf-metadata")
@@ -161,25 +181,20 @@ def create_centre_app(state: CentreState) -> FastAPI:
             )
         target = f"bulletins/{approver}/{name}"
         try:
-            await run_in_threadpool(state.withdraw, target)
+            await run_in_threadpool(state.withdraw, target, who)
         except PlayoutError as exc:
             raise HTTPException(exc.http_status, detail=exc.to_dict()) from None
         logger.info("audit: %s withdrew %s", who, target)
         return {"withdrawn": target}
 
     @app.get("/api/fleet/stations")
-    def stations() -> dict:
+    def stations(who: Reader) -> dict:
         status = state.fleet_status()
         last = state.store.last_plays()
         ids = sorted(set(state.station_tokens) | set(status) | set(last))
         return {"stations": [{"id": s, "status": status.get(s), "last_play": last.get(s)} for s in ids]}
 
-    templates = Environment(
-        loader=FileSystemLoader(Path(__file__).resolve().parents[1] / "templates" / "centre"), autoescape=True
-    )
-
-    @app.get("/", response_class=HTMLResponse)
-    def fleet_page(loc: Annotated[str, Query(pattern="^(all|online|offline|on-air)$")] = "all") -> str:
+    def fleet_context(loc: str) -> dict[str, Any]:
         """The fleet at a glance, phone-sized: each station's state and last play, and the week's report."""
         status, last = state.fleet_status(), state.store.last_plays()
         stations = []
@@ -231,7 +246,7 @@ def create_centre_app(state: CentreState) -> FastAPI:
             ("offline", "Mất kết nối"),
             ("on-air", "Đang phát"),
         ]
-        return templates.get_template("fleet.html").render(
+        return dict(
             stations=stations,
             shown=shown,
             filters=filters,
@@ -241,15 +256,27 @@ def create_centre_app(state: CentreState) -> FastAPI:
                 "until": end.strftime("%d/%m"),
                 "target": state.target_per_week,
                 "rows": rows,
+                "departments": state.store.department_report(
+                    dt.datetime.combine(start, dt.time(), state.tz),
+                    dt.datetime.combine(end, dt.time(), state.tz),
+                ),
             },
+        )
+
+    if state.desk is not None or state.auth is not None:
+        install_desk(
+            app, state.store, state.desk, fleet_context=fleet_context, preview_audio=state.preview_audio
         )
 
     @app.get("/api/fleet/report")
     def report(
+        who: Reader,
         since: Annotated[dt.date | None, Query()] = None,
         until: Annotated[dt.date | None, Query()] = None,
         format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+        table: Annotated[str, Query(pattern="^(stations|departments)$")] = "stations",
     ) -> Any:
+        """``format=csv`` gives one table: ``table=stations`` (plays per ward) or ``table=departments``."""
         end = until or dt.datetime.now(state.tz).date() + dt.timedelta(days=1)
         start = since or end - dt.timedelta(days=7)
         if start >= end:
@@ -259,15 +286,39 @@ def create_centre_app(state: CentreState) -> FastAPI:
             dt.datetime.combine(end, dt.time(), state.tz),
             state.target_per_week,
         )
+        departments = state.store.department_report(
+            dt.datetime.combine(start, dt.time(), state.tz), dt.datetime.combine(end, dt.time(), state.tz)
+        )
         if format == "csv":
             out = io.StringIO()
-            writer = csv.DictWriter(
-                out,
-                ["station", "played", "target", "target_met", "failed", "missed", "interrupted", "skipped"],
-            )
-            writer.writeheader()
-            writer.writerows(rows)
+            if table == "departments":
+                writer = csv.DictWriter(out, ["department", "plays", "stations", "bulletins"])
+                writer.writeheader()
+                writer.writerows(departments)
+            else:
+                writer = csv.DictWriter(
+                    out,
+                    [
+                        "station",
+                        "played",
+                        "target",
+                        "target_met",
+                        "failed",
+                        "missed",
+                        "interrupted",
+                        "skipped",
+                    ],
+                )
+                writer.writeheader()
+                writer.writerows(rows)
             return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
-        return JSONResponse({"since": start.isoformat(), "until": end.isoformat(), "stations": rows})
+        return JSONResponse(
+            {
+                "since": start.isoformat(),
+                "until": end.isoformat(),
+                "stations": rows,
+                "departments": departments,
+            }
+        )
 
     return app

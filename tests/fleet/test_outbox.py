@@ -12,7 +12,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from playout.accounts import hash_token
+from playout.accounts import Account, ApiToken, AuthSettings, hash_password, hash_token
+from playout.auth import Authenticator
 from playout.asrun import AsRunLog, Slot
 from playout.fleet.centre_app import CentreState, create_centre_app
 from playout.fleet.centre_store import CentreStore
@@ -21,6 +22,9 @@ from tests.playout.test_web import serve
 
 TZ = dt.timezone(dt.timedelta(hours=7))
 TOKENS = {"dong-hai": "token-cua-dong-hai", "vinh-hai": "token-cua-vinh-hai"}
+#: The report and the fleet are for the desk's technicians, not for whoever finds the centre's address.
+READER = {"Authorization": "Bearer token-giam-sat-cua-tinh-0123456789"}
+TECHNICIAN = ("ky-thuat", "mat-khau-ky-thuat")
 
 
 def played(log: AsRunLog, day: int, window: str = "sáng", status: str = "played") -> int:
@@ -36,7 +40,22 @@ def played(log: AsRunLog, day: int, window: str = "sáng", status: str = "played
 @pytest.fixture
 def centre(tmp_path):
     store = CentreStore(tmp_path / "centre" / "centre.db")
-    state = CentreState(tmp_path / "centre" / "repo", store, {k: hash_token(v) for k, v in TOKENS.items()})
+    auth = AuthSettings(
+        accounts=[
+            Account(name=TECHNICIAN[0], password_hash=hash_password(TECHNICIAN[1]), roles=["technician"])
+        ],
+        tokens=[
+            ApiToken(
+                name="giam-sat", token_hash=hash_token(READER["Authorization"][7:]), roles=["technician"]
+            )
+        ],
+    )
+    state = CentreState(
+        tmp_path / "centre" / "repo",
+        store,
+        {k: hash_token(v) for k, v in TOKENS.items()},
+        auth=Authenticator(auth, b"k" * 32),
+    )
     yield state
     store.close()
 
@@ -127,7 +146,11 @@ def test_the_province_report_counts_plays_per_ward_against_the_target(tmp_path, 
         rows.append({"id": plays + 1, "scheduled_at": "2026-12-07T06:00:00+07:00", "status": "missed"})
         centre.store.add_rows(station, rows)
     client = TestClient(create_centre_app(centre))
-    got = client.get("/api/fleet/report", params={"since": "2026-12-01", "until": "2026-12-08"}).json()
+    week = {"since": "2026-12-01", "until": "2026-12-08"}
+    assert client.get("/api/fleet/report", params=week).status_code == 401
+    assert client.get("/api/fleet/stations").status_code == 401
+    client.headers.update(READER)
+    got = client.get("/api/fleet/report", params=week).json()
     by = {s["station"]: s for s in got["stations"]}
     assert by["dong-hai"]["played"] == 12 and by["dong-hai"]["target_met"] is True
     assert by["vinh-hai"]["played"] == 7 and by["vinh-hai"]["target_met"] is False
@@ -168,6 +191,11 @@ def test_the_fleet_page_on_a_phone_shows_each_station_and_the_report(tmp_path, c
         try:
             page = browser.new_context(viewport=PHONE, locale="vi-VN").new_page()
             page.goto(url + "/")
+            assert page.url.endswith("/dang-nhap")  # the fleet is not for anonymous visitors
+            page.fill("#name", TECHNICIAN[0])
+            page.fill("#password", TECHNICIAN[1])
+            page.click("button[type=submit]")
+            page.wait_for_url(url + "/")
             cards = page.locator(".card[data-station]")
             assert cards.count() == 2
             assert "Đang phát" in page.inner_text('[data-station="dong-hai"]')
