@@ -38,6 +38,9 @@ from playout.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
+#: Stations hold no connection open (they poll and post), so this is bursts of refreshes after a doorbell.
+MAX_CENTRE_CONNECTIONS = 1000
+
 
 def _private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -390,9 +393,8 @@ def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_
     """Run the centre: its HTTP side and desk, the MQTT fleet view, the timestamp renewed every hour."""
     import threading
 
-    import uvicorn
-
     from playout.fleet.centre_app import create_centre_app
+    from playout.limits import ConnectionLimits, fd_budget, make_server
 
     centre = Centre(folder)
     stop = threading.Event()
@@ -421,8 +423,12 @@ def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_
     threading.Thread(target=renew, name="timestamp", daemon=True).start()
     threading.Thread(target=follow_settings, args=(centre, state, stop), name="settings", daemon=True).start()
     logger.info("centre %s serving on http://%s:%d", centre.folder, host, port)
+    # The station's bounded server: a centre faces every station's 4G link and the desk's browsers, so a
+    # flood of idle or dribbling connections is cut off rather than taking its descriptors.
+    budget = fd_budget(MAX_CENTRE_CONNECTIONS, target_soft=8192)
+    server = make_server(create_centre_app(state), host, port, limits=ConnectionLimits.within(budget))
     try:
-        uvicorn.run(create_centre_app(state), host=host, port=port, log_level="warning", access_log=False)
+        server.run()
     finally:
         stop.set()
         centre.close()
