@@ -165,10 +165,13 @@ class Broker:
 
     ``directory`` (made 0700) holds ``mosquitto.conf``, ``passwd`` (hashed by ``mosquitto_passwd``),
     ``acl`` and ``mosquitto.log``, each 0600: only the user who runs the centre reads them, and mosquitto
-    runs as that same user.  Passwords are hashed with ``mosquitto_passwd -U`` on a private temporary
-    file, so a password never appears on a command line (``-b`` would show it to every local user in
-    ``ps``).  ``start`` runs ``mosquitto -c`` as a child process and waits until it listens; ``stop`` ends
-    it; adding or removing an account while it runs reloads it (SIGHUP).
+    runs as that same user.  Mosquitto writes its pid to ``mosquitto.pid`` there, so another process
+    (``playout centre station`` in a second shell while ``playout centre serve --broker`` runs) can make
+    the running broker reread the accounts it changed.  Passwords are hashed with ``mosquitto_passwd -U``
+    on a private temporary file, so a password never appears on a command line (``-b`` would show it to
+    every local user in ``ps``).  ``start`` runs ``mosquitto -c`` as a child process and waits until it
+    listens; ``stop`` ends it; adding or removing an account while it runs reloads it (SIGHUP), whichever
+    process started it.
 
         broker = Broker(Path("/var/lib/playout-centre/broker"), host="0.0.0.0", port=8883,
                         tls=BrokerTLS(Path("centre.crt"), Path("centre.key")))
@@ -223,12 +226,74 @@ class Broker:
         return self.directory / "mosquitto.log"
 
     @property
+    def pid_path(self) -> Path:
+        return self.directory / "mosquitto.pid"
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self.running else None
+
+    def running_pid(self) -> int | None:
+        """The pid of the broker running this folder's configuration: the one this object started, or
+        one another process started (found through ``mosquitto.pid`` and checked); None if neither."""
+        if self.running:
+            return self.pid
+        pid = self._pid_from_file()
+        return pid if pid is not None and self._is_our_broker(pid) else None
+
+    def _pid_from_file(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid > 1 and pid != os.getpid() else None
+
+    def _is_our_broker(self, pid: int) -> bool:
+        """Whether ``pid`` is a mosquitto run with this folder's config.  A pid file outlives a broker
+        that was killed, and its pid may since belong to anything: only that check makes it safe to
+        signal."""
+        proc = Path("/proc") / str(pid)
+        try:
+            exe = os.readlink(proc / "exe").removesuffix(" (deleted)")  # (deleted): upgraded under it
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone, or another user's process
+            return False
+        if os.path.basename(exe) != "mosquitto" and exe != os.path.realpath(self._mosquitto):
+            return False
+        config = os.fsencode(self.config_path)
+        return any(argv[i] == b"-c" and argv[i + 1] == config for i in range(len(argv) - 1))
+
+    def _signal_from_pid_file(self, signum: int) -> int | None:
+        """Send ``signum`` to the broker in the pid file if it is ours; returns its pid if sent."""
+        pid = self._pid_from_file()
+        if pid is None:
+            return None
+        try:
+            # Held by a pidfd from before the check, the process checked is the one signalled even if
+            # it exits and its pid is reused in between.
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        except (AttributeError, OSError):
+            pidfd = None  # no pidfd (old kernel): the check and the kill are a moment apart
+        try:
+            if not self._is_our_broker(pid):
+                logger.warning("%s names pid %d, which is not this broker: not signalled", self.pid_path, pid)
+                return None
+            if pidfd is not None:
+                signal.pidfd_send_signal(pidfd, signum)
+            else:
+                os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            return None
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        return pid
 
     # ---- files
 
@@ -269,6 +334,8 @@ class Broker:
             "allow_anonymous false",
             f"password_file {self.password_path}",
             f"acl_file {self.acl_path}",
+            # So that another process (`playout centre station` in a second shell) finds it to reload it.
+            f"pid_file {self.pid_path}",
             f"max_packet_size {self.MAX_PACKET_BYTES}",
             # Rings are tiny and latency-bound: don't let Nagle hold them back.
             "set_tcp_nodelay true",
@@ -394,6 +461,12 @@ class Broker:
         """Write the configuration and run ``mosquitto -c``; returns once it listens (else BrokerFailed)."""
         if self.running:
             return
+        other = self.running_pid()
+        if other is not None:
+            raise BrokerFailed(
+                f"Máy chủ MQTT của trung tâm đang chạy trong một tiến trình khác (pid {other}).",
+                detail=f"mosquitto {other} runs {self.config_path}",
+            )
         self.write_config()
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         start_offset = os.fstat(fd).st_size
@@ -450,18 +523,25 @@ class Broker:
             return ""
         return text if limit is None else text[-limit:]
 
-    def reload(self, timeout: float = 2.0) -> None:
-        """Make a running broker reread its password file and ACL (SIGHUP); waits until it has."""
-        if not self.running:
-            return
-        offset = self.log_path.stat().st_size
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGHUP)
+    def reload(self, timeout: float = 2.0) -> bool:
+        """Make the running broker reread its password file and ACL (SIGHUP), whether this object started
+        it or another process did (found through its pid file); waits until it has.  Returns whether a
+        broker was signalled (False: none runs, and the accounts count from its next start)."""
+        try:
+            offset = self.log_path.stat().st_size
+        except OSError:
+            offset = 0
+        if self.running:
+            assert self._proc is not None
+            self._proc.send_signal(signal.SIGHUP)
+        elif self._signal_from_pid_file(signal.SIGHUP) is None:
+            return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and "Reloading config" not in self.log_tail(offset, None):
             time.sleep(0.01)
         # The reload runs in the broker's main loop just after it logs the line: give it a moment.
         time.sleep(0.05)
+        return True
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the broker (SIGTERM, then SIGKILL after ``timeout``)."""

@@ -550,3 +550,120 @@ def test_tls_on_the_listener(tmp_path):
             plain.close()
             station.close()
             centre.close()
+
+
+# ------------------------------------------------------------------------------- another process's broker
+
+
+def test_an_account_added_through_another_broker_object_reaches_the_running_broker(fleet):
+    broker = fleet.broker
+    assert int(broker.pid_path.read_text()) == broker.pid == broker.running_pid()
+    # What `playout centre station` builds in a second shell: the same folder, a broker it did not start.
+    other = Broker(broker.directory, host=HOST, port=broker.port)
+    assert not other.running and other.running_pid() == broker.pid
+    with pytest.raises(BrokerFailed) as twice:
+        other.start()
+    assert f"pid {broker.pid}" in twice.value.message and not other.running
+
+    centre = fleet.centre()
+    password = other.add_station("dong-hai")  # writes the account, then reloads the running broker
+    station = fleet.station("dong-hai", password=password)
+    assert centre.wait_for(lambda s: "dong-hai" in s and s["dong-hai"].online, 5), station.state
+    assert station.state.connections == 1
+
+    other.remove_station("dong-hai")
+    assert wait_until(lambda: station.state.code == "FLEET_LINK_REFUSED", 5), station.state
+    assert broker.running and other.reload() is True
+
+
+def test_a_stale_pid_file_signals_nothing_else(fleet, tmp_path):
+    stale = Broker(tmp_path / "stale", host=HOST, port=free_port())
+    stale.write_config()
+    started: list[subprocess.Popen] = []
+    try:
+        # A broker killed long ago left its pid file; the pid now belongs to something else.
+        sleeper = subprocess.Popen(["sleep", "60"])
+        started.append(sleeper)
+        # Something that merely calls itself mosquitto and names our config.
+        impostor = subprocess.Popen(
+            ["mosquitto", "-c", "sleep 60; :", "-c", str(stale.config_path)],
+            executable=shutil.which("bash"),
+            start_new_session=True,
+        )
+        started.append(impostor)
+        assert wait_until(
+            lambda: Path(f"/proc/{impostor.pid}/cmdline").read_bytes().startswith(b"mosquitto\0-c"), 5
+        )
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        # And a real mosquitto, but another centre's (the fleet's broker runs another config).
+        offset = fleet.broker.log_path.stat().st_size
+        for pid in (sleeper.pid, impostor.pid, gone.pid, fleet.broker.pid, os.getpid(), 1):
+            stale.pid_path.write_text(f"{pid}\n")
+            assert stale.running_pid() is None, pid
+            assert stale.reload(timeout=0.3) is False, pid
+        time.sleep(0.2)  # a SIGHUP would have ended sleep and bash by now
+        assert sleeper.poll() is None and impostor.poll() is None
+        assert fleet.broker.running and "Reloading config" not in fleet.broker.log_tail(offset, None)
+        stale.pid_path.unlink()
+        assert stale.reload() is False  # no pid file at all: nothing to do
+    finally:
+        for proc in started:
+            if proc is impostor:
+                os.killpg(proc.pid, signal.SIGKILL)  # bash and its sleep, the session this test made
+            else:
+                proc.kill()
+            proc.wait()
+
+
+def test_a_station_added_in_a_second_shell_reaches_the_serving_broker(tmp_path):
+    """`playout centre serve --broker` in one process, `playout centre station` in another."""
+    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+        pytest.fail("mosquitto is not installed: run `make setup`")
+    folder = tmp_path / "centre"
+    mqtt_port, http_port = free_port(), free_port()
+    playout = [sys.executable, "-m", "playout", "centre"]
+    init = [*playout, "init", str(folder), "--broker-host", HOST, "--broker-port", str(mqtt_port)]
+    subprocess.run(init, check=True, capture_output=True, timeout=60, cwd=ROOT)
+    serve_log = tmp_path / "serve.log"
+    broker = Broker(folder / "broker", host=HOST, port=mqtt_port)
+    mosquitto_pid = None
+    with open(serve_log, "wb") as log:
+        serve = subprocess.Popen(
+            [*playout, "serve", str(folder), "--host", HOST, "--port", str(http_port), "--broker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        try:
+            assert wait_until(lambda: broker.running_pid() is not None, 30, 0.05), serve_log.read_text()
+            mosquitto_pid = broker.running_pid()
+            added = subprocess.run(
+                [*playout, "station", str(folder), "dong-hai", "--centre-url", f"http://{HOST}:{http_port}/"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=ROOT,
+            )
+            assert added.returncode == 0, added.stderr
+            password = (folder / "stations" / "dong-hai" / "mqtt.pw").read_text().strip()
+            link = StationLink("dong-hai", HOST, mqtt_port, password, on_doorbell=lambda ring: None, **FAST)
+            link.start()
+            try:
+                assert wait_until(lambda: link.state.connected, 5), (link.state, broker.log_tail())
+            finally:
+                link.close()
+            assert serve.poll() is None and broker.running_pid() == mosquitto_pid  # reloaded, not restarted
+        finally:
+            # Ctrl-C, as in the operator's shell.  (Not SIGTERM: uvicorn re-raises it once it has shut
+            # down, and its default action ends the process before `serve` stops its broker.)
+            serve.send_signal(signal.SIGINT)
+            try:
+                serve.wait(15)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+                serve.wait()
+            # The serving process stops its broker on the way out; if it could not, this test does.
+            if mosquitto_pid is not None and not wait_until(lambda: broker.running_pid() is None, 5):
+                os.kill(mosquitto_pid, signal.SIGTERM)
+                pytest.fail(f"mosquitto {mosquitto_pid} outlived `playout centre serve`")
