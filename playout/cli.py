@@ -418,6 +418,58 @@ def cmd_centre(args) -> int:
     elif what == "withdraw":
         centre.withdraw(args.target)
         print(f"đã rút {args.target}")
+    elif what == "keys":
+        from playout.fleet.tuf_repo import load_signer
+
+        repo = centre.repository()
+        if args.rotate:
+            roles = [r.strip() for r in args.rotate.split(",") if r.strip()]
+            root_signers = None
+            if args.root_key:
+                import getpass
+
+                root_signers = []
+                for path in args.root_key:
+                    try:
+                        try:
+                            root_signers.append(load_signer(path))
+                        except TypeError:  # a passphrase-locked copy on the offline media
+                            password = getpass.getpass(f"Mật khẩu của khóa gốc {path}: ").encode()
+                            root_signers.append(load_signer(path, password=password))
+                    except (OSError, TypeError, ValueError) as exc:
+                        print(f"playout: không đọc được khóa gốc {path}: {exc}", file=sys.stderr)
+                        return EXIT_USAGE
+            rotation = repo.rotate_online_keys(roles, root_signers=root_signers)
+            print(f"đã tạo khóa mới cho: {', '.join(rotation.new_keys)}")
+            print(f"khóa cũ đã chuyển vào {repo.keys_dir / 'retired'}")
+            print(f"gốc tin cậy mới: phiên bản {rotation.root_version} ({rotation.root_path})")
+            print(
+                "các trạm tự chuyển sang khóa mới ở lần cập nhật kế tiếp, không cần cài lại fleet-root.json; "
+                "từ đó chữ ký bằng khóa cũ bị từ chối"
+            )
+        else:
+            status = repo.key_status()
+            root = status["root"]
+            print(f"gốc tin cậy phiên bản {root['version']}, hết hạn {root['expires']:%Y-%m-%d}")
+            for role, info in status.items():
+                for keyid in info["keyids"]:
+                    where = "có trên máy" if keyid in info["held"] else "không có trên máy"
+                    print(f"  {role:<9} {keyid[:16]}…  ({where})")
+    elif what == "prune":
+        if args.keep is not None and args.keep < 0:
+            print("playout: --keep phải từ 0 trở lên", file=sys.stderr)
+            return EXIT_USAGE
+        pruned = centre.repository().prune(args.keep, dry_run=args.dry_run)
+        if not pruned.count:
+            print("không có tệp cũ nào cần xóa")
+        else:
+            for name in pruned.files if args.dry_run else ():
+                print(f"  {name}")
+            verb = "sẽ xóa" if args.dry_run else "đã xóa"
+            print(
+                f"{verb} {pruned.count} tệp cũ ({pruned.bytes} byte, {pruned.bytes / 1048576:.1f} MB); "
+                "mọi phiên bản gốc tin cậy (root) và dữ liệu đang dùng được giữ nguyên"
+            )
     elif what == "serve":
         serve(args.dir, host=args.host, port=args.port, run_broker=args.broker)
     return EXIT_OK
@@ -570,6 +622,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = centre_sub.add_parser("withdraw", help="rút một bản tin đã đăng")
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("target", metavar="ĐƯỜNG_DẪN")
+    p = centre_sub.add_parser("keys", help="xem các khóa ký, hoặc đổi khóa trực tuyến (--rotate)")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument(
+        "--rotate",
+        metavar="VAI_TRÒ",
+        help="tạo khóa mới cho các vai trò này, cách nhau bằng dấu phẩy: targets,snapshot,timestamp",
+    )
+    p.add_argument(
+        "--root-key",
+        action="append",
+        metavar="TỆP",
+        help="tệp khóa gốc (root) khi đã cất khỏi máy, để ký gốc tin cậy mới (lặp lại cho mỗi khóa)",
+    )
+    p = centre_sub.add_parser("prune", help="xóa siêu dữ liệu và tệp bản tin cũ không còn dùng")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument(
+        "--keep",
+        type=int,
+        metavar="N",
+        help="giữ thêm N phiên bản trước cho trạm đang cập nhật dở (mặc định 5)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="chỉ liệt kê những gì sẽ xóa")
     p = centre_sub.add_parser("serve", help="chạy trung tâm (HTTP cho các trạm, theo dõi MQTT)")
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("--host", default="127.0.0.1")

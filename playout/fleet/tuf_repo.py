@@ -44,6 +44,13 @@ Keys (ed25519, PEM PKCS#8 files, mode 0600, in a 0700 folder):
   and re-signs the approver's role with the new one (their bulletins stay; the old key stops counting).
   ``rotate_root()`` writes root N+1 with new root keys, signed by the old keys *and* the new ones, so a
   station that trusts root N follows to N+1 and then trusts only the new keys.
+  ``rotate_online_keys(roles)`` does the same for the targets, snapshot and timestamp keys (root N+1 lists
+  new ones, signed by the unchanged root keys; the affected metadata is re-signed, the old private keys
+  are retired): after a leak, whatever the old keys sign is refused once a station has refreshed.
+* **Pruning.**  Consistent snapshots never overwrite a version, so every publish leaves files behind.
+  ``prune(keep_versions)`` deletes snapshot, targets and approver versions older than what the current
+  snapshot and the few before it name, and scripts none of those lists; never a root version (stations
+  walk them all from the one they were installed with).  ``refresh_timestamp`` prunes too (``auto_prune``).
 
 Example::
 
@@ -63,9 +70,10 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,6 +107,12 @@ logger = logging.getLogger(__name__)
 #: The centre takes scripts up to the size a station takes (playout.intake.MAX_SCRIPT_BYTES).
 MAX_SCRIPT_BYTES = 1_000_000
 ONLINE_ROLES = (Targets.type, Snapshot.type, Timestamp.type)
+#: How many snapshot versions before the current one ``prune`` keeps, with what they reference: a station
+#: that read the timestamp just before a change still finds the snapshot, roles and scripts it names.
+DEFAULT_KEEP_VERSIONS = 5
+
+_VERSIONED = re.compile(r"^([1-9][0-9]*)\.(.+)\.json$")
+_HASH_PREFIXED = re.compile(r"^[0-9a-f]{64}\.")
 
 
 @dataclass(frozen=True)
@@ -208,6 +222,17 @@ class SignerRequired(CentreError):
         )
 
 
+class OnlineRoleInvalid(CentreError):
+    code = "ONLINE_ROLE_INVALID"
+
+    def __init__(self, roles: Sequence[str]):
+        super().__init__(
+            "Chỉ đổi được khóa của các vai trò trực tuyến: targets, snapshot, timestamp "
+            "(khóa gốc đổi bằng thao tác đổi khóa gốc)",
+            roles=list(roles),
+        )
+
+
 class SigningKeyMissing(CentreError):
     code = "SIGNING_KEY_MISSING"
     http_status = 500
@@ -276,6 +301,8 @@ class _State:
     targets: Metadata[Targets]
     snapshot: Metadata[Snapshot]
     timestamp: Metadata[Timestamp]
+    #: Keys that sign alongside the root's during a key rotation only (see ``rotate_online_keys``).
+    extra_signers: dict[str, list[Signer]] = field(default_factory=dict)
 
     def role_version(self, role: str) -> int:
         meta = self.snapshot.signed.meta.get(f"{role}.json")
@@ -289,6 +316,29 @@ class _State:
         return role
 
 
+@dataclass(frozen=True)
+class KeyRotation:
+    """What ``rotate_online_keys`` did: the new root file and version, each role's new key id, and the
+    key ids retired."""
+
+    root_path: Path
+    root_version: int
+    new_keys: dict[str, str]
+    retired: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What ``prune`` removed (or would, with ``dry_run``): paths relative to the repository folder."""
+
+    files: list[str]
+    bytes: int
+
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+
 class CentreRepository:
     """The centre's TUF repository in ``folder``; keys in ``keys_dir`` (see the module docstring)."""
 
@@ -299,7 +349,10 @@ class CentreRepository:
         keys_dir: Path | str | None = None,
         expiry: Expiry | None = None,
         clock: Callable[[], datetime] = _now,
+        auto_prune: int | None = DEFAULT_KEEP_VERSIONS,
     ):
+        """``auto_prune``: ``refresh_timestamp`` also prunes, keeping that many previous versions (see
+        ``prune``); None: only an explicit ``prune`` deletes anything."""
         self.folder = Path(folder)
         self.metadata_dir = self.folder / "metadata"
         self.targets_dir = self.folder / "targets"
@@ -308,6 +361,7 @@ class CentreRepository:
             raise ValueError(f"keys folder {self.keys_dir} is inside the served folder {self.folder}")
         self.expiry = expiry or Expiry()
         self._clock = clock
+        self.auto_prune = auto_prune
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -378,7 +432,7 @@ class CentreRepository:
         signers = self._stored_signers(spec.keyids)
         if len(signers) < spec.threshold:
             raise SigningKeyMissing(role, detail=f"{len(signers)}/{spec.threshold} keys in {self.keys_dir}")
-        return signers
+        return [*signers, *st.extra_signers.get(role, [])]
 
     def _retire(self, keyids: Sequence[str]) -> None:
         retired = self.keys_dir / "retired"
@@ -655,6 +709,13 @@ class CentreRepository:
                 self._new_timestamp(st)
             if st.root.signed.expires - now < timedelta(days=30):
                 logger.warning("root expires %s: run rotate_root with the root keys", st.root.signed.expires)
+            # The hourly renewal is the centre's unattended chore, so old versions go here rather than on
+            # the desk's publish path; a failed prune must never cost the stations their timestamp.
+            if self.auto_prune is not None:
+                try:
+                    self._prune(self.auto_prune, dry_run=False)
+                except Exception:  # noqa: BLE001 - logged; the timestamp is written, the next hour retries
+                    logger.exception("pruning old metadata failed")
             return st.timestamp.signed.version
 
     def rotate_root(
@@ -675,27 +736,197 @@ class CentreRepository:
             spec = old_root.signed.roles[Root.type]
             if old_signers is None:
                 old_signers = self._stored_signers(spec.keyids)
+            generated = new_signers is None
             if new_signers is None:
                 new_signers = [generate_key() for _ in spec.keyids]
-                for signer in new_signers:
-                    self._save_key(Root.type, signer)
-            new_root = Metadata.from_bytes(old_root.to_bytes())  # a deep copy: to_dict shares lists
+            new_root = self._next_root(st)
             for keyid in list(spec.keyids):
                 new_root.signed.revoke_key(keyid, Root.type)
             for signer in new_signers:
                 new_root.signed.add_key(signer.public_key, Root.type)
             new_root.signed.roles[Root.type].threshold = threshold or min(spec.threshold, len(new_signers))
-            new_root.signed.version += 1
-            new_root.signed.expires = self._expires(Root.type)
-            self._sign(new_root, [*old_signers, *new_signers])
-            payload, sigs = new_root.signed_bytes, new_root.signatures
-            try:
-                old_root.signed.verify_delegate(Root.type, payload, sigs)
-            except Exception as exc:
-                raise SigningKeyMissing(Root.type, detail=f"old root keys: {exc}") from None
-            new_root.signed.verify_delegate(Root.type, payload, sigs)
+            self._sign_root(old_root, new_root, [*old_signers, *new_signers])
+            if generated:  # only once the new root verifies: a refused rotation leaves no stray keys
+                for signer in new_signers:
+                    self._save_key(Root.type, signer)
             path = self._write_root(new_root)
             new_ids = {s.public_key.keyid for s in new_signers}
             self._retire([k for k in spec.keyids if k not in new_ids])
         logger.info("audit: root rotated to version %d", new_root.signed.version)
         return path
+
+    def _next_root(self, st: _State) -> Metadata[Root]:
+        """The current root as version N+1 with a renewed expiry, to change and sign."""
+        new_root = Metadata.from_bytes(st.root.to_bytes())  # a deep copy: to_dict shares lists
+        new_root.signed.version += 1
+        new_root.signed.expires = self._expires(Root.type)
+        return new_root
+
+    def _sign_root(
+        self, old_root: Metadata[Root], new_root: Metadata[Root], signers: Sequence[Signer]
+    ) -> None:
+        """Sign root N+1 and check that a station can walk to it: TUF takes root N+1 only when the
+        threshold of root N's keys *and* of its own root keys signed it."""
+        self._sign(new_root, signers)
+        payload, sigs = new_root.signed_bytes, new_root.signatures
+        try:
+            old_root.signed.verify_delegate(Root.type, payload, sigs)
+        except Exception as exc:
+            raise SigningKeyMissing(Root.type, detail=f"old root keys: {exc}") from None
+        try:
+            new_root.signed.verify_delegate(Root.type, payload, sigs)
+        except Exception as exc:
+            raise SigningKeyMissing(Root.type, detail=f"new root keys: {exc}") from None
+
+    def rotate_online_keys(
+        self,
+        roles: Sequence[str] = ONLINE_ROLES,
+        *,
+        root_signers: Sequence[Signer] | None = None,
+    ) -> KeyRotation:
+        """New keys for the online ``roles`` (targets, snapshot, timestamp): a key copied off the centre's
+        disk (a stolen backup, a machine seized and returned) stops counting at the stations' next refresh.
+
+        Writes root N+1 listing the new keys instead of the old ones, signed by the root keys
+        (``root_signers``, default those in ``keys_dir``; the root keys themselves do not change), then
+        re-signs the affected metadata with the new keys, and moves the old private keys to ``retired/``.
+        Stations walk to root N+1 by themselves (nothing to reinstall) and from then on refuse whatever
+        the old keys sign.
+
+        The metadata signed during the rotation carries the old keys' signatures as well as the new
+        ones: it is written before root N+1, so a station refreshing in between (root N still its
+        newest) verifies it too, and one that already has root N+1 counts only the new keys."""
+        roles = list(dict.fromkeys(roles))
+        if not roles or any(r not in ONLINE_ROLES for r in roles):
+            raise OnlineRoleInvalid(roles)
+        with self._locked():
+            st = self._state()
+            old_root = st.root
+            if root_signers is None:
+                root_signers = self._stored_signers(old_root.signed.roles[Root.type].keyids)
+            new_root = self._next_root(st)
+            old_keyids: dict[str, list[str]] = {}
+            new_signers: dict[str, CryptoSigner] = {}
+            for role in roles:
+                old_keyids[role] = list(new_root.signed.roles[role].keyids)
+                for keyid in old_keyids[role]:
+                    new_root.signed.revoke_key(keyid, role)
+                new_signers[role] = generate_key()
+                new_root.signed.add_key(new_signers[role].public_key, role)
+            self._sign_root(old_root, new_root, root_signers)
+            for role, signer in new_signers.items():
+                self._save_key(role, signer)
+            st.extra_signers = {role: list(self._stored_signers(old_keyids[role])) for role in roles}
+            st.root = new_root  # _top_signers now finds the new keys
+            # Targets, then snapshot, then timestamp: whichever changed key signs first, and the rest of
+            # the chain after it (a new targets version needs a new snapshot, which needs a timestamp).
+            if Targets.type in roles:
+                self._commit(st, {Targets.type: (st.targets, self._top_signers(st, Targets.type))})
+            elif Snapshot.type in roles:
+                self._new_snapshot(st)
+            else:
+                self._new_timestamp(st)
+            path = self._write_root(new_root)
+            self._retire([keyid for keyids in old_keyids.values() for keyid in keyids])
+        rotation = KeyRotation(
+            path, new_root.signed.version, {r: s.public_key.keyid for r, s in new_signers.items()}, old_keyids
+        )
+        for role in roles:
+            logger.info(
+                "audit: %s key rotated %s -> %s (root version %d)",
+                role,
+                ",".join(old_keyids[role]),
+                rotation.new_keys[role],
+                rotation.root_version,
+            )
+        return rotation
+
+    def key_status(self) -> dict[str, dict]:
+        """Each top-level role: its key ids, threshold, which of its private keys are in ``keys_dir``;
+        plus ``version`` and ``expires`` of the current root (under ``"root"``)."""
+        root = self._state().root.signed
+        out: dict[str, dict] = {}
+        for role in (Root.type, *ONLINE_ROLES):
+            spec = root.roles[role]
+            held = {s.public_key.keyid for s in self._stored_signers(spec.keyids)}
+            out[role] = {
+                "keyids": list(spec.keyids),
+                "threshold": spec.threshold,
+                "held": [k for k in spec.keyids if k in held],
+            }
+        out[Root.type].update(version=root.version, expires=root.expires)
+        return out
+
+    # -- pruning -------------------------------------------------------------------------------------
+
+    def prune(self, keep_versions: int | None = None, *, dry_run: bool = False) -> Pruned:
+        """Delete what no station can ask for any more: snapshot versions older than the current one and
+        the ``keep_versions`` before it (default ``DEFAULT_KEEP_VERSIONS``), role versions (targets,
+        approvers) older than every version those snapshots name, and hash-prefixed script files that
+        none of those role versions lists.
+
+        Never deleted: any root version (a station installed with root 1 walks 2.root.json, 3.root.json,
+        … up to the current one, however old its install), ``root.json``, ``timestamp.json``, and
+        anything the kept snapshots (the current timestamp's above all) reference.  Versions newer than
+        the current chain and metadata no snapshot names are left alone.  Everything is worked out first
+        and only then deleted: a file that cannot be read stops the prune before anything goes."""
+        keep = DEFAULT_KEEP_VERSIONS if keep_versions is None else int(keep_versions)
+        if keep < 0:
+            raise ValueError("keep_versions must be 0 or more")
+        with self._locked():
+            return self._prune(keep, dry_run=dry_run)
+
+    def _prune(self, keep: int, *, dry_run: bool) -> Pruned:
+        st = self._state()
+        current = st.snapshot.signed.version
+        versioned: dict[str, dict[int, Path]] = {}
+        for path in self.metadata_dir.iterdir():
+            match = _VERSIONED.match(path.name)
+            if match and path.is_file() and not path.is_symlink():
+                versioned.setdefault(match[2], {})[int(match[1])] = path
+        versioned.pop(Root.type, None)  # never: every root version stays for the stations that walk them
+
+        snapshots = versioned.get(Snapshot.type, {})
+        kept_snapshots = sorted(v for v in snapshots if v < current)[-keep:] if keep else []
+        kept_snapshots.append(current)
+        referenced: dict[str, set[int]] = {}
+        for version in kept_snapshots:
+            snap = st.snapshot if version == current else self._read(Snapshot.type, version)
+            for name, meta in snap.signed.meta.items():
+                referenced.setdefault(name.removesuffix(".json"), set()).add(meta.version)
+
+        doomed = [p for v, p in snapshots.items() if v < kept_snapshots[0]]
+        scripts: set[str] = set()
+        for role, versions in referenced.items():
+            on_disk = versioned.get(role, {})
+            doomed += [p for v, p in on_disk.items() if v < min(versions)]
+            for version in versions:
+                if version in on_disk:
+                    md = Metadata.from_file(str(on_disk[version]))
+                    if isinstance(md.signed, Targets):
+                        for target in md.signed.targets.values():
+                            scripts.update(target.get_prefixed_paths())
+        if self.targets_dir.is_dir():
+            for path in sorted(self.targets_dir.rglob("*")):
+                if (
+                    _HASH_PREFIXED.match(path.name)
+                    and path.is_file()
+                    and not path.is_symlink()
+                    and path.relative_to(self.targets_dir).as_posix() not in scripts
+                ):
+                    doomed.append(path)
+
+        removed: list[str] = []
+        size = 0
+        for path in doomed:
+            try:
+                length = path.stat().st_size
+                if not dry_run:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path.relative_to(self.folder).as_posix())
+            size += length
+        if removed and not dry_run:
+            logger.info("pruned %d old files (%d bytes) from %s", len(removed), size, self.folder)
+        return Pruned(sorted(removed), size)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
+import os
 import shutil
 import stat
 import threading
@@ -20,16 +22,21 @@ from pathlib import Path
 
 import pytest
 from tuf.api.metadata import DelegatedRole, Metadata, MetaFile, TargetFile, Targets
+from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
+from playout import cli
 from playout.fleet import bulletin_path
 from playout.fleet.tuf_client import FleetClient
 from playout.fleet.tuf_repo import (
+    DEFAULT_KEEP_VERSIONS,
     ApproverKeyMismatch,
     ApproverUnknown,
     BulletinMetaInvalid,
     CentreRepository,
     Expiry,
+    OnlineRoleInvalid,
     SignerRequired,
+    SigningKeyMissing,
     generate_key,
     load_public_key,
     load_signer,
@@ -461,3 +468,274 @@ def test_stations_follow_a_root_rotation(repo, lan, station):
     result = a.refresh()
     assert paths(result) == {before, after}
     assert codes(result) == ["FLEET_BAD_SIGNATURE"]
+
+
+# -- rotating the online keys --------------------------------------------------------------------------
+
+
+def test_stations_follow_an_online_key_rotation_and_refuse_the_old_keys(tmp_path, repo, lan, station):
+    before = repo.publish("lan", lan, script(1), meta("A"))
+    a = station("A")
+    assert paths(a.refresh()) == {before}
+    # Someone copies the online keys off the centre's disk (a backup, a repaired machine) before the rotation.
+    stolen = {}
+    for role in ("targets", "snapshot", "timestamp"):
+        stolen[role] = tmp_path / f"stolen-{role}.pem"
+        shutil.copy(next(repo.keys_dir.glob(f"{role}.*.pem")), stolen[role])
+    old_ids = {role: load_signer(path).public_key.keyid for role, path in stolen.items()}
+    root_keys = sorted(p.name for p in repo.keys_dir.glob("root.*.pem"))
+
+    rotation = repo.rotate_online_keys()
+    assert rotation.root_version == 2 and rotation.root_path == repo.metadata_dir / "2.root.json"
+    assert rotation.retired == {role: [keyid] for role, keyid in old_ids.items()}
+    root = Metadata.from_file(str(rotation.root_path)).signed
+    for role, old in old_ids.items():
+        assert root.roles[role].keyids == [rotation.new_keys[role]] and old not in root.keys
+        assert (repo.keys_dir / "retired" / f"{role}.{old}.pem").exists()
+        assert not (repo.keys_dir / f"{role}.{old}.pem").exists()
+        new_file = repo.keys_dir / f"{role}.{rotation.new_keys[role]}.pem"
+        assert stat.S_IMODE(new_file.stat().st_mode) == 0o600
+    assert sorted(p.name for p in repo.keys_dir.glob("root.*.pem")) == root_keys  # root keys unchanged
+
+    # A station refreshing in the instant between the re-signed metadata and root 2 (root 1 is still
+    # the newest it finds): the metadata signed during the rotation carries the old keys' signatures too.
+    aside = repo.metadata_dir / "2.root.json.aside"
+    os.replace(rotation.root_path, aside)
+    between = station("A", home="A-between").refresh()
+    assert paths(between) == {before} and between.alarms == []
+    os.replace(aside, rotation.root_path)
+
+    after = repo.publish("lan", lan, script(2), meta("A"))  # signed with the new keys only
+    result = a.refresh()
+    assert paths(result) == {before, after} and result.alarms == []
+    assert (a.metadata_dir / "root_history" / "2.root.json").exists()
+    assert paths(station("A", home="A-between").refresh()) == {before, after}
+    assert paths(station("A", home="A-new").refresh()) == {before, after}  # installed with root 1
+    repo.refresh_timestamp()
+    trusted = a.refresh()
+    assert paths(trusted) == {before, after} and trusted.alarms == []
+
+    # The kept timestamp key signs a newer timestamp (say, naming an older snapshot): refused, and the
+    # station keeps airing what it verified.
+    ts = Metadata.from_file(str(repo.metadata_dir / "timestamp.json"))
+    ts.signed.version += 1
+    ts.signed.snapshot_meta = MetaFile(version=ts.signed.snapshot_meta.version - 1)
+    ts.signed.expires = NOW + timedelta(days=1)
+    ts.sign(load_signer(stolen["timestamp"]))
+    ts.to_file(str(repo.metadata_dir / "timestamp.json"))
+    result = a.refresh()
+    assert paths(result) == {before, after}
+    assert codes(result) == ["FLEET_BAD_SIGNATURE"]
+    assert result.status.last_refresh == trusted.status.last_refresh  # nothing new was trusted
+    assert sorted(b.data for b in result.bulletins) == [script(1), script(2)]
+    fresh = station("A", home="A-fresh").refresh()
+    assert fresh.bulletins == [] and codes(fresh) == ["FLEET_BAD_SIGNATURE"]
+
+
+def test_rotating_only_the_timestamp_key_with_the_root_key_brought_back(tmp_path, repo, lan, station):
+    kept = repo.publish("lan", lan, script(1), meta("A"))
+    a = station("A")
+    assert paths(a.refresh()) == {kept}
+    # After init the root key went to offline media, as the module says it should.
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    root_pem = next(repo.keys_dir.glob("root.*.pem"))
+    shutil.move(root_pem, usb / root_pem.name)
+    keys_before = sorted(p.name for p in repo.keys_dir.glob("*.pem"))
+    before = Metadata.from_file(str(repo.metadata_dir / "1.root.json")).signed
+
+    with pytest.raises(SigningKeyMissing) as refused:
+        repo.rotate_online_keys(["timestamp"])
+    assert refused.value.code == "SIGNING_KEY_MISSING" and "root" in refused.value.message
+    with pytest.raises(OnlineRoleInvalid):
+        repo.rotate_online_keys(["root"])
+    with pytest.raises(OnlineRoleInvalid):
+        repo.rotate_online_keys([])
+    # Refused before anything was written: no root 2, no stray key.
+    assert sorted(p.name for p in repo.keys_dir.glob("*.pem")) == keys_before
+    assert not (repo.metadata_dir / "2.root.json").exists()
+
+    rotation = repo.rotate_online_keys(["timestamp"], root_signers=[load_signer(usb / root_pem.name)])
+    assert set(rotation.new_keys) == {"timestamp"} and rotation.root_version == 2
+    root = Metadata.from_file(str(rotation.root_path)).signed
+    assert root.roles["timestamp"].keyids == [rotation.new_keys["timestamp"]]
+    for role in ("root", "targets", "snapshot"):
+        assert root.roles[role].keyids == before.roles[role].keyids
+    status = repo.key_status()
+    assert status["root"]["version"] == 2 and status["root"]["held"] == []
+    assert status["timestamp"]["held"] == [rotation.new_keys["timestamp"]]
+
+    after = repo.publish("lan", lan, script(2), meta("A"))
+    result = a.refresh()
+    assert paths(result) == {kept, after} and result.alarms == []
+
+
+# -- pruning -------------------------------------------------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+
+class _CentreChangesMidUpdate(Urllib3Fetcher):
+    """The station's fetcher, with the centre changing (``change``) just after the station has read the
+    timestamp and before it asks for the snapshot that timestamp named."""
+
+    def __init__(self, change):
+        super().__init__(socket_timeout=2)
+        self.change = change
+
+    def _fetch(self, url: str):
+        if self.change is not None and url.endswith(".snapshot.json"):
+            change, self.change = self.change, None
+            change()
+        return super()._fetch(url)
+
+
+def test_prune_removes_old_versions_and_stations_still_update(tmp_path, repo, lan, station, capsys):
+    tam = repo.create_approver("tam")
+    a = station("A")
+    early = repo.publish("lan", lan, script(0), meta("A"))
+    assert paths(a.refresh()) == {early}
+    repo.rotate_root()  # root 2
+    repo.rotate_online_keys()  # root 3: a station installed with root 1 must walk both
+    for n in range(1, 31):
+        path = repo.publish("lan" if n % 3 else "tam", lan if n % 3 else tam, script(n), meta("A", "B"))
+        if n % 2:
+            repo.withdraw(path, lan if n % 3 else tam)
+    # A script written just before a crash that never got signed: no metadata names it.
+    orphan = repo.targets_dir / "bulletins" / "lan" / f"{'0' * 64}.{'0' * 64}.md"
+    orphan.write_bytes(b"never signed")
+    (repo.targets_dir / "README").write_text("not a target: left alone")
+    current = repo.bulletins()
+    for_a = {p for p, custom in current.items() if "A" in custom["wards"]}
+    assert len(for_a) == 16
+
+    fresh_station = station("A", home="A-fresh")  # installed long ago: its fleet-root.json is root 1
+    before = _files(repo.folder)
+    roots = sorted(p for p in before if p.endswith(".root.json"))
+    assert roots == [f"metadata/{n}.root.json" for n in (1, 2, 3)]
+    preview = repo.prune(keep_versions=2, dry_run=True)
+    assert _files(repo.folder) == before  # a dry run deletes nothing
+    pruned = repo.prune(keep_versions=2)
+    assert pruned == preview and pruned.count > 0
+    after = _files(repo.folder)
+    assert set(before) - set(after) == set(pruned.files)
+    assert pruned.bytes == sum(before[p] for p in pruned.files)
+    print(f"prune: {pruned.count} of {len(before)} files, {pruned.bytes} of {sum(before.values())} bytes")
+    assert roots == sorted(p for p in after if p.endswith(".root.json"))  # every root version stays
+    assert {"metadata/root.json", "metadata/timestamp.json", "targets/README"} <= set(after)
+    assert f"targets/bulletins/lan/{orphan.name}" in pruned.files
+    snapshots = sorted(int(p.split("/")[1].split(".")[0]) for p in after if p.endswith(".snapshot.json"))
+    ts = Metadata.from_file(str(repo.metadata_dir / "timestamp.json")).signed
+    assert snapshots == [ts.snapshot_meta.version - 2, ts.snapshot_meta.version - 1, ts.snapshot_meta.version]
+    assert len([p for p in after if p.endswith(".approver-lan.json")]) <= 3
+    assert repo.bulletins() == current
+
+    # A station installed with the first root, updating from nothing against the pruned repository.
+    assert Metadata.from_file(str(fresh_station.root)).signed.version == 1
+    fresh = fresh_station.refresh()
+    assert paths(fresh) == for_a and fresh.alarms == [] and fresh.online
+    assert (fresh_station.metadata_dir / "root_history" / "3.root.json").exists()
+    # One that updated before it all, across the prune.
+    result = a.refresh()
+    assert paths(result) == for_a and result.alarms == []
+    assert repo.prune(keep_versions=2).count == 0  # nothing more to take
+
+    # A station mid-update when the centre publishes and prunes: the snapshot its timestamp named, and
+    # what that snapshot names, are still there.
+    newest: list[str] = []
+
+    def publish_and_prune() -> None:
+        newest.append(repo.publish("lan", lan, script(99), meta("A")))
+        assert repo.prune(keep_versions=1).count > 0
+
+    mid = station("A", home="A-mid", fetcher=_CentreChangesMidUpdate(publish_and_prune)).refresh()
+    assert newest and mid.alarms == [] and mid.online
+    assert paths(mid) == for_a  # what the timestamp it read said; the new bulletin comes next time
+    assert paths(station("A", home="A-mid").refresh()) == for_a | set(newest)
+
+
+def test_the_hourly_renewal_prunes_and_a_failed_prune_still_renews(repo, lan, station, caplog):
+    for n in range(DEFAULT_KEEP_VERSIONS + 5):
+        repo.publish("lan", lan, script(n), meta("A"))
+    snapshots = lambda: sorted(repo.metadata_dir.glob("*.snapshot.json"))  # noqa: E731
+    many = len(snapshots())
+    CentreRepository(repo.folder, auto_prune=None).refresh_timestamp()
+    assert len(snapshots()) == many  # off: nothing deleted
+
+    repo.refresh_timestamp()
+    assert len(snapshots()) == DEFAULT_KEEP_VERSIONS + 1
+    assert sorted(repo.metadata_dir.glob("*.root.json")) == [repo.metadata_dir / "1.root.json"]
+
+    # A damaged snapshot among those kept stops the prune (nothing deleted), never the new timestamp.
+    for n in range(3):
+        repo.publish("lan", lan, script(100 + n), meta("A"))
+    by_version = sorted(snapshots(), key=lambda p: int(p.name.split(".")[0]))
+    by_version[-2].write_text("{")
+    count = len(list(repo.metadata_dir.iterdir()))
+    version = Metadata.from_file(str(repo.metadata_dir / "timestamp.json")).signed.version
+    assert repo.refresh_timestamp() == version + 1
+    assert "pruning old metadata failed" in caplog.text
+    assert len(list(repo.metadata_dir.iterdir())) == count
+    assert len(station("A").refresh().bulletins) == DEFAULT_KEEP_VERSIONS + 8
+
+
+# -- the operator's commands ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def playout_cli():
+    """``playout`` run in this process; the logging handler it installs is taken off afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield cli.main
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_centre_keys_and_prune_commands(tmp_path, capsys, playout_cli):
+    folder = tmp_path / "centre"
+    assert playout_cli(["centre", "init", str(folder)]) == 0
+    assert playout_cli(["centre", "approver", str(folder), "tinh"]) == 0
+    bulletin = tmp_path / "bao.txt"
+    for n in range(4):
+        bulletin.write_bytes(script(n))
+        publish = ["centre", "publish", str(folder), str(bulletin), "--approver", "tinh", "--title", "Bão"]
+        assert playout_cli([*publish, "--wards", "A"]) == 0
+    capsys.readouterr()
+
+    assert playout_cli(["centre", "keys", str(folder)]) == 0
+    listing = capsys.readouterr().out
+    assert "gốc tin cậy phiên bản 1" in listing and "timestamp" in listing
+
+    assert playout_cli(["centre", "keys", str(folder), "--rotate", "snapshot,timestamp"]) == 0
+    out = capsys.readouterr().out
+    assert "snapshot, timestamp" in out and "phiên bản 2" in out and "lần cập nhật kế tiếp" in out
+    assert (folder / "repo" / "metadata" / "2.root.json").exists()
+    assert playout_cli(["centre", "keys", str(folder), "--rotate", "root"]) != 0
+    assert "targets, snapshot, timestamp" in capsys.readouterr().err
+
+    # The root key kept offline: named on the command line.
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    root_key = next((folder / "keys").glob("root.*.pem"))
+    shutil.move(root_key, usb / root_key.name)
+    assert playout_cli(["centre", "keys", str(folder), "--rotate", "targets"]) != 0
+    assert "SIGNING_KEY_MISSING" in capsys.readouterr().err
+    rotate = ["centre", "keys", str(folder), "--rotate", "targets", "--root-key"]
+    assert playout_cli([*rotate, str(usb / "x.pem")]) == 2
+    assert "không đọc được khóa gốc" in capsys.readouterr().err
+    assert playout_cli([*rotate, str(usb / root_key.name)]) == 0
+    assert "phiên bản 3" in capsys.readouterr().out
+    assert playout_cli(["centre", "keys", str(folder)]) == 0
+    assert "không có trên máy" in capsys.readouterr().out  # the root key
+
+    assert playout_cli(["centre", "prune", str(folder), "--keep", "1"]) == 0
+    out = capsys.readouterr().out
+    count = int(out.split("đã xóa ", 1)[1].split(" ", 1)[0])
+    assert count > 0 and "byte" in out
+    assert len(list((folder / "repo" / "metadata").glob("*.snapshot.json"))) == 2
+    assert playout_cli(["centre", "prune", str(folder), "--keep", "1"]) == 0
+    assert "không có tệp cũ" in capsys.readouterr().out
