@@ -51,6 +51,10 @@ _STATUS_VI = {
     "played": "đã phát", "failed": "lỗi", "missed": "lỡ", "interrupted": "bị ngắt", "skipped": "bỏ qua",
     "playing": "đang phát",
 }  # fmt: skip
+_CLOCK_VI = {"synchronized": "đã đồng bộ", "rtc": "theo RTC", "confirmed": "đã xác nhận",
+             "unsynchronized": "chưa đồng bộ", "unknown": "không rõ"}  # fmt: skip
+#: Under this much free space a station's card says so: renders and the log need room.
+LOW_DISK_BYTES = 1_000_000_000
 #: A person or program with the ``reports`` role (technician, admin): the fleet's state is not public.
 Reader = Annotated[Principal, Depends(require("reports"))]
 #: An as-run post is read only up to this (a week offline is a few hundred rows, well under it).
@@ -197,42 +201,6 @@ def create_centre_app(state: CentreState) -> FastAPI:
     def fleet_context(loc: str) -> dict[str, Any]:
         """The fleet at a glance, phone-sized: each station's state and last play, and the week's report."""
         status, last = state.fleet_status(), state.store.last_plays()
-        stations = []
-        for sid in sorted(set(state.station_tokens) | set(status) | set(last)):
-            st = status.get(sid) or {}
-            play = last.get(sid)
-            heard = st.get("received_at")
-            stations.append(
-                {
-                    "id": sid,
-                    "online": bool(st.get("online")),
-                    "relay": st.get("relay"),
-                    "version": st.get("version"),
-                    "content": {"online": "trực tuyến", "offline": "mất kết nối"}.get(
-                        st.get("fleet"), st.get("fleet")
-                    ),
-                    "heard": dt.datetime.fromtimestamp(heard, state.tz).strftime("%d/%m %H:%M:%S")
-                    if isinstance(heard, int | float)
-                    else None,
-                    "last": None
-                    if play is None
-                    else {
-                        **play,
-                        "status_vi": _STATUS_VI.get(play["status"], play["status"]),
-                        "when": dt.datetime.fromisoformat(play["scheduled_at"])
-                        .astimezone(state.tz)
-                        .strftime("%d/%m %H:%M"),
-                    },
-                }
-            )
-        shown = [
-            s
-            for s in stations
-            if loc == "all"
-            or (loc == "online" and s["online"])
-            or (loc == "offline" and not s["online"])
-            or (loc == "on-air" and s["relay"] == "on")
-        ]
         end = dt.datetime.now(state.tz).date() + dt.timedelta(days=1)
         start = end - dt.timedelta(days=7)
         rows = state.store.weekly_report(
@@ -240,8 +208,57 @@ def create_centre_app(state: CentreState) -> FastAPI:
             dt.datetime.combine(end, dt.time(), state.tz),
             state.target_per_week,
         )
+        week = {r["station"]: r for r in rows}
+        stations = []
+        for sid in sorted(set(state.station_tokens) | set(status) | set(last)):
+            st = status.get(sid) or {}
+            play = last.get(sid)
+            heard = st.get("received_at")
+            free = st.get("disk_free_bytes")
+            missed = week.get(sid, {}).get("missed", 0) + week.get(sid, {}).get("failed", 0)
+            entry = {
+                "id": sid,
+                "online": bool(st.get("online")),
+                "relay": st.get("relay"),
+                "version": st.get("version"),
+                "content": {"online": "trực tuyến", "offline": "mất kết nối"}.get(
+                    st.get("fleet"), st.get("fleet")
+                ),
+                "clock": _CLOCK_VI.get(st.get("clock"), st.get("clock")),
+                "clock_bad": st.get("clock") == "unsynchronized",
+                "disk": None if not isinstance(free, int) else f"{free / 1e9:.1f} GB trống",
+                "disk_low": isinstance(free, int) and free < LOW_DISK_BYTES,
+                "missed": missed,
+                "heard": dt.datetime.fromtimestamp(heard, state.tz).strftime("%d/%m %H:%M:%S")
+                if isinstance(heard, int | float)
+                else None,
+                "last": None
+                if play is None
+                else {
+                    **play,
+                    "status_vi": _STATUS_VI.get(play["status"], play["status"]),
+                    "when": dt.datetime.fromisoformat(play["scheduled_at"])
+                    .astimezone(state.tz)
+                    .strftime("%d/%m %H:%M"),
+                },
+            }
+            entry["trouble"] = bool(
+                not entry["online"] or missed or entry["clock_bad"] or entry["disk_low"]
+                or str(st.get("fleet") or "").startswith("FLEET_")
+            )  # fmt: skip
+            stations.append(entry)
+        shown = [
+            s
+            for s in stations
+            if loc == "all"
+            or (loc == "online" and s["online"])
+            or (loc == "offline" and not s["online"])
+            or (loc == "on-air" and s["relay"] == "on")
+            or (loc == "trouble" and s["trouble"])
+        ]
         filters = [
             ("all", "Tất cả"),
+            ("trouble", "Có sự cố"),
             ("online", "Trực tuyến"),
             ("offline", "Mất kết nối"),
             ("on-air", "Đang phát"),

@@ -213,7 +213,7 @@ def install_desk(
     @router.get("/")
     @guarded
     async def fleet(
-        request: Request, loc: Annotated[str, Query(pattern="^(all|online|offline|on-air)$")] = "all"
+        request: Request, loc: Annotated[str, Query(pattern="^(all|trouble|online|offline|on-air)$")] = "all"
     ):
         who = await check(request)
         return page(request, "fleet.html", who, **await run_in_threadpool(fleet_context, loc))

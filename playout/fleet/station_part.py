@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -42,6 +43,14 @@ def _read_secret(path: Path | None) -> str | None:
         return path.read_text("utf-8").strip() or None
     except OSError as exc:
         logger.error("fleet: cannot read %s: %s", path, exc)
+        return None
+
+
+def _free_bytes(path: Any) -> int | None:
+    """Free space where the station keeps its log and audio: a full disk is what silences a ward."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
         return None
 
 
@@ -176,6 +185,7 @@ class FleetPart:
             if last is None
             else {k: last.get(k) for k in ("scheduled_at", "status", "title", "relay_on_at")},
             "clock": None if clock is None else clock.get("state"),
+            "disk_free_bytes": _free_bytes(st.config.paths.data),
             "fleet": self.sync.state.get("alarm") or self.client.status.state,
             "outbox_backlog": self.outbox.backlog(),
         }

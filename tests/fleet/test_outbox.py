@@ -183,7 +183,13 @@ def test_the_fleet_page_on_a_phone_shows_each_station_and_the_report(tmp_path, c
             "fleet": "online",
             "received_at": heard,
         },
-        "vinh-hai": {"online": False, "fleet": "FLEET_METADATA_EXPIRED", "received_at": heard - 600},
+        "vinh-hai": {
+            "online": False,
+            "fleet": "FLEET_METADATA_EXPIRED",
+            "received_at": heard - 600,
+            "clock": "unsynchronized",
+            "disk_free_bytes": 400_000_000,
+        },
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with serve(create_centre_app(centre)) as url, sync_playwright() as pw:
@@ -206,8 +212,14 @@ def test_the_fleet_page_on_a_phone_shows_each_station_and_the_report(tmp_path, c
             table = page.inner_text("table")
             assert "dong-hai" in table and "vinh-hai" in table and "Chưa đạt" in table
             shot(page, "trung-tam-cac-tram")
-            page.click("text=Mất kết nối")
+            page.click(".chips >> text=Mất kết nối")
             assert page.locator(".card[data-station]").count() == 1
             assert page.locator('[data-station="vinh-hai"]').count() == 1
+            # What a technician looks for first: the wards with any fault (offline, missed slots, clock, disk).
+            page.click(".chips >> text=Có sự cố")
+            assert page.locator(".card[data-station]").count() == 1
+            card = page.inner_text('[data-station="vinh-hai"]')
+            assert "chưa đồng bộ" in card and "0.4 GB trống" in card
+            assert "Lỡ/lỗi tuần này\n1" in card or "Lỡ/lỗi tuần này\t1" in card
         finally:
             browser.close()
