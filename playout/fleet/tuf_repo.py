@@ -386,17 +386,33 @@ class CentreRepository:
         return _State(self._read(Root.type, self._root_version()), targets, snapshot, timestamp)
 
     def _role(self, st: _State, name: str) -> Metadata[Targets]:
-        """The approver's current role metadata if it still verifies under the delegation, else empty."""
+        """The approver's newest role metadata that verifies under the delegation, else empty.
+
+        The current version may not verify: signed by a key since replaced (start afresh: what that key
+        signed must stop airing), or forged by someone who got hold of the online keys.  Then the newest
+        genuine version before it is carried over, so the next publish does not silently withdraw every
+        bulletin the approver really signed.  (``_commit`` numbers the new version after the current one.)
+        """
         role = role_name(name)
-        version = st.role_version(role)
-        if version:
+        current = st.role_version(role)
+        for version in range(current, 0, -1):
             try:
                 md = self._read(role, version)
+            except FileNotFoundError:
+                break  # pruned: nothing older to look at
+            except Exception as exc:  # noqa: BLE001 - unreadable: look further back
+                logger.warning("role %s v%d unreadable: %s", role, version, exc)
+                continue
+            try:
                 st.targets.signed.verify_delegate(role, md.signed_bytes, md.signatures)
-                return md
-            except Exception as exc:  # noqa: BLE001 - signed by a revoked or replaced key: start afresh
+            except Exception as exc:  # noqa: BLE001 - not signed by the delegated key: look further back
                 logger.warning("role %s v%d not carried over: %s", role, version, exc)
-        return Metadata(Targets(version=max(version, 1)))
+                continue
+            if version != current:
+                logger.warning("role %s: v%d does not verify; carrying over v%d, the newest genuine one",
+                               role, current, version)  # fmt: skip
+            return md
+        return Metadata(Targets(version=max(current, 1)))
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

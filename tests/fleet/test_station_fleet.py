@@ -236,3 +236,62 @@ def test_a_tampered_target_raises_one_alarm_and_the_station_keeps_what_it_verifi
         assert not list(approved.glob("fleet-*.md")) and [b.title for b in a.library.ready()] == ["Tin riêng"]
     finally:
         a.close()
+
+
+def test_tampering_raises_its_alarm_while_the_verified_bulletins_air(tmp_path, centre, monkeypatch):
+    """Issue 14's tampering cases at a running station: each is refused with its alarm, and the window
+    that opens while the centre is still tampered with airs what the station verified before."""
+    from playout.fleet.tuf_repo import generate_key
+    from tests.fleet.test_tuf import add_target, forge
+    from tests.station import clock
+
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    monkeypatch.setattr("playout.planner.SLOT_WAIT_S", 0.1)
+    now = dt.datetime.now(TZ)
+    window = {
+        "name": "thử",
+        "start": clock(now + dt.timedelta(seconds=25)),
+        "end": clock(now + dt.timedelta(seconds=60)),
+    }
+    a = station_for(centre, tmp_path, "dong-hai", windows=[window])
+    approved = a.config.paths.bulletins / "approved"
+    repo = centre.repository()
+    try:
+        wait(lambda: a.fleet.link.state.connected, 10, "the link")
+        publish(centre, "uu_tien", ["dong-hai"], "Tin thật")
+        wait(lambda: len(list(approved.glob("fleet-*.md"))) == 1, 10, "the first bulletin")
+        old_timestamp = (repo.metadata_dir / "timestamp.json").read_bytes()
+        publish(centre, "uu_tien", ["dong-hai"], "Tin thật thứ hai")
+        wait(lambda: len(list(approved.glob("fleet-*.md"))) == 2, 10, "the second bulletin")
+        verified = sorted(p.name for p in approved.glob("fleet-*.md"))
+
+        def kinds() -> list[str]:
+            return [al["kind"] for al in a.alarms.active()]
+
+        # A mirror frozen in the past serves yesterday's timestamp.
+        current = (repo.metadata_dir / "timestamp.json").read_bytes()
+        (repo.metadata_dir / "timestamp.json").write_bytes(old_timestamp)
+        a.fleet.sync.refresh()
+        assert "fleet_rollback" in kinds()
+        (repo.metadata_dir / "timestamp.json").write_bytes(current)
+        # The centre's online keys stolen: the approver's role re-signed by a key that is not theirs.
+        _, mutate = add_target(repo, "tinh", "Bà con sơ tán ngay (tin giả).".encode(), ["dong-hai"])
+        forge(repo, "approver-tinh", generate_key(), mutate)
+        a.fleet.sync.refresh()
+        assert "fleet_bad_signature" in kinds()
+        # Another station's bulletin, genuinely signed: not this ward's.
+        publish(centre, "khan_cap", ["vinh-hai"], "Tin của phường khác")
+        # An "emergency" rung over MQTT with nothing signed behind it.
+        assert centre.ring("khan_cap")
+        time.sleep(1.5)
+        assert sorted(p.name for p in approved.glob("fleet-*.md")) == verified
+        assert not [r for r in a.log.plays() if r["relay_on_at"]]  # no emergency aired
+        # The window opens with the centre still tampered with: the verified bulletins air, first.
+        rows = wait(lambda: [r for r in a.log.plays() if r["relay_on_at"]], 45, "the window's play")
+        assert rows[0]["title"].startswith("Tin thật") and "/thử/" in rows[0]["slot_key"]
+        assert "fleet_bad_signature" in kinds()
+        assert all(
+            "giả" not in (r["title"] or "") and r["title"] != "Tin của phường khác" for r in a.log.plays()
+        )
+    finally:
+        a.close()
