@@ -470,8 +470,50 @@ def cmd_centre(args) -> int:
                 f"{verb} {pruned.count} tệp cũ ({pruned.bytes} byte, {pruned.bytes / 1048576:.1f} MB); "
                 "mọi phiên bản gốc tin cậy (root) và dữ liệu đang dùng được giữ nguyên"
             )
+    elif what == "account":
+        return _centre_account(centre, args)
+    elif what == "token":
+        token = centre.add_token(args.name, args.role)
+        print(f"token (đưa cho chương trình, chỉ hiện một lần): {token}")
+        print(f"đã ghi mã băm vào {centre.config_path}; trung tâm đang chạy áp dụng trong vài giây")
     elif what == "serve":
         serve(args.dir, host=args.host, port=args.port, run_broker=args.broker)
+    return EXIT_OK
+
+
+def _centre_account(centre, args) -> int:
+    """A login on the centre's desk, or its removal; an approver also needs their signing key."""
+    from pydantic import ValidationError
+
+    if not re.fullmatch(r"[a-z0-9._-]{1,50}", args.name):
+        print("playout: tên chỉ gồm 1–50 ký tự a-z, 0-9, dấu chấm, gạch dưới, gạch ngang", file=sys.stderr)
+        return EXIT_USAGE
+    if args.remove:
+        if not centre.remove_account(args.name):
+            print(f"playout: không có tài khoản {args.name}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"đã xóa tài khoản {args.name}; phiên đăng nhập của người này hết hiệu lực trong vài giây")
+        return EXIT_OK
+    if not args.role:
+        print("playout: cần ít nhất một --role", file=sys.stderr)
+        return EXIT_USAGE
+    password = _read_new_password()
+    if password is None:
+        return EXIT_USAGE
+    try:
+        centre.add_account(args.name, password, args.role)
+    except ValidationError as exc:
+        print(f"playout: tài khoản không hợp lệ: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"playout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"đã thêm tài khoản “{args.name}” ({', '.join(args.role)}) vào {centre.config_path}")
+    if {"approver", "admin"} & set(args.role) and args.name not in centre.repository().approvers():
+        print(
+            f"lưu ý: {args.name} chưa có khóa ký nên chưa duyệt được; "
+            f"chạy: playout centre approver {centre.folder} {args.name}"
+        )
     return EXIT_OK
 
 
@@ -644,6 +686,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="giữ thêm N phiên bản trước cho trạm đang cập nhật dở (mặc định 5)",
     )
     p.add_argument("--dry-run", action="store_true", help="chỉ liệt kê những gì sẽ xóa")
+    p = centre_sub.add_parser("account", help="thêm (hỏi mật khẩu), đổi hoặc xóa tài khoản trang trung tâm")
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("name", metavar="TÊN")
+    p.add_argument("--role", action="append", choices=ROLE_NAMES, help="vai trò (có thể lặp lại)")
+    p.add_argument("--remove", action="store_true", help="xóa tài khoản")
+    p = centre_sub.add_parser(
+        "token", help="mã truy cập API cho một chương trình (đọc báo cáo, danh sách trạm)"
+    )
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("name", metavar="TÊN")
+    p.add_argument(
+        "--role", action="append", required=True, choices=ROLE_NAMES, help="vai trò (có thể lặp lại)"
+    )
     p = centre_sub.add_parser("serve", help="chạy trung tâm (HTTP cho các trạm, theo dõi MQTT)")
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("--host", default="127.0.0.1")
