@@ -391,6 +391,7 @@ def follow_settings(centre: Centre, state, stop, every_s: float = 2.0) -> None:
 
 def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_broker: bool = False) -> None:
     """Run the centre: its HTTP side and desk, the MQTT fleet view, the timestamp renewed every hour."""
+    import signal
     import threading
 
     from playout.fleet.centre_app import create_centre_app
@@ -414,6 +415,11 @@ def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_
     def renew() -> None:
         while not stop.wait(3600):
             try:
+                for target in centre.repository().remove_expired():
+                    centre.audit("centre", "expire", target, "past its air dates for a day")
+            except Exception:  # noqa: BLE001 - logged; the metadata only stays larger for an hour more
+                logger.exception("taking expired bulletins out failed")
+            try:
                 centre.repository().refresh_timestamp()
             except Exception:  # noqa: BLE001 - logged; the next hour tries again (expiry is a day)
                 logger.exception("renewing the timestamp failed")
@@ -427,6 +433,13 @@ def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_
     # flood of idle or dribbling connections is cut off rather than taking its descriptors.
     budget = fd_budget(MAX_CENTRE_CONNECTIONS, target_soft=8192)
     server = make_server(create_centre_app(state), host, port, limits=ConnectionLimits.within(budget))
+
+    def stopped(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found; the default
+    # one would end the process before the ``finally`` below, leaving the centre's Mosquitto running.
+    signal.signal(signal.SIGTERM, stopped)
     try:
         server.run()
     finally:

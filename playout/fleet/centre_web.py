@@ -79,6 +79,7 @@ AUDIT_ACTIONS_VI = {
     "reject": "từ chối", "withdraw": "rút bản tin", "publish": "đăng (CLI/API)", "login": "đăng nhập",
     "login-failed": "đăng nhập sai", "station": "thêm trạm", "approver": "thêm người duyệt",
     "approver-revoked": "thu hồi người duyệt", "account": "tài khoản", "keys": "đổi khóa",
+    "expire": "hết hạn, gỡ khỏi kho",
 }  # fmt: skip
 
 

@@ -100,7 +100,7 @@ from tuf.api.metadata import (
 )
 
 from playout.atomic import atomic_write_bytes
-from playout.fleet import APPROVER_NAME, FleetError, bulletin_meta, bulletin_path, role_name
+from playout.fleet import APPROVER_NAME, FleetError, bulletin_meta, bulletin_path, parse_time, role_name
 
 logger = logging.getLogger(__name__)
 
@@ -706,10 +706,46 @@ class CentreRepository:
             if target is None:
                 raise TargetUnknown(target_path)
             self._commit(st, {role_name(name): (md, self._approver_signers(st, name, signer))})
-            for prefixed in target.get_prefixed_paths():
-                with contextlib.suppress(FileNotFoundError):
-                    (self.targets_dir / prefixed).unlink()
+            # The script file stays until ``prune`` finds no kept version listing it: a station in the
+            # middle of an update against the previous snapshot must not get a 404 for it.
         logger.info("audit: %s withdrawn", target_path)
+
+    def remove_expired(self, grace: timedelta = timedelta(days=1)) -> list[str]:
+        """Take out of the metadata every bulletin whose ``air_until`` passed more than ``grace`` ago,
+        for the approvers whose keys the centre holds; the removed target paths.
+
+        Stations already ignore them (they never air a bulletin past its dates); without this each
+        approver's metadata, which every station downloads on each change, would grow for ever."""
+        removed: list[str] = []
+        with self._locked():
+            st = self._state()
+            cutoff = self._clock() - grace
+            changed: dict[str, tuple[Metadata[Targets], Sequence[Signer]]] = {}
+            for name in self.approvers():
+                md = self._role(st, name)
+                old = []
+                for path, target in md.signed.targets.items():
+                    try:
+                        until = parse_time((target.custom or {}).get("air_until"), "air_until")
+                    except ValueError:
+                        continue  # not ours to judge: left for a person
+                    if until < cutoff:
+                        old.append(path)
+                if not old:
+                    continue
+                try:
+                    signers = self._approver_signers(st, name, None)
+                except SignerRequired:
+                    continue  # the approver keeps their own key: they tidy their role when they sign
+                for path in old:
+                    del md.signed.targets[path]
+                changed[role_name(name)] = (md, signers)
+                removed += old
+            if changed:
+                self._commit(st, changed)
+        if removed:
+            logger.info("%d expired bulletin(s) taken out of the metadata", len(removed))
+        return removed
 
     def refresh_timestamp(self) -> int:
         """A new timestamp (run it every few hours); snapshot and targets are re-signed too when half

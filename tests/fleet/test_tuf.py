@@ -739,3 +739,29 @@ def test_centre_keys_and_prune_commands(tmp_path, capsys, playout_cli):
     assert len(list((folder / "repo" / "metadata").glob("*.snapshot.json"))) == 2
     assert playout_cli(["centre", "prune", str(folder), "--keep", "1"]) == 0
     assert "không có tệp cũ" in capsys.readouterr().out
+
+
+def test_bulletins_long_past_their_dates_leave_the_metadata(repo, lan, station):
+    """The metadata every station downloads on each change does not grow for ever."""
+    repo.create_approver("tinh")  # a key the centre holds: it may tidy this role unattended
+
+    def ended(hours_ago: int) -> dict:
+        return {**meta("A"), "air_from": (NOW - timedelta(hours=48)).isoformat(),
+                "air_until": (NOW - timedelta(hours=hours_ago)).isoformat()}  # fmt: skip
+
+    old = repo.publish("tinh", None, script(1), ended(30))
+    recent = repo.publish("tinh", None, script(2), ended(2))
+    current = repo.publish("tinh", None, script(3), meta("A"))
+    hers = repo.publish("lan", lan, script(4), ended(30))
+    a = station("A")
+    assert paths(a.refresh()) == {current}  # stations never air past its dates anyway
+    before = (repo.metadata_dir / "timestamp.json").read_bytes()
+    # Only what passed its dates more than a day ago, and only where the centre holds the key: Lan
+    # keeps her own key, so her role changes only when she signs it.
+    assert repo.remove_expired() == [old]
+    assert set(repo.bulletins()) == {recent, current, hers}
+    assert repo.remove_expired() == []  # nothing more to do: no new version written
+    result = a.refresh()
+    assert paths(result) == {current} and result.alarms == []
+    assert (repo.metadata_dir / "timestamp.json").read_bytes() != before
+    assert station("A", home="A-fresh").refresh().alarms == []
