@@ -29,8 +29,8 @@ from playout.fleet.centre_store import CentreStore
 logger = logging.getLogger(__name__)
 
 LEVELS_VI = {"thuong": "Thông thường", "uu_tien": "Ưu tiên", "khan_cap": "Khẩn cấp"}
-STATUS_VI = {"pending": "chờ duyệt", "published": "đã phát hành", "rejected": "bị từ chối",
-             "withdrawn": "đã rút"}  # fmt: skip
+STATUS_VI = {"pending": "chờ duyệt", "approving": "đang ký", "published": "đã phát hành",
+             "rejected": "bị từ chối", "withdrawn": "đã rút"}  # fmt: skip
 #: How long a bulletin stays on air when the desk is not told (an emergency is news for hours, not weeks).
 DEFAULT_AIR_DAYS = {"thuong": 7, "uu_tien": 7}
 DEFAULT_EMERGENCY_HOURS = 6

@@ -114,6 +114,13 @@ def upload_rule() -> BodyRule:
     return BodyRule("POST", UPLOAD_PATH, MAX_UPLOAD_BODY_BYTES, too_large, gate)
 
 
+def _ended(value: str) -> bool:
+    try:
+        return dt.datetime.fromisoformat(value) <= dt.datetime.now(dt.UTC)
+    except (TypeError, ValueError):
+        return False
+
+
 def _local(value: str, tz: dt.tzinfo, fmt: str = "%H:%M %d/%m/%Y") -> str:
     try:
         return dt.datetime.fromisoformat(value).astimezone(tz).strftime(fmt)
@@ -226,10 +233,13 @@ def install_desk(
     # -- the desk ------------------------------------------------------------------------------------------
 
     def decorate(b: dict) -> dict:
+        status_vi = STATUS_VI.get(b["status"], b["status"])
+        if b["status"] == "published" and _ended(b["air_until"]):
+            status_vi = "đã hết hạn phát"  # stations dropped it on their own; the centre tidies it later
         return {
             **b,
             "level_vi": LEVELS_VI.get(b["level"], b["level"]),
-            "status_vi": STATUS_VI.get(b["status"], b["status"]),
+            "status_vi": status_vi,
             "when": _local(b["uploaded_at"], tz),
             "from_vi": _local(b["air_from"], tz),
             "until_vi": _local(b["air_until"], tz),

@@ -418,3 +418,22 @@ def test_a_desk_day_on_a_phone_upload_approve_withdraw_in_chromium(app, centre, 
             shot(tech, "trung-tam-nhat-ky")
         finally:
             browser.close()
+
+
+def test_the_desk_lists_cli_publications_and_says_when_one_has_ended(app, centre):
+    now = dt.datetime.now(TZ)
+    meta = {
+        "title": "Tin đã qua",
+        "wards": ["an-hai"],
+        "level": "thuong",
+        "air_from": (now - dt.timedelta(days=3)).isoformat(),
+        "air_until": (now - dt.timedelta(hours=1)).isoformat(),
+    }
+    centre.publish("duyet", b"Tin da qua.", meta, ring=False)
+    operator = TestClient(app)
+    login(operator, "bien-tap")
+    card = re.search(r'data-bulletin="\d+">(.*?)</section>', operator.get("/ban-tin").text, re.S)[1]
+    assert "Tin đã qua" in card and "đã hết hạn phát" in card
+    assert any(
+        r["action"] == "publish" and r["detail"] == "through the CLI" for r in centre.store().audit_rows()
+    )
