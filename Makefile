@@ -18,10 +18,11 @@ RUNTIME_APT := ffmpeg espeak-ng libportaudio2 libsndfile1 python3-venv alsa-util
 # (systemd-container: systemd-nspawn boots it to run the shipped unit), libfaketime, a QR reader, Chromium
 # (libatomic1: Playwright's bundled node needs it, and a fresh arm64 Debian does not have it; Chromium also
 # prints the text PDFs the intake tests read, in DejaVu Serif, which also draws their scanned page), qpdf
-# (puts a password on one of those PDFs), and Mosquitto (the MQTT broker a province centre runs; the fleet
-# tests start their own on a free port).
+# (puts a password on one of those PDFs), Mosquitto (the MQTT broker a province centre runs; the fleet
+# tests start their own on a free port), and iproute2 (`ip netns`, a veth pair and tc's tbf: the fleet test
+# that puts a station behind a 64 kbit/s link, as root).
 TEST_APT := mosquitto pulseaudio pulseaudio-utils libasound2-plugins systemd faketime zbar-tools \
-            chromium systemd-container libatomic1 qpdf fonts-dejavu-core
+            chromium systemd-container libatomic1 qpdf fonts-dejavu-core iproute2
 APT_PACKAGES := $(RUNTIME_APT) $(TEST_APT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

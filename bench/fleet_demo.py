@@ -12,17 +12,27 @@ window at every station a few seconds ahead, waits, prints a JSON summary and st
         fleet.start()                                   # centre + broker, then the stations, all ready
         target, t0 = fleet.publish("khan_cap", fleet.ids, "Bão số 3")
         fleet.wait(lambda: all(fleet.emergency_row(s, "Bão số 3") for s in fleet.ids), 30, "the relays")
+
+For tests of a weak link (tests/fleet/test_fleet_link.py) the harness also has ``Netns``: a station run
+inside a network namespace whose only way out is a veth pair shaped by ``tbf`` at each end (these kernels
+have no netem; tbf works), with the centre and its broker bound to the host end (``Fleet(host=...)``); and
+a simulated day (``Fleet(day_s=...)``): the centre and the stations run through this file's ``--day-s``
+launcher, so the centre's signatures expire and are renewed on a day of ``day_s`` seconds and a station
+calls itself stale after such a day without the centre.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
+import http.client
 import json
 import os
 import random
 import re
+import secrets
 import signal
 import socket
 import sqlite3
@@ -33,6 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -70,12 +81,19 @@ def wait(predicate: Callable[[], Any], timeout: float, what: str, every: float =
         time.sleep(every)
 
 
+#: The harness's own requests never go through a proxy from the environment (its addresses are local).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_json(url: str, *, method: str = "GET", body: Any = None, headers: dict | None = None,
-              timeout: float = 10.0) -> Any:  # fmt: skip
+              timeout: float = 10.0, netns: Netns | None = None) -> Any:  # fmt: skip
+    """A JSON request; ``netns``: made from inside that network namespace (a station's 127.0.0.1 there)."""
     data = None if body is None else json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        **({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - 127.0.0.1 only
+    headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
+    if netns is not None:
+        return netns.http_json(url, method=method, data=data, headers=headers, timeout=timeout)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with _DIRECT.open(request, timeout=timeout) as answer:  # local addresses only
         return json.loads(answer.read())
 
 
@@ -164,8 +182,198 @@ class TcpProxy:
         self._thread.join(5)
 
 
+class NetnsNotPermitted(RuntimeError):
+    """``ip netns add`` refused: not root (or no CAP_SYS_ADMIN/CAP_NET_ADMIN)."""
+
+
+#: setns(2)'s flag for a network namespace.
+CLONE_NEWNET = 0x40000000
+
+
+class Netns:
+    """A network namespace joined to the host by a veth pair, each end's egress shaped by ``tbf``.
+
+    A station run inside it (``wrap(cmd)``) reaches the centre only through the pair: what goes down to it
+    leaves the host end (``host_if``, address ``host_ip``: bind the centre and its broker there), what
+    comes up leaves the namespace's end (``ns_if``, ``ns_ip``); both are limited to ``rate_kbit`` (a weak
+    2G/3G link). ``down()`` takes the host end down, as a lost signal does: established connections hang
+    (packets vanish), new ones fail once ARP gives up (~3 s); ``up()`` brings it back. The names are random
+    per run (a crashed earlier run may have left its own); ``close()`` deletes the namespace and the pair.
+    Needs root; ``create()`` raises NetnsNotPermitted when the kernel refuses."""
+
+    def __init__(self, rate_kbit: int = 64, *, burst: str = "4kb", latency: str = "400ms"):
+        tag = secrets.token_hex(4)
+        self.name = f"playout-{tag}"
+        self.host_if, self.ns_if = f"plh{tag}", f"pln{tag}"  # interface names: 15 characters at most
+        self.rate_kbit, self.burst, self.latency = rate_kbit, burst, latency
+        self.host_ip = self.ns_ip = ""
+        self.created = False
+
+    @staticmethod
+    def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=15)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip() or done.returncode}")
+        return done
+
+    def _free_subnet(self) -> tuple[str, str]:
+        """Two addresses of a /30 in 10.200-254.x.x that no interface or route of this machine uses."""
+        used = self._run("ip", "-4", "-o", "addr", "show").stdout
+        used += self._run("ip", "-4", "route", "show", "table", "all").stdout
+        rng = random.SystemRandom()
+        for _ in range(100):
+            a, b, c = rng.randrange(200, 255), rng.randrange(256), rng.randrange(0, 256, 4)
+            if f"10.{a}.{b}." not in used:
+                return f"10.{a}.{b}.{c + 1}", f"10.{a}.{b}.{c + 2}"
+        raise RuntimeError("no free 10.x.x.x/30 for the veth pair")
+
+    def create(self) -> Netns:
+        added = self._run("ip", "netns", "add", self.name, check=False)
+        if added.returncode != 0:
+            err = added.stderr.strip()
+            if os.geteuid() != 0 or "not permitted" in err.lower() or "permission denied" in err.lower():
+                raise NetnsNotPermitted(f"ip netns add: {err or 'refused'} (needs root)")
+            raise RuntimeError(f"ip netns add {self.name}: {err}")
+        self.created = True
+        self.host_ip, self.ns_ip = self._free_subnet()
+        ns, h, n = self.name, self.host_if, self.ns_if
+        tbf = ["tbf", "rate", f"{self.rate_kbit}kbit", "burst", self.burst, "latency", self.latency]
+        for cmd in (
+            ["ip", "link", "add", h, "type", "veth", "peer", "name", n, "netns", ns],
+            # No IPv6 link-local addresses: nothing but the station's own traffic on the shaped link.
+            ["ip", "link", "set", h, "addrgenmode", "none"],
+            ["ip", "-n", ns, "link", "set", n, "addrgenmode", "none"],
+            ["ip", "addr", "add", f"{self.host_ip}/30", "dev", h],
+            ["ip", "-n", ns, "addr", "add", f"{self.ns_ip}/30", "dev", n],
+            ["tc", "qdisc", "add", "dev", h, "root", *tbf],
+            ["tc", "-n", ns, "qdisc", "add", "dev", n, "root", *tbf],
+            ["ip", "-n", ns, "link", "set", "lo", "up"],
+            ["ip", "-n", ns, "link", "set", n, "up"],
+            ["ip", "link", "set", h, "up"],
+        ):
+            self._run(*cmd)
+        return self
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        """``cmd`` run inside the namespace (``ip netns exec`` execs it: the process keeps its pid)."""
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def down(self) -> None:
+        self._run("ip", "link", "set", self.host_if, "down")
+
+    def up(self) -> None:
+        self._run("ip", "link", "set", self.host_if, "up")
+
+    def counters(self) -> dict[str, int]:
+        """Bytes and packets through the pair (``down``: to the station; ``up``: from it), and what each
+        end's tbf dropped or held back."""
+        stats = Path("/sys/class/net") / self.host_if / "statistics"
+        out = {
+            "bytes_down": int((stats / "tx_bytes").read_text()),
+            "bytes_up": int((stats / "rx_bytes").read_text()),
+            "packets_down": int((stats / "tx_packets").read_text()),
+            "packets_up": int((stats / "rx_packets").read_text()),
+        }
+        for end, cmd in (
+            ("down", ["tc", "-s", "-j", "qdisc", "show", "dev", self.host_if]),
+            ("up", ["tc", "-n", self.name, "-s", "-j", "qdisc", "show", "dev", self.ns_if]),
+        ):
+            tbf = next(q for q in json.loads(self._run(*cmd).stdout) if q.get("kind") == "tbf")
+            out[f"tbf_dropped_{end}"] = int(tbf.get("drops", 0))
+            out[f"tbf_overlimits_{end}"] = int(tbf.get("overlimits", 0))
+        return out
+
+    def connect(self, address: tuple[str, int], timeout: float = 10.0) -> socket.socket:
+        """A TCP connection made inside the namespace: a helper thread joins it (setns affects only the
+        calling thread) and opens the socket, which stays in the namespace whoever uses it."""
+        got: dict[str, Any] = {}
+
+        def inside() -> None:
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+                try:
+                    if libc.setns(fd, CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), f"setns {self.name}")
+                finally:
+                    os.close(fd)
+                got["sock"] = socket.create_connection(address, timeout=timeout)
+            except OSError as exc:
+                got["error"] = exc
+
+        thread = threading.Thread(target=inside, name=f"in-{self.name}", daemon=True)
+        thread.start()
+        thread.join(timeout + 5)
+        if "sock" not in got:
+            raise got.get("error") or TimeoutError(f"connecting inside {self.name}")
+        return got["sock"]
+
+    def http_json(self, url: str, *, method: str, data: bytes | None, headers: dict, timeout: float) -> Any:
+        parts = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+        conn.sock = self.connect((parts.hostname, parts.port or 80), timeout)
+        try:
+            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), data, headers)
+            answer = conn.getresponse()
+            body = answer.read()
+            if answer.status >= 400:
+                raise OSError(f"HTTP {answer.status} from {url}: {body[:200]!r}")
+            return json.loads(body)
+        finally:
+            conn.close()
+
+    def throughput(self, n_bytes: int = 32_000, timeout: float = 60) -> dict[str, float]:
+        """Measured rate through the pair, each way at once: the host end sends ``n_bytes`` to a socket in
+        the namespace while that socket sends as many back (kbit/s, from connect to the last byte)."""
+        server = socket.create_server((self.host_ip, 0))
+        server.settimeout(timeout)
+        port = server.getsockname()[1]
+        result: dict[str, float] = {}
+        payload = os.urandom(n_bytes)
+
+        def host_side() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(timeout)
+                t0 = time.monotonic()
+                sender = threading.Thread(target=conn.sendall, args=(payload,), daemon=True)
+                sender.start()
+                got = 0
+                while got < n_bytes and (chunk := conn.recv(65536)):
+                    got += len(chunk)
+                result["up_kbit"] = got * 8 / 1000 / (time.monotonic() - t0)
+                sender.join(timeout)
+
+        helper = threading.Thread(target=host_side, daemon=True)
+        helper.start()
+        t0 = time.monotonic()
+        with server, self.connect((self.host_ip, port), timeout) as sock:
+            sock.settimeout(timeout)
+            sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
+            sender.start()
+            got = 0
+            while got < n_bytes and (chunk := sock.recv(65536)):
+                got += len(chunk)
+            result["down_kbit"] = got * 8 / 1000 / (time.monotonic() - t0)
+            sender.join(timeout)
+            helper.join(timeout)
+        return {k: round(v, 1) for k, v in sorted(result.items())}
+
+    def close(self) -> None:
+        """The namespace and the pair gone (deleting one end deletes both); safe to call twice."""
+        if self.created:
+            self._run("ip", "netns", "del", self.name, check=False)
+            self.created = False
+        if Path("/sys/class/net", self.host_if).exists():
+            self._run("ip", "link", "del", self.host_if, check=False)
+
+
 class Fleet:
-    """A centre (process), its Mosquitto (the centre's child) and ``n`` stations (``playout run`` each)."""
+    """A centre (process), its Mosquitto (the centre's child) and ``n`` stations (``playout run`` each).
+
+    ``host``: the address the centre's HTTP side and its broker listen on (a ``Netns``'s ``host_ip`` when a
+    station runs inside one); ``netns``: station id -> the namespace it runs in; ``day_s``: a simulated day
+    of that many seconds (``scaled_playout``) for the centre and every station."""
 
     def __init__(
         self,
@@ -178,6 +386,9 @@ class Fleet:
         urls: dict[str, str] | None = None,
         cmd: list[str] | None = None,
         say: Callable[[str], None] | None = None,
+        host: str = "127.0.0.1",
+        netns: dict[str, Netns] | None = None,
+        day_s: float | None = None,
     ):
         self.root = Path(root)
         self.cmd = cmd or playout_cmd()
@@ -188,7 +399,13 @@ class Fleet:
         self.refresh = dict(refresh or {})
         self.http_port = free_port()
         self.mqtt_port = free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.host = host
+        self.netns = dict(netns or {})
+        self.day_s = day_s
+        self.url = f"http://{host}:{self.http_port}"
+        # The processes talk to the centre directly, whatever proxy the environment names.
+        no_proxy = ",".join(x for x in (os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost", host) if x)
+        self.env = {"NO_PROXY": no_proxy, "no_proxy": no_proxy}
         #: Station id -> the centre address it is given (default the centre itself; a test's proxy else).
         self.urls = {sid: (urls or {}).get(sid, self.url + "/") for sid in self.ids}
         self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -197,6 +414,15 @@ class Fleet:
         self.centre_runs = 0
         self.stations: dict[str, DaemonRun] = {}
         self.approver_token = ""
+        #: A technician's token for the centre's read API (the fleet list is not public).
+        self.reader_token = ""
+
+    @property
+    def run_cmd(self) -> list[str]:
+        """How the centre and the stations are started: ``playout``, or the scaled-day launcher."""
+        if self.day_s is None:
+            return self.cmd
+        return [sys.executable, str(Path(__file__).resolve()), "--day-s", str(self.day_s)]
 
     # -- set-up ------------------------------------------------------------------------------------------
 
@@ -207,8 +433,9 @@ class Fleet:
         from playout.fleet.centre import Centre
 
         centre = Centre(self.centre_dir)
-        centre.init(broker_host="127.0.0.1", broker_port=self.mqtt_port)
+        centre.init(broker_host=self.host, broker_port=self.mqtt_port)
         self.approver_token = centre.add_approver(APPROVER)
+        self.reader_token = centre.add_token("fleet-harness", ["technician"])
         for sid in self.ids:
             folder = centre.add_station(sid, centre_url=self.urls[sid])
             fleet = yaml.safe_load((folder / "fleet.yaml").read_text())["fleet"]
@@ -221,15 +448,17 @@ class Fleet:
             write_script(home / "bulletins" / "approved", "rieng.md",
                          f"Tin của phường {sid[-2:]}: bà con nhớ giữ vệ sinh đường phố.",
                          title=f"Tin riêng {sid}")  # fmt: skip
+            ns = self.netns.get(sid)
             self.stations[sid] = DaemonRun(
                 home,
-                self.cmd,
+                ns.wrap(self.run_cmd) if ns else self.run_cmd,
                 {
                     "bulletin": {"length_s": self.length_s},
                     "windows": [],
                     "relay": {"pre_roll_s": 1.0, "tail_s": 0.5, "max_on_s": 120},
                     "fleet": fleet,
                 },
+                env=self.env,
             )
         centre.close()
 
@@ -247,10 +476,20 @@ class Fleet:
         self.centre_runs += 1
         log = (self.root / f"centre{self.centre_runs}.log").open("w")
         self.centre_proc = subprocess.Popen(
-            [*self.cmd, "centre", "serve", str(self.centre_dir), "--port", str(self.http_port), "--broker"],
+            [
+                *self.run_cmd,
+                "centre",
+                "serve",
+                str(self.centre_dir),
+                "--host",
+                self.host,
+                "--port",
+                str(self.http_port),
+                "--broker",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,  # its Mosquitto in the same group: nothing outlives stop_centre
         )
         log.close()
@@ -258,11 +497,11 @@ class Fleet:
         def up() -> bool:
             if self.centre_proc.poll() is not None:
                 raise AssertionError(f"the centre exited:\n{self.centre_log()[-3000:]}")
-            try:
-                http_json(self.url + "/api/fleet/stations", timeout=2)
-            except OSError:
+            try:  # public, whatever the centre's accounts: the stations' own first request
+                http_json(self.url + "/tuf/metadata/timestamp.json", timeout=2)
+            except (OSError, ValueError):
                 return False
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.mqtt_port), 1):
+            with contextlib.suppress(OSError), socket.create_connection((self.host, self.mqtt_port), 1):
                 return True
             return False
 
@@ -368,10 +607,16 @@ class Fleet:
 
     def health(self, sid: str) -> dict | None:
         try:
-            port = self.stations[sid].port
-            return http_json(f"http://127.0.0.1:{port}/api/health", headers=AUTH, timeout=5)
+            return self.api(sid, "/api/health", timeout=5)
         except (OSError, ValueError):
             return None
+
+    def api(self, sid: str, path: str, *, method: str = "GET", body: Any = None, timeout: float = 10) -> Any:
+        """The station's own API (as its admin), from inside its namespace if it runs in one."""
+        url = f"http://127.0.0.1:{self.stations[sid].port}{path}"
+        return http_json(
+            url, method=method, body=body, headers=AUTH, timeout=timeout, netns=self.netns.get(sid)
+        )
 
     def rows(self, sid: str) -> list[dict]:
         return self.stations[sid].rows()
@@ -433,8 +678,9 @@ class Fleet:
                 return []
 
     def centre_stations(self) -> dict[str, dict]:
+        auth = {"Authorization": f"Bearer {self.reader_token}"} if self.reader_token else {}
         try:
-            return {s["id"]: s for s in http_json(self.url + "/api/fleet/stations")["stations"]}
+            return {s["id"]: s for s in http_json(self.url + "/api/fleet/stations", headers=auth)["stations"]}
         except OSError:
             return {}
 
@@ -492,7 +738,53 @@ def demo(n: int = 10) -> dict:
         return fleet.summary(emergency)
 
 
-def main() -> None:
+def scaled_playout(day_s: float, argv: list[str]) -> int:
+    """``python bench/fleet_demo.py --day-s D <playout arguments>``: ``playout`` on a day of D seconds.
+
+    The centre signs each role for as many simulated days as ``Expiry`` gives it (the timestamp for one,
+    the snapshot for seven, ...) and, under ``centre serve``, renews the timestamp every quarter day (as
+    the hourly timer does for a real day); a station raises its stale alarm after a day without the centre.
+    Neither can be set from centre.yaml or schedule.yaml yet, hence this launcher: both are the
+    constructors' own parameters (``CentreRepository(expiry=)``, ``FleetClient(stale_after=)``), given
+    here as defaults to whatever creates them; nothing else of playout changes."""
+    from playout.cli import main as playout_main
+    from playout.fleet import tuf_client, tuf_repo
+    from playout.fleet.centre import Centre
+
+    day = dt.timedelta(seconds=day_s)
+    scaled = tuf_repo.Expiry(
+        root=365 * day, targets=90 * day, snapshot=7 * day, timestamp=day, approver=90 * day
+    )
+    repository_init = tuf_repo.CentreRepository.__init__
+    client_init = tuf_client.FleetClient.__init__
+
+    def scaled_repository(self, *args: Any, expiry: Any = None, **kw: Any) -> None:
+        repository_init(self, *args, expiry=expiry or scaled, **kw)
+
+    def scaled_client(self, *args: Any, stale_after: Any = None, **kw: Any) -> None:
+        client_init(self, *args, stale_after=stale_after or day, **kw)
+
+    tuf_repo.CentreRepository.__init__ = scaled_repository
+    tuf_client.FleetClient.__init__ = scaled_client
+    if argv[:2] == ["centre", "serve"] and len(argv) > 2:
+        folder = argv[2]
+
+        def renew() -> None:
+            while True:
+                time.sleep(day_s / 4)
+                try:
+                    Centre(folder).repository().refresh_timestamp()
+                except Exception as exc:  # noqa: BLE001 - said; the next quarter day tries again
+                    print(f"fleet_demo: renewing the timestamp failed: {exc!r}", file=sys.stderr, flush=True)
+
+        threading.Thread(target=renew, name="scaled-timestamp", daemon=True).start()
+    return playout_main(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--day-s"]:
+        sys.exit(scaled_playout(float(argv[1]), argv[2:]))
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     print(json.dumps(demo(int(os.environ.get("FLEET_STATIONS", "10"))), ensure_ascii=False, indent=1))
 
