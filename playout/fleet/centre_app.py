@@ -43,7 +43,7 @@ from playout.accounts import verify_token
 from playout.auth import Authenticator, Principal, require
 from playout.errors import PlayoutError
 from playout.fleet.centre_store import CentreStore
-from playout.limits import BodyLimit
+from playout.limits import BodyLimit, BodyRule, Refusal, json_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ LOW_DISK_BYTES = 1_000_000_000
 Reader = Annotated[Principal, Depends(require("reports"))]
 #: An as-run post is read only up to this (a week offline is a few hundred rows, well under it).
 MAX_ASRUN_BODY = 2 * 1024 * 1024
+#: A script (1 MB at most, as JSON text with escapes) and its fields.
+MAX_PUBLISH_BODY = 256 * 1024
 
 
 @dataclass
@@ -116,13 +118,26 @@ async def _read_capped(request: Request, cap: int) -> bytes:
     return bytes(body)
 
 
+def _api_rules() -> tuple[BodyRule, ...]:
+    """The API bodies larger than the default cap: a week of as-run rows, a published script."""
+
+    def too_large(limit: int) -> Refusal:
+        message = f"Dữ liệu gửi quá lớn (tối đa {limit // 1024} KB)"
+        return json_refusal(413, {"code": "REQUEST_TOO_LARGE", "message": message, "limit_bytes": limit})
+
+    return (
+        BodyRule("POST", "/api/fleet/asrun", MAX_ASRUN_BODY, too_large),
+        BodyRule("POST", "/api/centre/bulletins", MAX_PUBLISH_BODY, too_large),
+    )
+
+
 def create_centre_app(state: CentreState) -> FastAPI:
     from playout.fleet.centre_web import install_desk, upload_rule
 
     app = FastAPI(title="Trung tâm thông tin nguồn", docs_url=None, redoc_url=None)
     app.state.auth = state.auth
     # Every body is capped before anything reads it; the desk's upload gets a script's size and a gate.
-    app.add_middleware(BodyLimit, rules=(upload_rule(),))
+    app.add_middleware(BodyLimit, rules=(upload_rule(), *_api_rules()))
     (state.repo_dir / "metadata").mkdir(parents=True, exist_ok=True)
     (state.repo_dir / "targets").mkdir(parents=True, exist_ok=True)
     app.mount("/tuf/metadata", StaticFiles(directory=state.repo_dir / "metadata"), name="tuf-metadata")
@@ -157,7 +172,7 @@ def create_centre_app(state: CentreState) -> FastAPI:
                 503, detail={"code": "CENTRE_READ_ONLY", "message": "Trung tâm không nhận đăng tin"}
             )
         try:
-            data = json.loads(await _read_capped(request, 256 * 1024))
+            data = json.loads(await _read_capped(request, MAX_PUBLISH_BODY))
             text = data.pop("text")
             if not isinstance(text, str) or not text.strip():
                 raise ValueError("text must be the script")

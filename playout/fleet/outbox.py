@@ -98,13 +98,28 @@ class AsRunOutbox:
         wait for the next call.
         """
         sent = 0
+        batch = BATCH_ROWS
         with self._lock:
             for _ in range(max_batches):
-                rows = self.log.settled_after(self.acked, BATCH_ROWS)
+                rows = self.log.settled_after(self.acked, batch)
                 if not rows:
                     break
                 try:
                     acked = self._post(rows)
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 413 and batch > 1:
+                        # A centre (or a proxy in front of it) with a smaller body cap: smaller posts, or
+                        # the same batch would be refused for ever and the backlog never arrive.
+                        batch = max(1, batch // 4)
+                        logger.info(
+                            "as-run outbox: the centre refused %d rows as too large; %d a post",
+                            len(rows),
+                            batch,
+                        )
+                        continue
+                    self.state = {"at": time.time(), "ok": False, "error": str(exc)[:300], "sent": sent}
+                    logger.info("as-run outbox: %d row(s) wait for the centre (%s)", len(rows), exc)
+                    return sent
                 except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError) as exc:
                     self.state = {"at": time.time(), "ok": False, "error": str(exc)[:300], "sent": sent}
                     logger.info("as-run outbox: %d row(s) wait for the centre (%s)", len(rows), exc)

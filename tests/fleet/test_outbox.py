@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from playout.accounts import Account, ApiToken, AuthSettings, hash_password, hash_token
-from playout.auth import Authenticator
 from playout.asrun import AsRunLog, Slot
+from playout.auth import Authenticator
 from playout.fleet.centre_app import CentreState, create_centre_app
 from playout.fleet.centre_store import CentreStore
 from playout.fleet.outbox import AsRunOutbox
@@ -215,7 +215,7 @@ def test_the_fleet_page_on_a_phone_shows_each_station_and_the_report(tmp_path, c
             page.click(".chips >> text=Mất kết nối")
             assert page.locator(".card[data-station]").count() == 1
             assert page.locator('[data-station="vinh-hai"]').count() == 1
-            # What a technician looks for first: the wards with any fault (offline, missed slots, clock, disk).
+            # What a technician looks for first: wards with any fault (offline, missed slots, clock, disk).
             page.click(".chips >> text=Có sự cố")
             assert page.locator(".card[data-station]").count() == 1
             card = page.inner_text('[data-station="vinh-hai"]')
@@ -223,3 +223,63 @@ def test_the_fleet_page_on_a_phone_shows_each_station_and_the_report(tmp_path, c
             assert "Lỡ/lỗi tuần này\n1" in card or "Lỡ/lỗi tuần này\t1" in card
         finally:
             browser.close()
+
+
+def test_a_week_offline_goes_up_in_full_batches(tmp_path, centre):
+    """A station back from a week offline sends its backlog 200 rows a post: the centre's body cap must
+    take a full batch (the default 16 KB cap refused it with 413, and the outbox would have retried the
+    same batch for ever)."""
+    from playout.fleet.outbox import BATCH_ROWS
+
+    log = AsRunLog(tmp_path / "dong-hai" / "asrun.db", TZ)
+    start = dt.datetime(2026, 12, 1, 6, 0, tzinfo=TZ)
+    for i in range(BATCH_ROWS + 50):
+        row = log.start(Slot("sáng", start + dt.timedelta(days=i)))  # one slot key a day
+        log.finish(row, "played")
+    with serve(create_centre_app(centre)) as url:
+        box = outbox_for(tmp_path, log, url)
+        assert box.send_pending() == BATCH_ROWS + 50, box.state
+    assert len(centre.store.rows("dong-hai")) == BATCH_ROWS + 50
+
+
+def test_a_centre_behind_a_smaller_body_cap_still_gets_every_row(tmp_path):
+    """An nginx in front of the centre with a small client_max_body_size answers 413 to a full batch:
+    the outbox sends smaller posts instead of the same refused batch for ever."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: dict[int, dict] = {}
+    cap = 8 * 1024
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            length = int(self.headers["content-length"])
+            if length > cap:
+                self.send_response(413)
+                self.end_headers()
+                return
+            rows = json.loads(self.rfile.read(length))["rows"]
+            got.update({r["id"]: r for r in rows})
+            body = json.dumps({"acked": rows[-1]["id"]}).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        log = AsRunLog(tmp_path / "dong-hai" / "asrun.db", TZ)
+        start = dt.datetime(2026, 12, 1, 6, 0, tzinfo=TZ)
+        for i in range(120):
+            log.finish(log.start(Slot("sáng", start + dt.timedelta(days=i))), "played")
+        box = AsRunOutbox(log, tmp_path / "fleet", "dong-hai", f"http://127.0.0.1:{server.server_port}/", "t")
+        assert box.send_pending() == 120, box.state
+        assert sorted(got) == list(range(1, 121)) and box.acked == 120
+    finally:
+        server.shutdown()
+        server.server_close()
