@@ -32,6 +32,8 @@ OUTBOX_EVERY_S = 60.0
 OUTBOX_RETRY_S = 10.0
 #: How often the loop looks at expiry, status changes and the outbox.
 TICK_S = 1.0
+#: How often bulletins past their air_until are taken out, whatever the network is doing.
+EXPIRE_EVERY_S = 1.0
 #: At start, how long the station waits for the centre before airing its verified cache.
 FIRST_REFRESH_S = 3.0
 
@@ -106,6 +108,9 @@ class FleetPart:
                 reconnect_max_s=20.0,
             )
         self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)
+        # Its own thread: the loop above waits on the network (a refresh or a send can hang for tens of
+        # seconds on a 2G link), and a bulletin must leave the rotation at its air_until, not after.
+        self._expiry = threading.Thread(target=self._expire_loop, name="fleet-expiry", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -127,12 +132,15 @@ class FleetPart:
         if self.link is not None:
             self.link.start()
         self._thread.start()
+        self._expiry.start()
         logger.info("fleet: station %s of %s", self.settings.station_id, self.settings.centre_url)
 
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
+        if self._expiry.is_alive():
+            self._expiry.join(timeout=5)
         if self.link is not None:
             self.link.close()
 
@@ -145,7 +153,14 @@ class FleetPart:
     def refresh_now(self) -> None:
         self._wake.set()
 
-    # -- the loop ----------------------------------------------------------------------------------------
+    # -- the loops ---------------------------------------------------------------------------------------
+
+    def _expire_loop(self) -> None:
+        while not self._stop.wait(EXPIRE_EVERY_S):
+            try:
+                self.sync.expire()
+            except Exception:  # noqa: BLE001 - tried again next second; the station keeps airing
+                logger.exception("fleet expiry")
 
     def _run(self) -> None:
         self._first.join()
@@ -158,7 +173,6 @@ class FleetPart:
                     self._wake.clear()
                     self.sync.refresh()
                     next_refresh = time.monotonic() + self.settings.refresh_s
-                self.sync.expire()
                 last = self.station.log.last()
                 row = last["id"] if last and last.get("status") != "playing" else None
                 if row != self._last_row or now >= next_outbox:

@@ -295,3 +295,31 @@ def test_tampering_raises_its_alarm_while_the_verified_bulletins_air(tmp_path, c
         )
     finally:
         a.close()
+
+
+def test_a_bulletin_leaves_at_its_air_until_while_a_refresh_hangs(tmp_path, centre, monkeypatch):
+    """On a 2G link a refresh can hang for tens of seconds; the bulletin's end time does not wait for it."""
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    a = station_for(centre, tmp_path, "dong-hai")
+    approved = a.config.paths.bulletins / "approved"
+    try:
+        wait(lambda: a.fleet.link.state.connected, 10, "the link")
+        publish(centre, "uu_tien", ["dong-hai"], "Tin ngắn hạn", minutes=0.15)  # ends in 9 s
+        wait(lambda: list(approved.glob("fleet-*.md")), 8, "the bulletin")
+        until = dt.datetime.fromisoformat(next(iter(centre.repository().bulletins().values()))["air_until"])
+        real = a.fleet.client.refresh
+        hanging = threading.Event()
+
+        def hangs():
+            hanging.set()
+            time.sleep(30)  # the centre accepted the connection and never answered
+            return real()
+
+        a.fleet.client.refresh = hangs
+        a.fleet.refresh_now()
+        wait(hanging.is_set, 5, "the refresh to hang")
+        wait(lambda: not list(approved.glob("fleet-*.md")), 15, "the bulletin to leave")
+        late = (dt.datetime.now(dt.UTC) - until).total_seconds()
+        assert late < 2.5, f"removed {late:.1f} s after its air_until"
+    finally:
+        a.close()
