@@ -91,12 +91,19 @@ class FleetStale(FleetError):
 class FleetMetadataExpired(FleetError):
     code = "FLEET_METADATA_EXPIRED"
 
-    def __init__(self, detail: str = ""):
-        super().__init__(
-            "Dữ liệu ký số của trung tâm đã hết hạn; trạm vẫn phát nội dung đã xác thực trước đó. "
-            "Báo trung tâm kiểm tra việc ký lại",
-            detail=detail,
-        )
+    def __init__(self, detail: str = "", *, offline_since: str | None = None):
+        if offline_since is None:  # the centre served it so: it stopped signing, or a frozen copy is replayed
+            message = (
+                "Dữ liệu ký số của trung tâm đã hết hạn; trạm vẫn phát nội dung đã xác thực trước đó. "
+                "Báo trung tâm kiểm tra việc ký lại"
+            )
+        else:  # the copy the station holds ran out while it could not reach the centre
+            message = (
+                "Dữ liệu ký số trạm đang giữ đã hết hạn vì không kết nối được trung tâm từ "
+                f"{offline_since}; trạm vẫn phát nội dung đã xác thực. "
+                "Kiểm tra đường truyền Internet của trạm"
+            )
+        super().__init__(message, detail=detail)
 
 
 class FleetRollback(FleetError):
@@ -488,8 +495,17 @@ class FleetClient:
         for a short while."""
         if isinstance(err, FleetOffline):
             logger.info("fleet: centre unreachable (%s)", err.detail)
-            if last_refresh is None or now - last_refresh > self.stale_after:
-                since = last_refresh.isoformat(timespec="minutes") if last_refresh else "chưa lần nào"
+            # The time now, after the network gave up: a refresh that hung for a minute must not put
+            # the alarm a minute late.
+            now = self._clock()
+            since = last_refresh.isoformat(timespec="minutes") if last_refresh else "chưa lần nào"
+            expires = self._trusted_timestamp_expiry()
+            if expires is not None and now >= expires:
+                # The signed timestamp the station holds is past its expiry: what TUF calls a freeze,
+                # here from the link, not an attacker. An alarm, never silence: the verified set airs.
+                detail = f"trusted timestamp expired {expires.isoformat()}; {err.detail}"
+                alarms.append(FleetAlarm.of(FleetMetadataExpired(detail, offline_since=since)))
+            elif last_refresh is None or now - last_refresh > self.stale_after:
                 alarms.append(FleetAlarm.of(FleetStale(since, detail=err.detail)))
         else:
             logger.error("fleet: refused [%s] %s", err.code, err.detail)
@@ -498,6 +514,14 @@ class FleetClient:
         with contextlib.suppress(OSError):
             self._save_state(previous, status)
         return FleetRefresh(self._bulletins(previous, now, alarms), status, alarms)
+
+    def _trusted_timestamp_expiry(self) -> datetime | None:
+        """When the timestamp this station last verified expires (ngclient keeps only verified copies)."""
+        try:
+            signed = json.loads((self.metadata_dir / "timestamp.json").read_text("utf-8"))["signed"]
+            return datetime.fromisoformat(signed["expires"].replace("Z", "+00:00"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
 
     def _updater(self) -> Updater:
         root = self.root.read_bytes()

@@ -408,6 +408,17 @@ def test_centre_down_the_station_airs_its_cache(repo, lan, station, server):
     assert result.alarms == []  # offline for minutes is normal on 4G
     assert [b.data for b in result.bulletins] == [script(1)]
 
+    # A day cut off: the signed timestamp the station holds runs out. An alarm that says why (the link,
+    # not the centre), and the verified set keeps airing. The hour before, nothing to alarm about.
+    assert station("A", clock=lambda: NOW + timedelta(hours=20)).refresh().alarms == []
+    later = station("A", clock=lambda: NOW + timedelta(days=2)).refresh()
+    assert codes(later) == ["FLEET_METADATA_EXPIRED"] and paths(later) == {good}
+    assert "không kết nối được trung tâm" in later.alarms[0].message
+    # A centre that signs its timestamp for a week: still valid, but two days without news is stale.
+    server.start()
+    CentreRepository(repo.folder, expiry=Expiry(timestamp=timedelta(days=7))).refresh_timestamp()
+    assert station("A").refresh().alarms == []
+    server.stop()
     later = station("A", clock=lambda: NOW + timedelta(days=2)).refresh()
     assert codes(later) == ["FLEET_STALE"] and paths(later) == {good}
 
