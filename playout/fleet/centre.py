@@ -78,10 +78,36 @@ class Centre:
     def _save(self, data: dict[str, Any]) -> None:
         atomic_write_text(self.config_path, yaml.safe_dump(data, allow_unicode=True, sort_keys=True))
 
+    def expiry(self):
+        """How long each role's signature lasts: ``expiry_hours:`` in centre.yaml over the defaults.
+
+        A shorter timestamp narrows how long a frozen mirror can go unnoticed, and makes a station cut
+        off for that long raise its alarm sooner; the centre renews it at a quarter of it."""
+        from datetime import timedelta
+
+        from playout.fleet.tuf_repo import Expiry
+
+        hours = self.settings().get("expiry_hours") or {}
+        if not isinstance(hours, dict):
+            raise ValueError("expiry_hours phải là bảng vai trò: số giờ (timestamp, snapshot, targets, …)")
+        fields = {}
+        for role in ("root", "targets", "snapshot", "timestamp", "approver"):
+            if role in hours:
+                value = hours[role]
+                if not isinstance(value, int | float) or not 1 <= value <= 24 * 3650:
+                    raise ValueError(
+                        f"expiry_hours.{role} phải là số giờ từ 1 đến 87600, không phải {value!r}"
+                    )
+                fields[role] = timedelta(hours=value)
+        unknown = set(hours) - {"root", "targets", "snapshot", "timestamp", "approver"}
+        if unknown:
+            raise ValueError(f"expiry_hours: không có vai trò {', '.join(sorted(map(str, unknown)))}")
+        return Expiry(**fields)
+
     def repository(self):
         from playout.fleet.tuf_repo import CentreRepository
 
-        return CentreRepository(self.repo_dir, keys_dir=self.keys_dir)
+        return CentreRepository(self.repo_dir, keys_dir=self.keys_dir, expiry=self.expiry())
 
     # -- set-up --------------------------------------------------------------------------------------------
 
@@ -412,8 +438,11 @@ def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_
             for sid, st in link.stations.items()
         }
 
+    # A quarter of the timestamp's life, at most hourly: three renewals can fail before a station alarms.
+    every_s = max(60.0, min(3600.0, centre.expiry().timestamp.total_seconds() / 4))
+
     def renew() -> None:
-        while not stop.wait(3600):
+        while not stop.wait(every_s):
             try:
                 for target in centre.repository().remove_expired():
                     centre.audit("centre", "expire", target, "past its air dates for a day")

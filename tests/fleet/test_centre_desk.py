@@ -437,3 +437,21 @@ def test_the_desk_lists_cli_publications_and_says_when_one_has_ended(app, centre
     assert any(
         r["action"] == "publish" and r["detail"] == "through the CLI" for r in centre.store().audit_rows()
     )
+
+
+def test_the_centre_signs_for_as_long_as_centre_yaml_says(centre):
+    import json
+
+    import yaml
+
+    data = yaml.safe_load(centre.config_path.read_text())
+    data["expiry_hours"] = {"timestamp": 2, "snapshot": 48}
+    centre.config_path.write_text(yaml.safe_dump(data))
+    centre.repository().refresh_timestamp()
+    signed = json.loads((centre.repo_dir / "metadata" / "timestamp.json").read_text())["signed"]
+    left = dt.datetime.fromisoformat(signed["expires"].replace("Z", "+00:00")) - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(hours=1.9) < left <= dt.timedelta(hours=2)
+    data["expiry_hours"] = {"timestamp": 0, "tuan": 3}
+    centre.config_path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="expiry_hours"):
+        centre.repository()
