@@ -26,7 +26,7 @@ TEST_APT := mosquitto pulseaudio pulseaudio-utils libasound2-plugins systemd fak
 APT_PACKAGES := $(RUNTIME_APT) $(TEST_APT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages runtime-packages run test bench install lock clean soak fleet-demo
+.PHONY: setup system-packages runtime-packages run test bench install install-centre lock clean soak fleet-demo
 
 setup: system-packages $(STAMP)
 
@@ -78,6 +78,11 @@ $(PEER_STAMP): bench/peer-requirements.lock
 # /etc/playout/schedule.yaml (kept if present), and the systemd service enabled and started.
 install: runtime-packages
 	bash systemd/install.sh
+
+# On the province's server, as root: a `playout-centre` system user, Mosquitto, the code and venv under
+# /opt/playout, the centre in /var/lib/playout-centre (made once, never replaced) and its service started.
+install-centre: runtime-packages
+	bash systemd/install-centre.sh
 
 # Re-pin after changing dependencies in pyproject.toml (needs uv on the developer's machine).
 # A Pi installs requirements-runtime.lock (no development tools), and requirements-piper.lock only when a
