@@ -452,6 +452,8 @@ def serve(folder: Path | str, *, host: str = "127.0.0.1", port: int = 8090, run_
                 centre.repository().refresh_timestamp()
             except Exception:  # noqa: BLE001 - logged; the next hour tries again (expiry is a day)
                 logger.exception("renewing the timestamp failed")
+            if broker is not None:
+                broker.rotate_log()
 
     state = desk_state(centre, fleet_status)
     centre.repository().refresh_timestamp()

@@ -119,6 +119,8 @@ MAX_DOORBELL_BYTES = 4 * 1024
 RING_EXPIRY_S = 24 * 3600
 
 #: The fields a status carries (``publish_status`` may add others); ``online`` and ``time`` are the link's.
+#: The broker's log is rotated (one old copy kept) once it passes this.
+MAX_LOG_BYTES = 20 * 1024 * 1024
 STATUS_FIELDS = ("online", "relay", "now_playing", "last_play", "clock", "disk_free_bytes", "version", "time")
 
 
@@ -512,6 +514,24 @@ class Broker:
                 return True
         except OSError:
             return False
+
+    def rotate_log(self, max_bytes: int = MAX_LOG_BYTES) -> bool:
+        """Keep the broker's log bounded: past ``max_bytes`` it is copied to ``mosquitto.log.1`` (the one
+        before that dropped) and emptied in place.  Mosquitto keeps writing to the same descriptor, which
+        is O_APPEND, so its next line lands at the start; a connect/disconnect line from each of a hundred
+        stations on flaky 4G would otherwise grow it for as long as the centre runs."""
+        try:
+            if self.log_path.stat().st_size <= max_bytes:
+                return False
+            old = self.log_path.with_name(self.log_path.name + ".1")
+            shutil.copyfile(self.log_path, old)
+            os.chmod(old, 0o600)
+            os.truncate(self.log_path, 0)
+        except OSError as exc:
+            logger.warning("broker log not rotated: %s", exc)
+            return False
+        logger.info("broker log rotated (over %d bytes): previous lines in %s", max_bytes, old.name)
+        return True
 
     def log_tail(self, offset: int = 0, limit: int | None = 2000) -> str:
         """The broker's log from ``offset`` (its last ``limit`` characters)."""

@@ -667,3 +667,26 @@ def test_a_station_added_in_a_second_shell_reaches_the_serving_broker(tmp_path):
             if mosquitto_pid is not None and not wait_until(lambda: broker.running_pid() is None, 5):
                 os.kill(mosquitto_pid, signal.SIGTERM)
                 pytest.fail(f"mosquitto {mosquitto_pid} outlived `playout centre serve`")
+
+
+def test_the_broker_log_is_rotated_and_the_broker_keeps_logging(tmp_path):
+    """Years of 4G reconnects must not fill the centre's disk through mosquitto.log."""
+    from playout.fleet.mqtt import Broker
+
+    broker = Broker(tmp_path / "broker", host="127.0.0.1", port=free_port())
+    broker.start()
+    try:
+        with open(broker.log_path, "ab") as fh:
+            fh.write(b"x" * 5000)
+        assert not broker.rotate_log(max_bytes=1_000_000)  # under the cap: left alone
+        assert broker.rotate_log(max_bytes=4000)
+        old = broker.log_path.with_name("mosquitto.log.1")
+        assert old.stat().st_size > 5000 and broker.log_path.stat().st_size < 1000
+        assert oct(old.stat().st_mode & 0o777) == "0o600"
+        # Still the same broker, still logging where the centre reads it: a reload is seen.
+        broker.add_station("dong-hai")
+        assert broker.reload()
+        assert "Reloading config" in broker.log_tail()
+        assert broker.log_path.stat().st_size < 5000
+    finally:
+        broker.stop()
