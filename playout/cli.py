@@ -390,7 +390,9 @@ def cmd_centre(args) -> int:
     centre = Centre(args.dir)
     what = args.centre_command
     if what == "init":
-        root = centre.init(broker_host=args.broker_host, broker_port=args.broker_port)
+        root = centre.init(
+            broker_host=args.broker_host, broker_port=args.broker_port, broker_listen=args.broker_listen
+        )
         print(f"trung tâm đã tạo trong {args.dir}; gốc tin cậy (cài lên mỗi trạm): {root}")
     elif what == "station":
         out = centre.add_station(args.station_id, centre_url=args.centre_url)
@@ -644,6 +646,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("--broker-host", help="địa chỉ Mosquitto của trung tâm (bỏ trống: không dùng MQTT)")
     p.add_argument("--broker-port", type=int, default=1883)
+    p.add_argument(
+        "--broker-listen",
+        metavar="ĐỊA_CHỈ",
+        help="địa chỉ Mosquitto lắng nghe trên máy này, khi khác tên các trạm gọi (vd. 0.0.0.0 sau NAT)",
+    )
     p = centre_sub.add_parser("station", help="thêm một trạm: mã truy cập, mật khẩu MQTT, gốc tin cậy")
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("station_id", metavar="MÃ_TRẠM")

@@ -198,6 +198,10 @@ else
     # makes init refuse: nothing is overwritten.
     init=(runuser -u "$APP" -- "$VENV/bin/playout" centre init "$DATA" --broker-host "$broker_host"
         --broker-port "$BROKER_PORT")
+    # Behind NAT the public name is not an address of this machine: Mosquitto then listens on this one.
+    if [ -n "${PLAYOUT_CENTRE_BROKER_LISTEN:-}" ]; then
+        init+=(--broker-listen "$PLAYOUT_CENTRE_BROKER_LISTEN")
+    fi
     printf '+ cd %s && %s\n' "$DATA" "${init[*]}"
     if [ "$DRY_RUN" = 0 ]; then
         (cd "$DATA" && "${init[@]}")

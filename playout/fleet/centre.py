@@ -111,7 +111,9 @@ class Centre:
 
     # -- set-up --------------------------------------------------------------------------------------------
 
-    def init(self, *, broker_host: str | None = None, broker_port: int = 1883) -> Path:
+    def init(
+        self, *, broker_host: str | None = None, broker_port: int = 1883, broker_listen: str | None = None
+    ) -> Path:
         """A new centre: keys, the first TUF root, and (with a broker address) Mosquitto's files."""
         self.folder.mkdir(parents=True, exist_ok=True)
         root = self.repository().init()
@@ -119,9 +121,15 @@ class Centre:
         if broker_host:
             from playout.fleet.mqtt import Broker
 
-            password = Broker(self.broker_dir, host=broker_host, port=broker_port).add_centre()
+            password = Broker(
+                self.broker_dir, host=broker_listen or broker_host, port=broker_port
+            ).add_centre()
             _private(self.broker_dir / "centre.pw", password + "\n")
+            # host: the name stations are given; listen: where Mosquitto binds (e.g. 0.0.0.0 behind NAT,
+            # where the public name is not an address of this machine). Without it, the same.
             data["broker"] = {"host": broker_host, "port": broker_port}
+            if broker_listen:
+                data["broker"]["listen"] = broker_listen
         self._save(data)
         logger.info("centre initialised in %s (root %s)", self.folder, root)
         return root
@@ -134,7 +142,7 @@ class Centre:
         if not b:
             return None
         if self._broker is None:
-            self._broker = Broker(self.broker_dir, host=b["host"], port=b["port"])
+            self._broker = Broker(self.broker_dir, host=b.get("listen") or b["host"], port=b["port"])
         return self._broker
 
     def add_station(self, station_id: str, *, centre_url: str) -> Path:
@@ -323,7 +331,10 @@ class Centre:
             from playout.fleet.mqtt import CentreLink
 
             password = (self.broker_dir / "centre.pw").read_text("utf-8").strip()
-            self._link = CentreLink(b["host"], b["port"], password)
+            # The centre reaches its own broker locally: the public name may only work from outside.
+            listen = b.get("listen") or b["host"]
+            local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(listen, listen)
+            self._link = CentreLink(local, b["port"], password)
             self._link.start()
         return self._link
 

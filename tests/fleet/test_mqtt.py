@@ -690,3 +690,26 @@ def test_the_broker_log_is_rotated_and_the_broker_keeps_logging(tmp_path):
         assert broker.log_path.stat().st_size < 5000
     finally:
         broker.stop()
+
+
+def test_a_centre_behind_nat_listens_on_every_address_and_gives_stations_its_public_name(tmp_path):
+    """A centre's public name (what stations dial) need not be an address of the machine itself."""
+    import yaml
+
+    from playout.fleet.centre import Centre
+
+    port = free_port()
+    centre = Centre(tmp_path / "centre")
+    centre.init(broker_host="centre.example.vn", broker_port=port, broker_listen="0.0.0.0")
+    out = centre.add_station("dong-hai", centre_url="https://centre.example.vn/")
+    fleet = yaml.safe_load((out / "fleet.yaml").read_text())["fleet"]
+    assert fleet["broker"]["host"] == "centre.example.vn" and fleet["broker"]["port"] == port
+    broker = centre.broker()
+    broker.start()
+    try:
+        assert f"listener {port} 0.0.0.0" in broker.config_path.read_text()
+        # Its own link goes to 127.0.0.1: the public name does not even resolve here.
+        assert centre.ring("khan_cap", wait_s=10) and centre.link().state.connected
+    finally:
+        centre.close()
+        broker.stop()
