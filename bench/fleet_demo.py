@@ -744,9 +744,10 @@ def scaled_playout(day_s: float, argv: list[str]) -> int:
     The centre signs each role for as many simulated days as ``Expiry`` gives it (the timestamp for one,
     the snapshot for seven, ...) and, under ``centre serve``, renews the timestamp every quarter day (as
     the hourly timer does for a real day); a station raises its stale alarm after a day without the centre.
-    Neither can be set from centre.yaml or schedule.yaml yet, hence this launcher: both are the
-    constructors' own parameters (``CentreRepository(expiry=)``, ``FleetClient(stale_after=)``), given
-    here as defaults to whatever creates them; nothing else of playout changes."""
+    centre.yaml's ``expiry_hours`` counts whole hours and schedule.yaml has no ``stale_after``, hence this
+    launcher: it replaces the centre's lifetimes (``Centre.expiry``, which every repository the centre
+    opens takes) and gives ``FleetClient(stale_after=)`` a simulated day by default; nothing else of
+    playout changes."""
     from playout.cli import main as playout_main
     from playout.fleet import tuf_client, tuf_repo
     from playout.fleet.centre import Centre
@@ -766,6 +767,7 @@ def scaled_playout(day_s: float, argv: list[str]) -> int:
 
     tuf_repo.CentreRepository.__init__ = scaled_repository
     tuf_client.FleetClient.__init__ = scaled_client
+    Centre.expiry = lambda self: scaled  # the centre passes its own lifetimes to each repository it opens
     if argv[:2] == ["centre", "serve"] and len(argv) > 2:
         folder = argv[2]
 

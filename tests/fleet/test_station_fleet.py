@@ -12,13 +12,19 @@ import time
 
 import pytest
 
+# Everything is imported here, at collection: importing a module from inside a running test (stations'
+# threads up, pytest rewriting a test module's asserts) hit CPython 3.11's "AST constructor recursion
+# depth mismatch" once in CI.
+from bench.fleet_demo import TcpProxy
 from playout.config import parse_config
 from playout.fleet.centre import Centre
 from playout.fleet.centre_app import CentreState, create_centre_app
 from playout.fleet.centre_store import CentreStore
+from playout.fleet.tuf_repo import generate_key
 from tests.doubles import InstantRendering
+from tests.fleet.test_tuf import add_target, forge
 from tests.playout.test_web import serve
-from tests.station import free_port, start_station, write_script
+from tests.station import clock, free_port, start_station, write_script
 
 TZ = dt.timezone(dt.timedelta(hours=7))
 
@@ -170,8 +176,6 @@ def test_an_mqtt_message_alone_never_makes_a_station_air(tmp_path, centre, monke
 def test_a_bulletin_withdrawn_while_the_station_was_off_never_airs_from_its_cache(
     tmp_path, centre, monkeypatch
 ):
-    from tests.station import clock
-
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     a = station_for(centre, tmp_path, "dong-hai")
     approved = a.config.paths.bulletins / "approved"
@@ -186,8 +190,6 @@ def test_a_bulletin_withdrawn_while_the_station_was_off_never_airs_from_its_cach
     # It comes back inside an open window, over a slow link (each connection delayed 0.4 s, about 2 s for a
     # refresh): the priority bulletin in its cache would air first if the cache aired before the centre
     # had its say.
-    from bench.fleet_demo import TcpProxy
-
     monkeypatch.setattr("playout.planner.SLOT_WAIT_S", 0.1)  # the slot takes whatever is ready at once
     upstream = int(centre.url.rsplit(":", 1)[1])
     slow = TcpProxy(upstream, lossy=True, drop=0, cut=0, delay=(0.4, 0.4), chunk_delay=(0, 0)).start()
@@ -241,10 +243,6 @@ def test_a_tampered_target_raises_one_alarm_and_the_station_keeps_what_it_verifi
 def test_tampering_raises_its_alarm_while_the_verified_bulletins_air(tmp_path, centre, monkeypatch):
     """Issue 14's tampering cases at a running station: each is refused with its alarm; restarted into an
     open window while the centre is still tampered with, it airs what it verified before."""
-    from playout.fleet.tuf_repo import generate_key
-    from tests.fleet.test_tuf import add_target, forge
-    from tests.station import clock
-
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     monkeypatch.setattr("playout.planner.SLOT_WAIT_S", 0.1)
     a = station_for(centre, tmp_path, "dong-hai")
