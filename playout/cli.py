@@ -401,6 +401,12 @@ def cmd_centre(args) -> int:
         if args.revoke:
             centre.revoke_approver(args.name)
             print(f"đã thu hồi quyền duyệt của {args.name}: các trạm thôi phát tin người này đã duyệt")
+        elif args.rotate:
+            keyid = centre.rotate_approver(args.name)
+            print(
+                f"đã đổi khóa ký của {args.name} (khóa mới {keyid[:16]}…); các bản tin đã duyệt vẫn phát, "
+                "khóa cũ không còn được các trạm chấp nhận từ lần cập nhật tới"
+            )
         else:
             token = centre.add_approver(args.name)
             print(f"mã truy cập của người duyệt {args.name} (chỉ hiện một lần): {token}")
@@ -659,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("name", metavar="TÊN")
     p.add_argument("--revoke", action="store_true", help="thu hồi: mọi tin người này duyệt thôi phát")
+    p.add_argument(
+        "--rotate", action="store_true", help="đổi khóa ký mới (khóa cũ bị lộ): tin đã duyệt vẫn phát"
+    )
     p = centre_sub.add_parser("publish", help="ký và đăng một bản tin cho các trạm")
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("script", metavar="KỊCH_BẢN")

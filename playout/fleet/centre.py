@@ -268,6 +268,14 @@ class Centre:
         self.audit("cli", "approver", name, "delegated signing key created")
         return token
 
+    def rotate_approver(self, name: str) -> str:
+        """A new centre-held key for an approver (theirs was exposed, or they asked): their role is re-signed
+        with it, every bulletin they signed keeps airing, and the old key signs nothing stations accept.
+        Returns the new key id."""
+        signer = self.repository().rotate_held_approver_key(name)
+        self.audit("cli", "keys", name, f"approver key rotated to {signer.public_key.keyid[:16]}")
+        return signer.public_key.keyid
+
     def revoke_approver(self, name: str) -> None:
         self.repository().revoke_approver(name)
         data = self.settings()

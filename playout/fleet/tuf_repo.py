@@ -632,6 +632,18 @@ class CentreRepository:
             self._retire(old)
         logger.info("audit: approver %s key rotated to %s", name, new_signer.public_key.keyid)
 
+    def rotate_held_approver_key(self, name: str) -> CryptoSigner:
+        """A new centre-held key for ``name`` (signing-service mode), generated into ``keys_dir``; the old
+        one is retired.  For an approver who keeps their own key: ``rotate_approver_key``."""
+        signer = generate_key()
+        self._save_key(role_name(name), signer)
+        try:
+            self.rotate_approver_key(name, signer)
+        except BaseException:
+            self._retire([signer.public_key.keyid])
+            raise
+        return signer
+
     def renew_approver(self, name: str, signer: Signer | None = None) -> None:
         """Re-sign the approver's role unchanged, before it expires (``Expiry.approver``)."""
         with self._locked():

@@ -117,9 +117,22 @@ def test_cli_changes_reach_a_running_centre_and_sigterm_stops_its_broker(tmp_pat
         wait(
             lambda: status_of(url + "/api/fleet/asrun", data=rows, headers=post) == 200, 10, "the new station"
         )
+        # An approver whose key file was copied gets a new key; the audit says so.
+        run(playout_cmd, "centre", "approver", str(folder), "tinh")
+        assert "đã đổi khóa ký của tinh" in run(
+            playout_cmd, "centre", "approver", str(folder), "tinh", "--rotate"
+        )
         # Anonymous readers get nothing.
         assert status_of(url + "/api/fleet/stations") == 401
-        assert status_of(url + "/api/centre/audit", headers=reader) == 200
+        audit = urllib.request.urlopen(
+            urllib.request.Request(url + "/api/centre/audit", headers=reader), timeout=5
+        )
+        actions = [(r["action"], r["subject"]) for r in json.loads(audit.read())["audit"]]
+        assert (
+            ("keys", "tinh") in actions
+            and ("account", "lan") in actions
+            and ("station", "vinh-hai") in actions
+        )
         # systemd stops the service with SIGTERM: the centre exits and takes its Mosquitto with it.
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

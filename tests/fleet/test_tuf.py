@@ -776,3 +776,27 @@ def test_bulletins_long_past_their_dates_leave_the_metadata(repo, lan, station):
     assert paths(result) == {current} and result.alarms == []
     assert (repo.metadata_dir / "timestamp.json").read_bytes() != before
     assert station("A", home="A-fresh").refresh().alarms == []
+
+
+def test_an_exposed_centre_held_approver_key_is_replaced_and_their_bulletins_keep_airing(repo, station):
+    """`playout centre approver DIR NAME --rotate`: the approver's bulletins stay; the old key is dead."""
+    repo.create_approver("tam")
+    kept = repo.publish("tam", None, script(1), meta("A"))
+    a = station("A")
+    assert paths(a.refresh()) == {kept}
+    (old_file,) = repo.keys_dir.glob("approver-tam.*.pem")
+    stolen = load_signer(old_file)  # what whoever copied the key file holds
+
+    new = repo.rotate_held_approver_key("tam")
+    assert new.public_key.keyid != stolen.public_key.keyid and not old_file.exists()
+    result = a.refresh()
+    assert paths(result) == {kept} and result.alarms == []
+    assert repo.publish("tam", None, script(2), meta("A")) in paths(
+        a.refresh()
+    )  # the centre signs with the new
+
+    forged, mutate = add_target(repo, "tam", script(66), ["A"])
+    forge(repo, "approver-tam", stolen, mutate)
+    result = a.refresh()
+    assert forged not in paths(result) and "FLEET_BAD_SIGNATURE" in codes(result)
+    assert kept in paths(result)
