@@ -29,12 +29,11 @@ UNIT=playout-centre.service
 UNIT_DIR=/etc/systemd/system
 HTTP_PORT=8090
 BROKER_PORT=${PLAYOUT_CENTRE_BROKER_PORT:-1883}
-# As install.sh: never copied.
-TOP_EXCLUDES=(.venv .git var build tests/artifacts)
-ANY_EXCLUDES=(__pycache__ .pytest_cache .ruff_cache .hypothesis '*.egg-info')
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DRY_RUN=0
+# shellcheck source=systemd/common.sh
+. "$REPO/systemd/common.sh"
 
 usage() {
     sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -48,16 +47,7 @@ for arg in "$@"; do
     esac
 done
 
-say() { printf '==> %s\n' "$*"; }
 warn() { printf '!!  %s\n' "$*" >&2; }
-
-# Run a command, or only show it with --dry-run.
-run() {
-    printf '+ %s\n' "$*"
-    if [ "$DRY_RUN" = 0 ]; then
-        "$@"
-    fi
-}
 
 for f in pyproject.toml requirements-runtime.lock "systemd/$UNIT"; do
     if [ ! -f "$REPO/$f" ]; then
@@ -152,34 +142,9 @@ else
         --shell /usr/sbin/nologin --comment "Province broadcast centre" "$APP"
 fi
 
-# -- 3. code and venv (as install.sh steps 2 and 3) --------------------------------------------------
-say "code: $REPO -> $PREFIX"
-if [ "$REPO" = "$PREFIX" ]; then
-    echo "   already running from $PREFIX: nothing to copy"
-else
-    run install -d -o root -g root -m 0755 "$PREFIX"
-    if command -v rsync >/dev/null; then
-        run rsync -a --delete --chown=root:root "${TOP_EXCLUDES[@]/#/--exclude=/}" \
-            "${ANY_EXCLUDES[@]/#/--exclude=}" "$REPO/" "$PREFIX/"
-    else
-        excludes=("${TOP_EXCLUDES[@]/#/--exclude=./}" "${ANY_EXCLUDES[@]/#/--exclude=}")
-        run find "$PREFIX" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
-        printf '+ tar -C %s -c %s . | tar -C %s -x --no-same-owner\n' "$REPO" "${excludes[*]}" "$PREFIX"
-        if [ "$DRY_RUN" = 0 ]; then
-            tar -C "$REPO" -c "${excludes[@]}" . | tar -C "$PREFIX" -x --no-same-owner
-        fi
-    fi
-fi
-say "virtual environment $VENV from requirements-runtime.lock"
-if [ ! -x "$VENV/bin/python" ]; then
-    run python3 -m venv "$VENV"
-fi
-run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
-    -r "$PREFIX/requirements-runtime.lock"
-run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
-    -e "$PREFIX"
-# Read-only to the service (ProtectSystem=strict): compile the bytecode now.
-run "$VENV/bin/python" -m compileall -q "$PREFIX/playout" "$PREFIX/tts" "$PREFIX/gpio"
+# -- 3. code and venv (systemd/common.sh, as install.sh steps 2 and 3) ------------------------------
+install_code
+install_venv
 # Not pruned to the lock as install.sh does: a station on this machine may have Piper's packages in the
 # same venv, and they would go.
 

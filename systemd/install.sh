@@ -27,13 +27,11 @@ DATA=/var/lib/playout
 UNIT=playout.service
 UNIT_DIR=/etc/systemd/system
 GROUPS_NEEDED=(gpio audio)
-# Never copied: the developer's venv and history, local data, build output (at the top of the repo) and
-# caches (anywhere).
-TOP_EXCLUDES=(.venv .git var build tests/artifacts)
-ANY_EXCLUDES=(__pycache__ .pytest_cache .ruff_cache .hypothesis '*.egg-info')
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DRY_RUN=0
+# shellcheck source=systemd/common.sh
+. "$REPO/systemd/common.sh"
 
 usage() {
     sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -46,16 +44,6 @@ for arg in "$@"; do
         *) echo "install.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
     esac
 done
-
-say() { printf '==> %s\n' "$*"; }
-
-# Run a command, or only show it with --dry-run.
-run() {
-    printf '+ %s\n' "$*"
-    if [ "$DRY_RUN" = 0 ]; then
-        "$@"
-    fi
-}
 
 for f in pyproject.toml requirements-runtime.lock requirements-piper.lock schedule.yaml "systemd/$UNIT"; do
     if [ ! -f "$REPO/$f" ]; then
@@ -88,42 +76,9 @@ else
 fi
 run usermod --append --groups "$(IFS=,; echo "${GROUPS_NEEDED[*]}")" "$APP"
 
-# -- 2. code -----------------------------------------------------------------------------------------
-say "code: $REPO -> $PREFIX"
-if [ "$REPO" = "$PREFIX" ]; then
-    echo "   already running from $PREFIX: nothing to copy"
-else
-    run install -d -o root -g root -m 0755 "$PREFIX"
-    if command -v rsync >/dev/null; then
-        # --delete drops files removed upstream; excluded paths (the venv) are left alone.
-        # A leading / anchors an rsync pattern at the top of the repository.
-        run rsync -a --delete --chown=root:root "${TOP_EXCLUDES[@]/#/--exclude=/}" \
-            "${ANY_EXCLUDES[@]/#/--exclude=}" "$REPO/" "$PREFIX/"
-    else
-        # No rsync: the same result with find + tar (clear everything but the venv, then copy).
-        # tar names members ./path, so ./ anchors a pattern at the top.
-        excludes=("${TOP_EXCLUDES[@]/#/--exclude=./}" "${ANY_EXCLUDES[@]/#/--exclude=}")
-        run find "$PREFIX" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
-        printf '+ tar -C %s -c %s . | tar -C %s -x --no-same-owner\n' "$REPO" "${excludes[*]}" "$PREFIX"
-        if [ "$DRY_RUN" = 0 ]; then
-            tar -C "$REPO" -c "${excludes[@]}" . | tar -C "$PREFIX" -x --no-same-owner
-        fi
-    fi
-fi
-
-# -- 3. venv -----------------------------------------------------------------------------------------
-say "virtual environment $VENV from requirements-runtime.lock"
-if [ ! -x "$VENV/bin/python" ]; then
-    run python3 -m venv "$VENV"
-fi
-# As the Makefile's setup does, but the run-time pins only (the same versions and hashes as
-# requirements.lock): no test runner, browser driver or linter on a station. Then the station itself.
-run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
-    -r "$PREFIX/requirements-runtime.lock"
-run "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
-    -e "$PREFIX"
-# The service cannot write under /opt (ProtectSystem=strict): compile the bytecode now.
-run "$VENV/bin/python" -m compileall -q "$PREFIX/playout" "$PREFIX/tts" "$PREFIX/gpio"
+# -- 2. code, 3. venv (systemd/common.sh) ----------------------------------------------------------
+install_code
+install_venv
 
 # -- 4. configuration --------------------------------------------------------------------------------
 say "configuration $CONFIG"
