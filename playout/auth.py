@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -99,12 +100,14 @@ __all__ = [
     "ApiToken",
     "AuthSettings",
     "Authenticator",
+    "PageRefused",
     "Principal",
     "RateLimited",
     "Role",
     "Session",
     "clear_session_cookie",
     "end_session",
+    "guarded_page",
     "hash_password",
     "hash_token",
     "load_or_create_secret",
@@ -624,6 +627,27 @@ async def _presented_csrf(request: Request) -> str | None:
 async def optional_principal(request: Request) -> Principal | None:
     """The caller if they proved who they are, else None (for pages that show more to staff)."""
     return _principal(request, _authenticator(request))
+
+
+class PageRefused(Exception):
+    """A page's answer when the caller may not see it: a redirect to the login form or a 403 page."""
+
+    def __init__(self, response: Response):
+        self.response = response
+
+
+def guarded_page(handler):
+    """For a web page's route (the station's and the centre's): a PageRefused raised inside it becomes
+    the answer, so a page checks its caller in one line and still answers with a page, not JSON."""
+
+    @functools.wraps(handler)  # FastAPI reads the handler's parameters through __wrapped__
+    async def run(request: Request, **kwargs):
+        try:
+            return await handler(request, **kwargs)
+        except PageRefused as refused:
+            return refused.response
+
+    return run
 
 
 def require(action: str) -> Callable[[Request], Awaitable[Principal]]:

@@ -22,7 +22,6 @@ every body is capped before it is read, and an upload's credentials are checked 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hmac
 import logging
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
@@ -41,9 +40,11 @@ from playout.auth import (
     ACTION_LABELS_VI,
     CSRF_FIELD,
     Authenticator,
+    PageRefused,
     Principal,
     RateLimited,
     end_session,
+    guarded_page,
     optional_principal,
     require,
     set_session_cookie,
@@ -90,11 +91,6 @@ def templates_environment() -> Environment:
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "?"
-
-
-class _Refused(Exception):
-    def __init__(self, response: Response):
-        self.response = response
 
 
 def upload_rule() -> BodyRule:
@@ -161,7 +157,7 @@ def install_desk(
         """The caller if any of ``actions`` is allowed (for a POST, with the CSRF token); else a refusal."""
         who = await optional_principal(request)
         if who is None:
-            raise _Refused(RedirectResponse("/dang-nhap", status_code=303))
+            raise PageRefused(RedirectResponse("/dang-nhap", status_code=303))
         if not actions:
             return who
         # The first action the roles allow; its check adds the CSRF proof for a POST (and logs a refusal).
@@ -169,17 +165,7 @@ def install_desk(
         try:
             return await checks[action](request)
         except HTTPException as exc:
-            raise _Refused(page(request, "403.html", who, 403, message=str(exc.detail))) from None
-
-    def guarded(handler):
-        @functools.wraps(handler)
-        async def run(request: Request, **kwargs):
-            try:
-                return await handler(request, **kwargs)
-            except _Refused as refused:
-                return refused.response
-
-        return run
+            raise PageRefused(page(request, "403.html", who, 403, message=str(exc.detail))) from None
 
     # -- sessions ------------------------------------------------------------------------------------------
 
@@ -219,7 +205,7 @@ def install_desk(
     # -- the fleet -----------------------------------------------------------------------------------------
 
     @router.get("/")
-    @guarded
+    @guarded_page
     async def fleet(
         request: Request, loc: Annotated[str, Query(pattern="^(all|trouble|online|offline|on-air)$")] = "all"
     ):
@@ -272,13 +258,13 @@ def install_desk(
         )
 
     @router.get("/ban-tin")
-    @guarded
+    @guarded_page
     async def bulletins(request: Request):
         who = await check(request, *PAGES[1][2])
         return await desk_page(request, who, notice=NOTICES_VI.get(request.query_params.get("xong", "")))
 
     @router.post(UPLOAD_PATH)
-    @guarded
+    @guarded_page
     async def upload(request: Request):
         who = await check(request, "upload")
         form = await request.form()
@@ -327,14 +313,14 @@ def install_desk(
                     listen=listen, **ctx)  # fmt: skip
 
     @router.get("/ban-tin/{bulletin_id}")
-    @guarded
+    @guarded_page
     async def bulletin(request: Request, bulletin_id: BulletinId):
         who = await check(request, *PAGES[1][2])
         notice = NOTICES_VI.get(request.query_params.get("xong", ""))
         return await bulletin_page(request, who, bulletin_id, notice=notice)
 
     @router.get("/ban-tin/{bulletin_id}/nghe-thu.wav")
-    @guarded
+    @guarded_page
     async def listen(request: Request, bulletin_id: BulletinId):
         await check(request, "listen")
         if preview_audio is None:
@@ -351,7 +337,7 @@ def install_desk(
         return FileResponse(wav, media_type="audio/wav")
 
     @router.post("/ban-tin/{bulletin_id}/{verb}")
-    @guarded
+    @guarded_page
     async def decide(request: Request, bulletin_id: BulletinId, verb: str):
         action = _DECISIONS.get(verb)
         if action is None:
@@ -378,7 +364,7 @@ def install_desk(
     # -- the audit -----------------------------------------------------------------------------------------
 
     @router.get("/nhat-ky")
-    @guarded
+    @guarded_page
     async def audit(request: Request, truoc: Annotated[int | None, Query(ge=1, le=2**62)] = None):
         who = await check(request, "log")
         rows = await run_in_threadpool(store.audit_rows, limit=100, before=truoc)

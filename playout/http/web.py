@@ -36,8 +36,10 @@ from playout import reports
 from playout.auth import (
     CSRF_FIELD,
     Authenticator,
+    PageRefused,
     Principal,
     end_session,
+    guarded_page,
     optional_principal,
     require,
     set_session_cookie,
@@ -182,13 +184,6 @@ def _environment() -> Environment:
     return env
 
 
-class _Refused(Exception):
-    """A page's answer when the caller may not see it: a redirect to the login form or a 403 page."""
-
-    def __init__(self, response: Response):
-        self.response = response
-
-
 def install(app: FastAPI, service: StationService) -> None:
     templates = Jinja2Templates(env=_environment())
     router = APIRouter(include_in_schema=False)
@@ -206,14 +201,14 @@ def install(app: FastAPI, service: StationService) -> None:
             status_code=status_code,
         )
 
-    def forbidden(request: Request, who: Principal | None, message: str) -> _Refused:
-        return _Refused(page(request, "403.html", who, status_code=403, message=message))
+    def forbidden(request: Request, who: Principal | None, message: str) -> PageRefused:
+        return PageRefused(page(request, "403.html", who, status_code=403, message=message))
 
     async def check(request: Request, *actions: str) -> Principal:
         """The caller if any of ``actions`` is allowed (and, for a POST, the CSRF token matches)."""
         who = await optional_principal(request)
         if who is None:
-            raise _Refused(RedirectResponse("/dang-nhap", status_code=303))
+            raise PageRefused(RedirectResponse("/dang-nhap", status_code=303))
         if not actions:
             return who
         refusal = None
@@ -225,16 +220,6 @@ def install(app: FastAPI, service: StationService) -> None:
                 if "CSRF" in str(exc.detail):
                     break
         raise forbidden(request, who, str(refusal))
-
-    def guarded(handler):
-        @functools.wraps(handler)  # FastAPI reads the handler's parameters through __wrapped__
-        async def run(request: Request, **kwargs):
-            try:
-                return await handler(request, **kwargs)
-            except _Refused as refused:
-                return refused.response
-
-        return run
 
     # -- sessions --------------------------------------------------------------------------------------------
 
@@ -321,14 +306,14 @@ def install(app: FastAPI, service: StationService) -> None:
         )
 
     @router.get("/")
-    @guarded
+    @guarded_page
     async def overview(request: Request):
         who = await check(request)
         notice = NOTICES_VI.get(request.query_params.get("xong", ""))
         return await overview_page(request, who, notice=notice)
 
     @router.post("/dong-ho/xac-nhan")
-    @guarded
+    @guarded_page
     async def confirm_clock(request: Request):
         who = await check(request, "confirm_clock")
         try:
@@ -339,7 +324,7 @@ def install(app: FastAPI, service: StationService) -> None:
         return RedirectResponse("/?xong=dong-ho", status_code=303)
 
     @router.post("/canh-bao/{alarm_id}/da-xu-ly")
-    @guarded
+    @guarded_page
     async def acknowledge_alarm(request: Request, alarm_id: Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]):
         who = await check(request, "acknowledge_alarm")
         try:
@@ -371,14 +356,14 @@ def install(app: FastAPI, service: StationService) -> None:
         )
 
     @router.get("/ban-tin")
-    @guarded
+    @guarded_page
     async def bulletins(request: Request):
         who = await check(request, *PAGES[1][2])
         notice = NOTICES_VI.get(request.query_params.get("xong", ""))
         return await bulletins_page(request, who, notice=notice)
 
     @router.post("/ban-tin/tai-len")
-    @guarded
+    @guarded_page
     async def upload(request: Request):
         who = await check(request, "upload")
         file = (await request.form()).get("file")
@@ -405,7 +390,7 @@ def install(app: FastAPI, service: StationService) -> None:
         )
 
     @router.post("/ban-tin/{sha256}/{verb}")
-    @guarded
+    @guarded_page
     async def decide(request: Request, sha256: str, verb: str):
         action = _DECISIONS.get(verb)
         if action is None:
@@ -430,7 +415,7 @@ def install(app: FastAPI, service: StationService) -> None:
         return (await request.form()).get(CONFIRM_FIELD) == "co"
 
     @router.post("/phat/dung")
-    @guarded
+    @guarded_page
     async def stop(request: Request):
         who = await check(request, "stop")
         if not await confirmed(request):
@@ -440,7 +425,7 @@ def install(app: FastAPI, service: StationService) -> None:
         return RedirectResponse(f"/?xong={'dung-phat' if stopped else 'khong-phat'}", status_code=303)
 
     @router.post("/loa/tat")
-    @guarded
+    @guarded_page
     async def relay_off(request: Request):
         who = await check(request, "relay_off")
         if not await confirmed(request):
@@ -457,7 +442,7 @@ def install(app: FastAPI, service: StationService) -> None:
         return RedirectResponse("/?xong=tat-loa", status_code=303)
 
     @router.post("/phat/ngay/{bulletin_id}")
-    @guarded
+    @guarded_page
     async def play_now(request: Request, bulletin_id: Annotated[str, FastApiPath(max_length=64)]):
         who = await check(request, "play_now")
         if not await confirmed(request):
@@ -479,7 +464,7 @@ def install(app: FastAPI, service: StationService) -> None:
     # -- share pages: export one (operator), then anyone on the LAN may open it ------------------------------
 
     @router.post("/chia-se/{bulletin_id}")
-    @guarded
+    @guarded_page
     async def share(request: Request, bulletin_id: Annotated[str, FastApiPath(max_length=64)]):
         who = await check(request, "qr")
         bulletin = service.bulletin(bulletin_id)
@@ -523,7 +508,7 @@ def install(app: FastAPI, service: StationService) -> None:
     # -- as-run log ------------------------------------------------------------------------------------------
 
     @router.get("/nhat-ky")
-    @guarded
+    @guarded_page
     async def log(request: Request):
         who = await check(request, "log")
         q = request.query_params
@@ -568,7 +553,7 @@ def install(app: FastAPI, service: StationService) -> None:
     # -- monthly report --------------------------------------------------------------------------------------
 
     @router.get("/bao-cao")
-    @guarded
+    @guarded_page
     async def report(request: Request):
         who = await check(request, "reports")
         now = service.now()
