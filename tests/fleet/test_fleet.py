@@ -29,8 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet_demo import SETTLED, Fleet, TcpProxy, emergency_latency, figures, wait
-from tests.station import now
+from bench.fleet_demo import SETTLED, Fleet, TcpProxy, emergency_latency, figures, not_near_midnight, wait
 
 N = 10
 PRIORITY = [f"tram-{i:02d}" for i in range(1, 6)]
@@ -40,14 +39,6 @@ OFFLINE = "tram-03"
 P1, P2 = "Lịch tiêm chủng đợt một", "Lịch tiêm chủng đợt hai"
 E1, E2 = "Bão số ba đổ bộ", "Cảnh báo triều cường"
 FORGED = "Tin bị sửa trên đường"
-
-
-def not_near_midnight() -> None:
-    """Windows here are today's: a run that would cross midnight waits for the new day."""
-    t = now()
-    left = (dt.datetime.combine(t.date() + dt.timedelta(days=1), dt.time(), t.tzinfo) - t).total_seconds()
-    if left < 330:
-        time.sleep(left + 2)
 
 
 @pytest.fixture(scope="module")
@@ -73,26 +64,12 @@ def played(f: Fleet, sid: str, window: str) -> list[dict]:
     return [r for r in f.window_rows(sid, window) if r["status"] == "played"]
 
 
-def arrival(f: Fleet, ids: list[str], title: str, t0: float, timeout: float) -> dict[str, float]:
-    """Publish → the verified script in each station's approved/ (seconds)."""
-    got: dict[str, float] = {}
-
-    def arrived() -> bool:
-        for sid in ids:
-            if sid not in got and title in f.fleet_titles(sid):
-                got[sid] = time.time() - t0
-        return len(got) == len(ids)
-
-    wait(arrived, timeout, f"{title!r} at {sorted(set(ids) - set(got))}", every=0.1)
-    return got
-
-
 def test_1_a_priority_bulletin_airs_at_its_wards_next_window_only_and_a_lossy_link_converges(fleet):
     f = fleet
     f.proxy.lossy = True
     target, t0 = f.publish("uu_tien", PRIORITY, P1)
     f.p1_target = target
-    got = arrival(f, PRIORITY, P1, t0, timeout=90)
+    got = f.arrival(PRIORITY, P1, t0, timeout=90)
     direct = [got[s] for s in PRIORITY if s not in PROXIED]
     lossy = [got[s] for s in PROXIED]
     f.figures["p1_arrival_direct_s"] = figures(direct)
@@ -183,7 +160,7 @@ def test_4_a_station_offline_meanwhile_catches_up_and_tampering_is_refused(fleet
     f.withdraw(f.p1_target)
     _, te = f.publish("khan_cap", [OFFLINE], E2, minutes=0.15)
     online = [s for s in f.ids if s != OFFLINE]
-    got = arrival(f, [s for s in PRIORITY if s != OFFLINE], P2, t2, timeout=90)
+    got = f.arrival([s for s in PRIORITY if s != OFFLINE], P2, t2, timeout=90)
     f.figures["p2_arrival_s"] = {s: round(v, 2) for s, v in got.items()}
     wait(lambda: not any(P1 in f.fleet_titles(s) for s in online), 60, "the withdrawal")
 
