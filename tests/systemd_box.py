@@ -28,6 +28,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -42,6 +43,52 @@ from pathlib import Path
 import yaml
 
 from playout.auth import hash_token
+
+# -- a unit file, read as systemd reads it (shared by the station's and the centre's unit tests) --------
+
+#: Where install.sh and install-centre.sh put the command the units run.
+INSTALLED_PLAYOUT = "/opt/playout/.venv/bin/playout"
+
+
+def directives(text: str) -> dict[str, list[str]]:
+    """KEY -> every value it is given, in order (systemd allows repeats)."""
+    out: dict[str, list[str]] = {}
+    # A line ending in a backslash continues on the next (systemd replaces the pair with a space).
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;[" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def runnable_copy(unit: Path, folder: Path) -> Path:
+    """``unit`` with its commands pointing at an executable that exists here, so verify can pass."""
+    playout = Path(sys.executable).parent / "playout"
+    exe = playout if playout.exists() else Path("/bin/true")
+    text = unit.read_text(encoding="utf-8")
+    assert INSTALLED_PLAYOUT in text
+    copy = folder / unit.name
+    copy.write_text(text.replace(INSTALLED_PLAYOUT, str(exe)), encoding="utf-8")
+    return copy
+
+
+def analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    from tests.conftest import require
+
+    return subprocess.run(
+        [require("systemd-analyze"), *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
+def exposure_level(unit: Path) -> tuple[float | None, str]:
+    """``systemd-analyze security``'s overall exposure for a unit file (None if not found), and its output."""
+    done = analyze("security", "--offline=true", unit.name, cwd=unit.parent)
+    output = done.stdout + done.stderr
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
+    return (float(found.group(1)) if found else None), output
+
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"

@@ -18,29 +18,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require
-from tests.systemd_box import SystemdBox, base_python_home
+from tests.conftest import ROOT
+from tests.systemd_box import (
+    INSTALLED_PLAYOUT,
+    SystemdBox,
+    analyze,
+    base_python_home,
+    directives,
+    exposure_level,
+    runnable_copy,
+)
 
 UNIT = ROOT / "systemd" / "playout-centre.service"
 INSTALL = ROOT / "systemd" / "install-centre.sh"
-INSTALLED_PLAYOUT = "/opt/playout/.venv/bin/playout"
 DATA = "/var/lib/playout-centre"
 # Measured 1.4 when written; the station's unit is held to 4.0. A centre holds every ward's signing keys
 # and drives no hardware: it is held tighter.
 MAX_EXPOSURE = 2.0
-
-
-def directives(text: str) -> dict[str, list[str]]:
-    """KEY -> every value it is given, in order (systemd allows repeats)."""
-    out: dict[str, list[str]] = {}
-    # A line ending in a backslash continues on the next (systemd replaces the pair with a space).
-    for line in re.sub(r"\\\n", " ", text).splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;[" or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        out.setdefault(key.strip(), []).append(value.strip())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +45,7 @@ def unit() -> dict[str, list[str]]:
 @pytest.fixture
 def runnable_unit(tmp_path) -> Path:
     """The unit with its command pointing at an executable that exists here, so verify can pass."""
-    playout = Path(sys.executable).parent / "playout"
-    exe = playout if playout.exists() else Path("/bin/true")
-    text = UNIT.read_text(encoding="utf-8")
-    assert INSTALLED_PLAYOUT in text
-    copy = tmp_path / UNIT.name
-    copy.write_text(text.replace(INSTALLED_PLAYOUT, str(exe)), encoding="utf-8")
-    return copy
-
-
-def analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [require("systemd-analyze"), *args], capture_output=True, text=True, cwd=cwd, timeout=60
-    )
+    return runnable_copy(UNIT, tmp_path)
 
 
 # -- the unit, read by systemd-analyze -----------------------------------------------------------------
@@ -77,11 +59,8 @@ def test_systemd_analyze_verify_is_clean(runnable_unit):
 
 
 def test_hardening_exposure_is_low(runnable_unit):
-    done = analyze("security", "--offline=true", runnable_unit.name, cwd=runnable_unit.parent)
-    output = done.stdout + done.stderr
-    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
-    assert found, output
-    exposure = float(found.group(1))
+    exposure, output = exposure_level(runnable_unit)
+    assert exposure is not None, output
     print(f"systemd-analyze security: exposure {exposure}")
     assert exposure <= MAX_EXPOSURE, output
 

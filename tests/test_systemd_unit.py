@@ -5,29 +5,16 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT
+from tests.systemd_box import INSTALLED_PLAYOUT, analyze, directives, exposure_level, runnable_copy
 
 UNIT = ROOT / "systemd" / "playout.service"
 INSTALL = ROOT / "systemd" / "install.sh"
-INSTALLED_PLAYOUT = "/opt/playout/.venv/bin/playout"
 MAX_EXPOSURE = 4.0
-
-
-def directives(text: str) -> dict[str, list[str]]:
-    """KEY -> every value it is given, in order (systemd allows repeats)."""
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;[" or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        out.setdefault(key.strip(), []).append(value.strip())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +25,7 @@ def unit() -> dict[str, list[str]]:
 @pytest.fixture
 def runnable_unit(tmp_path) -> Path:
     """The unit with its commands pointing at an executable that exists here, so verify can pass."""
-    playout = Path(sys.executable).parent / "playout"
-    exe = playout if playout.exists() else Path("/bin/true")
-    text = UNIT.read_text(encoding="utf-8")
-    assert INSTALLED_PLAYOUT in text
-    copy = tmp_path / "playout.service"
-    copy.write_text(text.replace(INSTALLED_PLAYOUT, str(exe)), encoding="utf-8")
-    return copy
-
-
-def analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [require("systemd-analyze"), *args], capture_output=True, text=True, cwd=cwd, timeout=60
-    )
+    return runnable_copy(UNIT, tmp_path)
 
 
 def test_systemd_analyze_verify_is_clean(runnable_unit):
@@ -61,11 +36,8 @@ def test_systemd_analyze_verify_is_clean(runnable_unit):
 
 
 def test_hardening_exposure_is_at_most_4(runnable_unit):
-    done = analyze("security", "--offline=true", runnable_unit.name, cwd=runnable_unit.parent)
-    output = done.stdout + done.stderr
-    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
-    assert found, output
-    exposure = float(found.group(1))
+    exposure, output = exposure_level(runnable_unit)
+    assert exposure is not None, output
     print(f"systemd-analyze security: exposure {exposure}")
     assert exposure <= MAX_EXPOSURE, output
 
