@@ -184,10 +184,18 @@ class TcpProxy:
     def close(self) -> None:
         async def stop():
             self.server.close()
+            # Connections still piping are cancelled and closed while the loop runs: left pending, they
+            # would be collected later and try to close their sockets on a closed loop.
+            pipes = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in pipes:
+                task.cancel()
+            await asyncio.gather(*pipes, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class NetnsNotPermitted(RuntimeError):
