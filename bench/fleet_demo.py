@@ -120,7 +120,7 @@ class TcpProxy:
     after the first chunk of the answer (a flaky 4G link; these machines' kernels have no netem)."""
 
     def __init__(self, upstream: int, *, lossy: bool = False, drop: float = 0.25, cut: float = 0.1,
-                 delay=(0.2, 0.8), chunk_delay=(0.02, 0.15)):  # fmt: skip
+                 delay=(0.2, 0.8), chunk_delay=(0.02, 0.15), record: bool = False):  # fmt: skip
         self.upstream = upstream
         self.port = free_port()
         self.drop, self.cut, self.delay, self.chunk_delay = drop, cut, delay, chunk_delay
@@ -129,6 +129,8 @@ class TcpProxy:
         self.counts = {"connections": 0, "dropped": 0, "cut": 0, "bytes_down": 0, "bytes_up": 0}
         #: Request lines seen going up ("GET /tuf/metadata/timestamp.json"), in order.
         self.requests: list[str] = []
+        #: With ``record``: every byte sent up (what someone on the link would see), for tests.
+        self.sent_up: bytearray | None = bytearray() if record else None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="tcp-proxy", daemon=True)
 
@@ -149,6 +151,8 @@ class TcpProxy:
                 await writer.drain()
                 if not down:
                     self.counts["bytes_up"] += len(data)
+                    if self.sent_up is not None:
+                        self.sent_up += data
                     self.requests += [m.decode() for m in REQUEST_LINE.findall(data)]
                 if down:
                     self.counts["bytes_down"] += len(data)

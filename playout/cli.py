@@ -390,10 +390,19 @@ def cmd_centre(args) -> int:
     centre = Centre(args.dir)
     what = args.centre_command
     if what == "init":
+        if args.broker_tls and not args.broker_host:
+            print("playout: --broker-tls cần --broker-host (địa chỉ các trạm gọi tới MQTT)", file=sys.stderr)
+            return EXIT_USAGE
         root = centre.init(
-            broker_host=args.broker_host, broker_port=args.broker_port, broker_listen=args.broker_listen
+            broker_host=args.broker_host,
+            broker_port=args.broker_port,
+            broker_listen=args.broker_listen,
+            broker_tls=args.broker_tls,
         )
         print(f"trung tâm đã tạo trong {args.dir}; gốc tin cậy (cài lên mỗi trạm): {root}")
+        tls = centre.broker_tls()
+        if tls is not None:
+            print(f"MQTT qua TLS; chứng chỉ gốc của máy chủ MQTT (cài lên mỗi trạm): {tls['ca_file']}")
     elif what == "station":
         out = centre.add_station(args.station_id, centre_url=args.centre_url)
         print(f"cài các tệp trong {out} lên trạm {args.station_id} (fleet.yaml: dán vào schedule.yaml)")
@@ -651,7 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = centre_sub.add_parser("init", help="tạo trung tâm: khóa, gốc tin cậy, cấu hình Mosquitto")
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("--broker-host", help="địa chỉ Mosquitto của trung tâm (bỏ trống: không dùng MQTT)")
-    p.add_argument("--broker-port", type=int, default=1883)
+    p.add_argument("--broker-port", type=int, help="cổng MQTT (mặc định 1883; 8883 với --broker-tls)")
+    p.add_argument(
+        "--broker-tls",
+        action="store_true",
+        help="MQTT qua TLS với chứng chỉ riêng của trung tâm: mật khẩu các trạm không đi dạng rõ",
+    )
     p.add_argument(
         "--broker-listen",
         metavar="ĐỊA_CHỈ",

@@ -201,10 +201,20 @@ class BrokerSettings(_Section):
     host: str = Field(..., min_length=1, max_length=253)
     port: int = Field(1883, ge=1, le=65535)
     tls: bool = False
+    # The centre's own CA for its broker (broker-ca.pem, installed with the TUF root): the only
+    # certificate the station then trusts for it. Left out with tls: the system's CAs.
+    ca_file: Path | None = None
     # The station's own MQTT account; its password is kept in a file (0600) so `playout config` can print
     # the settings as they are without printing a secret.
     username: str | None = Field(None, max_length=64, description="default: fleet.station_id")
     password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> BrokerSettings:
+        # A CA file with tls off would be a station that looks protected and sends its password in clear.
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("ca_file chỉ dùng với tls: true (thiếu tls: true thì mật khẩu đi dạng rõ)")
+        return self
 
 
 class FleetSettings(_Section):
@@ -289,7 +299,10 @@ class StationConfig(_Section):
                         "broker": None
                         if self.fleet.broker is None
                         else self.fleet.broker.model_copy(
-                            update={"password_file": anchor(self.fleet.broker.password_file)}
+                            update={
+                                "password_file": anchor(self.fleet.broker.password_file),
+                                "ca_file": anchor(self.fleet.broker.ca_file),
+                            }
                         ),
                     }
                 ),

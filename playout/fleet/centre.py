@@ -112,38 +112,86 @@ class Centre:
     # -- set-up --------------------------------------------------------------------------------------------
 
     def init(
-        self, *, broker_host: str | None = None, broker_port: int = 1883, broker_listen: str | None = None
+        self,
+        *,
+        broker_host: str | None = None,
+        broker_port: int | None = None,
+        broker_listen: str | None = None,
+        broker_tls: bool = False,
     ) -> Path:
-        """A new centre: keys, the first TUF root, and (with a broker address) Mosquitto's files."""
+        """A new centre: keys, the first TUF root, and (with a broker address) Mosquitto's files.
+
+        ``broker_tls`` makes the broker's own CA and certificate (playout.fleet.broker_tls) and listens
+        with TLS, on 8883 unless ``broker_port`` says otherwise: station passwords then never cross the
+        link in clear."""
+        if broker_tls and not broker_host:
+            raise ValueError("--broker-tls cần --broker-host: địa chỉ các trạm gọi tới Mosquitto")
         self.folder.mkdir(parents=True, exist_ok=True)
         root = self.repository().init()
         data = self.settings()
         if broker_host:
             from playout.fleet.mqtt import Broker
 
-            password = Broker(
-                self.broker_dir, host=broker_listen or broker_host, port=broker_port
-            ).add_centre()
+            port = broker_port or (8883 if broker_tls else 1883)
+            password = Broker(self.broker_dir, host=broker_listen or broker_host, port=port).add_centre()
             _private(self.broker_dir / "centre.pw", password + "\n")
             # host: the name stations are given; listen: where Mosquitto binds (e.g. 0.0.0.0 behind NAT,
             # where the public name is not an address of this machine). Without it, the same.
-            data["broker"] = {"host": broker_host, "port": broker_port}
+            data["broker"] = {"host": broker_host, "port": port}
             if broker_listen:
                 data["broker"]["listen"] = broker_listen
+            if broker_tls:
+                from playout.fleet.broker_tls import make_broker_certificates
+
+                made = make_broker_certificates(self.broker_dir / "tls", broker_host, listen=broker_listen)
+                data["broker"]["tls"] = {
+                    "certfile": str(made.certfile.relative_to(self.folder)),
+                    "keyfile": str(made.keyfile.relative_to(self.folder)),
+                    "ca_file": str(made.ca_file.relative_to(self.folder)),
+                }
         self._save(data)
         logger.info("centre initialised in %s (root %s)", self.folder, root)
         return root
 
     def broker(self):
         """The centre's Mosquitto (one object per Centre, so accounts added while it runs reload it)."""
-        from playout.fleet.mqtt import Broker
+        from playout.fleet.mqtt import Broker, BrokerTLS
 
         b = self.settings()["broker"]
         if not b:
             return None
         if self._broker is None:
-            self._broker = Broker(self.broker_dir, host=b.get("listen") or b["host"], port=b["port"])
+            tls = self.broker_tls()
+            self._broker = Broker(
+                self.broker_dir,
+                host=b.get("listen") or b["host"],
+                port=b["port"],
+                tls=None if tls is None else BrokerTLS(tls["certfile"], tls["keyfile"]),
+            )
         return self._broker
+
+    def broker_tls(self) -> dict[str, Path | None] | None:
+        """``broker.tls`` in centre.yaml with its paths anchored at the centre's folder; None: plain MQTT.
+
+        ``certfile``/``keyfile``: the listener's; ``ca_file``: what stations are given to trust it (left
+        out for a certificate from a public CA, which stations trust through their system's store)."""
+        b = self.settings()["broker"] or {}
+        tls = b.get("tls")
+        if not tls:
+            return None
+        if not isinstance(tls, dict) or not tls.get("certfile") or not tls.get("keyfile"):
+            raise ValueError("broker.tls trong centre.yaml cần certfile và keyfile (và ca_file nếu CA riêng)")
+        unknown = set(tls) - {"certfile", "keyfile", "ca_file"}
+        if unknown:
+            raise ValueError(f"broker.tls: không có mục {', '.join(sorted(map(str, unknown)))}")
+
+        def anchor(value: Any) -> Path | None:
+            if not value:
+                return None
+            path = Path(os.path.expanduser(str(value)))
+            return path if path.is_absolute() else (self.folder / path).resolve()
+
+        return {key: anchor(tls.get(key)) for key in ("certfile", "keyfile", "ca_file")}
 
     def add_station(self, station_id: str, *, centre_url: str) -> Path:
         """Register a station; writes what to install on it under stations/ID/ and returns that folder."""
@@ -172,6 +220,12 @@ class Centre:
                 "port": data["broker"]["port"],
                 "password_file": "mqtt.pw",
             }
+            tls = self.broker_tls()
+            if tls is not None:
+                fleet["broker"]["tls"] = True
+                if tls["ca_file"] is not None:  # installed with the station, like its TUF root
+                    shutil.copyfile(tls["ca_file"], out / "broker-ca.pem")
+                    fleet["broker"]["ca_file"] = "broker-ca.pem"
         shutil.copyfile(self._current_root(), out / "fleet-root.json")
         (out / "fleet.yaml").write_text(yaml.safe_dump({"fleet": fleet}, allow_unicode=True, sort_keys=False))
         self._save(data)
@@ -336,13 +390,19 @@ class Centre:
         if not b:
             return None
         if self._link is None:
-            from playout.fleet.mqtt import CentreLink
+            from playout.fleet.mqtt import CentreLink, LinkTLS
 
             password = (self.broker_dir / "centre.pw").read_text("utf-8").strip()
             # The centre reaches its own broker locally: the public name may only work from outside.
+            # (With TLS the certificate must name that address: the one `init --broker-tls` makes names
+            # loopback; for another certificate, broker.local in centre.yaml is a name it carries.)
             listen = b.get("listen") or b["host"]
-            local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(listen, listen)
-            self._link = CentreLink(local, b["port"], password)
+            loopback = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+            local = b.get("local") or loopback.get(listen, listen)
+            tls = self.broker_tls()
+            self._link = CentreLink(
+                local, b["port"], password, tls=None if tls is None else LinkTLS(ca_file=tls["ca_file"])
+            )
             self._link.start()
         return self._link
 

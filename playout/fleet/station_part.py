@@ -56,6 +56,25 @@ def _free_bytes(path: Any) -> int | None:
         return None
 
 
+def station_link(fleet: Any, *, on_doorbell, disk_path: str | None = None, **kw: Any):
+    """The MQTT link ``fleet.broker`` describes (not started): its account, and TLS with its CA if set."""
+    from playout.fleet.mqtt import LinkTLS, StationLink
+
+    broker = fleet.broker
+    # Back from an outage, a station should hear the next doorbell soon: retry within 20 s.
+    kw.setdefault("reconnect_max_s", 20.0)
+    return StationLink(
+        broker.username or fleet.station_id,
+        broker.host,
+        broker.port,
+        _read_secret(broker.password_file) or "",
+        on_doorbell=on_doorbell,
+        tls=LinkTLS(ca_file=broker.ca_file) if broker.tls else None,
+        disk_path=disk_path,
+        **kw,
+    )
+
+
 class FleetPart:
     """Started by the station when ``fleet:`` is set; ``close()`` stops it."""
 
@@ -93,20 +112,7 @@ class FleetPart:
         self._last_row: int | None = None
         self.doorbells = 0
         if fleet.broker is not None:
-            from playout.fleet.mqtt import LinkTLS, StationLink
-
-            password = _read_secret(fleet.broker.password_file) or ""
-            self.link = StationLink(
-                fleet.broker.username or fleet.station_id,
-                fleet.broker.host,
-                fleet.broker.port,
-                password,
-                on_doorbell=self._doorbell,
-                tls=LinkTLS() if fleet.broker.tls else None,
-                disk_path=str(cfg.paths.data),
-                # A station back from an outage should hear the next doorbell soon: retry within 20 s.
-                reconnect_max_s=20.0,
-            )
+            self.link = station_link(fleet, on_doorbell=self._doorbell, disk_path=str(cfg.paths.data))
         self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)
         # Its own thread: the loop above waits on the network (a refresh or a send can hang for tens of
         # seconds on a 2G link), and a bulletin must leave the rotation at its air_until, not after.
