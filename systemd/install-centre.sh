@@ -18,7 +18,9 @@
 #   6. the next steps: accounts, approvers, stations
 # The broker's address (the stations connect to it; Mosquitto listens on it), used by init only:
 # PLAYOUT_CENTRE_BROKER_HOST, else this machine's name if it resolves to a non-loopback address.
-# PLAYOUT_CENTRE_BROKER_PORT: 1883 unless set.
+# PLAYOUT_CENTRE_BROKER_TLS: 1 (the default) makes the broker's own CA and certificate and listens with TLS,
+# so station passwords never cross the network in clear; 0 for plain MQTT (a closed private network only).
+# PLAYOUT_CENTRE_BROKER_PORT: 8883 with TLS, 1883 without, unless set.
 set -euo pipefail
 
 APP=playout-centre
@@ -28,7 +30,12 @@ DATA=/var/lib/playout-centre
 UNIT=playout-centre.service
 UNIT_DIR=/etc/systemd/system
 HTTP_PORT=8090
-BROKER_PORT=${PLAYOUT_CENTRE_BROKER_PORT:-1883}
+BROKER_TLS=${PLAYOUT_CENTRE_BROKER_TLS:-1}
+case $BROKER_TLS in
+    0) BROKER_PORT=${PLAYOUT_CENTRE_BROKER_PORT:-1883} ;;
+    1) BROKER_PORT=${PLAYOUT_CENTRE_BROKER_PORT:-8883} ;;
+    *) echo "install-centre.sh: PLAYOUT_CENTRE_BROKER_TLS=$BROKER_TLS: use 1 (TLS) or 0 (plain MQTT)" >&2; exit 2 ;;
+esac
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DRY_RUN=0
@@ -36,7 +43,7 @@ DRY_RUN=0
 . "$REPO/systemd/common.sh"
 
 usage() {
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 for arg in "$@"; do
@@ -167,6 +174,9 @@ else
     if [ -n "${PLAYOUT_CENTRE_BROKER_LISTEN:-}" ]; then
         init+=(--broker-listen "$PLAYOUT_CENTRE_BROKER_LISTEN")
     fi
+    if [ "$BROKER_TLS" = 1 ]; then
+        init+=(--broker-tls)
+    fi
     printf '+ cd %s && %s\n' "$DATA" "${init[*]}"
     if [ "$DRY_RUN" = 0 ]; then
         (cd "$DATA" && "${init[@]}")
@@ -208,7 +218,8 @@ Các bước tiếp theo (chạy với người dùng $APP, để các tệp c�
      Người soạn tin: --role operator; kỹ thuật viên: --role technician.
   3. Mỗi trạm:
        $cli station $DATA MÃ_TRẠM --centre-url http://$host_hint:$HTTP_PORT/
-     rồi chép các tệp trong $DATA/stations/MÃ_TRẠM/ sang trạm và dán fleet.yaml vào schedule.yaml.
+     rồi chép các tệp trong $DATA/stations/MÃ_TRẠM/ sang trạm (cả broker-ca.pem khi MQTT qua TLS)
+     và dán fleet.yaml vào schedule.yaml.
   Tường lửa: mở cổng $HTTP_PORT/tcp (HTTP cho trạm và trang trung tâm; hoặc đặt sau nginx có TLS) và
   $BROKER_PORT/tcp (MQTT) cho các trạm. Trang trung tâm: http://$host_hint:$HTTP_PORT/
 EOF

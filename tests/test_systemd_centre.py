@@ -195,7 +195,7 @@ def test_install_dry_run_shows_every_step_and_changes_nothing(stubs):
     # init as the service's user (its files are 0600), with the machine's name for the stations.
     assert (
         f"runuser -u playout-centre -- {INSTALLED_PLAYOUT} centre init {DATA} "
-        "--broker-host centre.example.vn --broker-port 1883"
+        "--broker-host centre.example.vn --broker-port 8883 --broker-tls"
     ) in out
     assert f"{ROOT}/systemd/playout-centre.service /etc/systemd/system/playout-centre.service" in out
     assert "systemctl daemon-reload" in out
@@ -205,7 +205,7 @@ def test_install_dry_run_shows_every_step_and_changes_nothing(stubs):
     # The next steps, in Vietnamese, with the commands run as the centre's user.
     assert f"sudo -u playout-centre {INSTALLED_PLAYOUT} centre account {DATA} TÊN --role admin" in out
     assert f"centre station {DATA} MÃ_TRẠM --centre-url http://centre.example.vn:8090/" in out
-    assert "8090/tcp" in out and "1883/tcp" in out
+    assert "8090/tcp" in out and "8883/tcp" in out and "broker-ca.pem" in out
 
 
 def test_mosquitto_service_is_disabled_only_when_the_installer_installed_the_package(stubs):
@@ -232,9 +232,15 @@ def test_broker_host_from_the_environment(stubs):
         "getent",
         'if [ "$1" = ahosts ]; then echo "198.51.100.9 STREAM $2"; exit 0; fi\nexec /usr/bin/getent "$@"',
     )
-    done = dry_run(stubs, PLAYOUT_CENTRE_BROKER_HOST="mqtt.tinh.gov.vn", PLAYOUT_CENTRE_BROKER_PORT="8883")
+    done = dry_run(stubs, PLAYOUT_CENTRE_BROKER_HOST="mqtt.tinh.gov.vn", PLAYOUT_CENTRE_BROKER_PORT="9883")
     assert done.returncode == 0, done.stderr
-    assert "--broker-host mqtt.tinh.gov.vn --broker-port 8883" in done.stdout
+    assert "--broker-host mqtt.tinh.gov.vn --broker-port 9883 --broker-tls" in done.stdout
+    # Plain MQTT only when asked for (a closed network), on its usual port.
+    done = dry_run(stubs, PLAYOUT_CENTRE_BROKER_HOST="mqtt.tinh.gov.vn", PLAYOUT_CENTRE_BROKER_TLS="0")
+    assert done.returncode == 0, done.stderr
+    assert "--broker-port 1883\n" in done.stdout and "--broker-tls" not in done.stdout
+    done = dry_run(stubs, PLAYOUT_CENTRE_BROKER_TLS="yes")
+    assert done.returncode == 2 and "PLAYOUT_CENTRE_BROKER_TLS=yes" in done.stderr
 
 
 def test_a_name_that_resolves_only_to_loopback_is_refused_before_anything(stubs):
@@ -276,12 +282,18 @@ exec {ROOT}/.venv/bin/playout "$@"
 """
 
 # Runs with the host's python in the container's network: a station that connects to the centre's broker
-# with the account the running centre just made, then what the centre's API says about it.
+# over TLS with the files the running centre just made for it (fleet.yaml, mqtt.pw, broker-ca.pem), as
+# the station's own code reads them, then what the centre's API says about it.
 STATION_SCRIPT = r"""
 import json, sys, time, urllib.request
-from playout.fleet.mqtt import StationLink
-password, token = sys.argv[1], sys.argv[2]
-link = StationLink("dong-hai", "127.0.0.1", 1883, password, on_doorbell=lambda ring: None)
+from pathlib import Path
+import yaml
+from playout.config import parse_config
+from playout.fleet.station_part import station_link
+folder, token = Path(sys.argv[1]), sys.argv[2]
+fleet = parse_config(yaml.safe_load((folder / "fleet.yaml").read_text()), base=folder).fleet
+assert fleet.broker.tls and fleet.broker.port == 8883 and fleet.broker.ca_file.name == "broker-ca.pem"
+link = station_link(fleet, on_doorbell=lambda ring: None)
 link.start()
 deadline = time.monotonic() + 15
 while not link.state.connected and time.monotonic() < deadline:
@@ -355,7 +367,7 @@ class Centre:
         status, body = 0, ""
         while time.monotonic() < deadline:
             status, body = http_get(self.box, "http://127.0.0.1:8090/tuf/metadata/timestamp.json")
-            if status == 200 and len(self.mosquittos()) == 1 and self.port_open(1883):
+            if status == 200 and len(self.mosquittos()) == 1 and self.port_open(8883):
                 return json.loads(body)
             time.sleep(0.3)
         raise AssertionError(
@@ -470,10 +482,13 @@ def test_installed_centre_serves_restarts_and_stops_with_its_broker(centre_box):
     centre.as_user("centre", "station", DATA, "dong-hai", "--centre-url", "http://127.0.0.1:8090/")
     printed = centre.as_user("centre", "token", DATA, "giam-sat", "--role", "technician")
     token = printed.split(":", 1)[1].split()[0]
-    password = centre.box.path(f"{DATA}/stations/dong-hai/mqtt.pw").read_text().strip()
+    installed = centre.box.path(f"{DATA}/stations/dong-hai")
+    assert (installed / "broker-ca.pem").read_bytes() == centre.box.path(
+        f"{DATA}/broker/tls/ca.crt"
+    ).read_bytes()
     time.sleep(3)  # the centre rereads centre.yaml (the new token) within seconds
     done = subprocess.run(
-        centre.box.net_cmd(sys.executable, "-c", STATION_SCRIPT, password, token),
+        centre.box.net_cmd(sys.executable, "-c", STATION_SCRIPT, str(installed), token),
         capture_output=True,
         text=True,
         timeout=60,
@@ -495,7 +510,7 @@ def test_installed_centre_serves_restarts_and_stops_with_its_broker(centre_box):
     restarted_pid = state["MainPID"]
 
     # 4. The centre alone killed: systemd kills the orphaned broker too, then restarts both (a broker left
-    # running would hold port 1883 and its pid file would make the new centre refuse to start).
+    # running would hold port 8883 and its pid file would make the new centre refuse to start).
     centre.box.systemctl("kill", "--kill-who=main", "--signal=KILL", UNIT_NAME)
     state = centre.wait_state(
         lambda s: s["NRestarts"] == "1" and s["ActiveState"] == "active",
@@ -522,6 +537,6 @@ def test_installed_centre_serves_restarts_and_stops_with_its_broker(centre_box):
     journal = centre.journal()[before:]
     assert (state["ActiveState"], state["Result"]) == ("inactive", "success"), f"{state}\n{journal[-4000:]}"
     assert centre.mosquittos() == []
-    assert not centre.port_open(1883) and not centre.port_open(8090)
+    assert not centre.port_open(8883) and not centre.port_open(8090)
     assert "timed out" not in journal and "Killing process" not in journal, journal[-4000:]
     print(f"stopped in {stop_s:.1f} s; whole test {time.monotonic() - started:.0f} s")

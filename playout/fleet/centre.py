@@ -6,8 +6,10 @@
     DIR/keys/              private keys, 0600 in a 0700 folder, never served: root, targets, snapshot,
                            timestamp, and the approvers' keys the centre holds for them (see below)
     DIR/broker/            Mosquitto's config, password file and ACL (playout.fleet.mqtt.Broker)
+    DIR/broker/tls/        with ``init --broker-tls``: the broker's own CA and certificate (broker_tls)
     DIR/centre.db          every station's as-run rows, the desk's bulletins, the audit (centre_store)
-    DIR/stations/ID/       what to install on station ID: fleet-root.json, token, mqtt.pw (0600), fleet.yaml
+    DIR/stations/ID/       what to install on station ID: fleet-root.json, token, mqtt.pw (0600), fleet.yaml,
+                           broker-ca.pem with TLS
 
 Keys a ward can live with: the root key signs rarely (a new station key set, a rotation) and can be moved
 off the machine after ``init``; the online keys (targets, snapshot, timestamp) stay, so the centre can
