@@ -372,6 +372,14 @@ class Station:
             add("DISK_LOW", self.disk.get("message") or "Sắp hết dung lượng đĩa", False)
         for alarm in self._active_alarms():
             add(f"ALARM_{alarm['kind'].upper()}", alarm["message"], False)
+        link = getattr(getattr(self, "fleet", None), "link", None)
+        if link is not None:
+            # A refused password or an untrusted certificate does not heal by retrying: the centre sees the
+            # station offline until someone fixes its settings. (A link that is merely down is the network's,
+            # shown on the overview, and the station keeps airing either way.)
+            state = link.state
+            if state.code in ("FLEET_LINK_REFUSED", "FLEET_LINK_TLS"):
+                add(state.code, state.message or state.code, False)
         if self.clock is not None:
             clock = self.clock.check()
             if not clock.trusted:

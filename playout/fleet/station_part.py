@@ -211,10 +211,19 @@ class FleetPart:
         }
 
     def health(self) -> dict[str, Any]:
+        verified = self.client.status.last_refresh
         return {
             "station_id": self.settings.station_id,
-            "content": {**self.client.status.to_dict(), **self.sync.state},
+            # verified_at: when the centre's metadata last verified end to end (content.last_refresh is
+            # the last attempt, which an offline station also makes).
+            "content": {
+                **self.client.status.to_dict(),
+                **self.sync.state,
+                "verified_at": verified.astimezone(self.station.tz).isoformat(timespec="seconds")
+                if verified
+                else None,
+            },
             "link": None if self.link is None else dataclasses.asdict(self.link.state),
-            "outbox": {"acked": self.outbox.acked, **self.outbox.state},
+            "outbox": {"acked": self.outbox.acked, "backlog": self.outbox.backlog(), **self.outbox.state},
             "doorbells": self.doorbells,
         }

@@ -181,7 +181,20 @@ def _environment() -> Environment:
     env.filters["seconds"] = _seconds_vi
     # Operators read topic names, not slugs.
     env.filters["topic_name"] = lambda slug: TOPICS.get(slug, slug) if slug else ""
+    env.tests["ackable_alarm"] = _is_alarm_among
     return env
+
+
+def _is_alarm_among(problem: object, alarms: list) -> bool:
+    """Is this health problem one of these stored alarms (health lists each as ALARM_<KIND>)?"""
+    if not isinstance(problem, dict):
+        return False
+    return any(
+        problem.get("code") == f"ALARM_{str(a.get('kind', '')).upper()}"
+        and problem.get("message") == a.get("message")
+        for a in alarms
+        if isinstance(a, dict)
+    )
 
 
 def install(app: FastAPI, service: StationService) -> None:

@@ -70,7 +70,10 @@ def station_for(centre, tmp_path, sid, windows=(), **fleet):
     f = yaml.safe_load((folder / "fleet.yaml").read_text())["fleet"]
     for key in ("root", "token_file"):
         f[key] = str(folder / f[key])
-    f["broker"]["password_file"] = str(folder / f["broker"]["password_file"])
+    for key in ("password_file", "ca_file"):
+        if key in f["broker"]:
+            f["broker"][key] = str(folder / f["broker"][key])
+    f["broker"].update(fleet.pop("broker", {}))
     f.update(refresh_s=3600, **fleet)  # only the doorbell (or a restart) makes it look
     config = parse_config(
         {
@@ -322,3 +325,34 @@ def test_a_bulletin_leaves_at_its_air_until_while_a_refresh_hangs(tmp_path, cent
         assert late < 2.5, f"removed {late:.1f} s after its air_until"
     finally:
         a.close()
+
+
+def test_a_refused_mqtt_password_is_a_problem_on_the_station_while_its_content_still_airs(
+    tmp_path, centre, monkeypatch
+):
+    """A station whose MQTT account no longer works is invisible to the centre (offline there); the ward's
+    technician must see why on the station itself. TUF content does not depend on MQTT and keeps coming."""
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    publish(centre, "uu_tien", ["dong-hai"], "Lịch tiêm chủng")
+    centre.add_station("dong-hai", centre_url=centre.url + "/")
+    centre.state.station_tokens = dict(centre.settings()["stations"])
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    write_script(
+        tmp_path / "dong-hai" / "bulletins" / "approved", "rieng.md", "Tin riêng.", title="Tin riêng"
+    )
+    station = station_for(centre, tmp_path, "dong-hai", broker={"password_file": str(wrong)})
+    try:
+        wait(lambda: station.fleet.link.state.code == "FLEET_LINK_REFUSED", 10, "the refusal")
+        health = station.health()
+        (problem,) = [p for p in health["problems"] if p["code"] == "FLEET_LINK_REFUSED"]
+        assert problem["vital"] is False and "mật khẩu MQTT" in problem["message"]
+        assert health["status"] != "ok"
+        # Content came over TUF all the same, and the overview's row says both things.
+        wait(lambda: station.fleet.health()["content"]["bulletins"] == 1, 10, "the verified bulletin")
+        content = station.health()["fleet"]["content"]
+        assert content["online"] is True and content["verified_at"][-6:] == "+07:00"
+        titles = {b.title for b in station.library.bulletins()}
+        assert "Lịch tiêm chủng" in titles
+    finally:
+        station.close()

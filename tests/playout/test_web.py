@@ -268,6 +268,50 @@ def test_a_technician_confirms_the_clock_from_the_overview(station, monkeypatch)
     assert refused.status_code == 403 and calls == ["lan"]
 
 
+FLEET_HEALTH = {
+    "station_id": "dong-hai",
+    "content": {
+        "online": False,
+        "alarm": "FLEET_METADATA_EXPIRED: Chưa nhận được tin mới của trung tâm từ 06:00",
+        "bulletins": 3,
+        "verified_at": "2026-11-28T17:05:00+07:00",
+    },
+    "link": {
+        "connected": False,
+        "code": "FLEET_LINK_TLS",
+        "message": "Kết nối bảo mật (TLS) tới trung tâm <x>",
+    },
+    "outbox": {"backlog": 7, "error": "timed out"},
+}
+
+
+def test_the_overview_shows_the_centres_link_and_each_alarm_with_its_button(station, monkeypatch):
+    alarm_id = station.alarms.raise_alarm("fleet_bad_signature", "Siêu dữ liệu của trung tâm sai chữ ký")
+    real = station.health
+    monkeypatch.setattr(station, "health", lambda: {**real(), "fleet": FLEET_HEALTH})
+    tech, csrf = logged_in(station, "lan")
+    home = tech.get("/").text
+    centre = home[home.index('id="trung-tam"') :].split("</dd>")[0]
+    assert "Tin từ trung tâm chưa cập nhật được" in centre and "FLEET_METADATA_EXPIRED" in centre
+    assert "3 bản tin của trung tâm" in centre and "xác minh lần cuối 28/11/2026 17:05" in centre
+    assert "Chưa kết nối</span> Kết nối bảo mật (TLS) tới trung tâm &lt;x&gt;" in centre
+    assert "7 dòng nhật ký phát đang chờ gửi" in centre and "timed out" in centre
+    # The alarm is at the top with its own button (not only in the storage card, which is for the disk).
+    problems = home[home.index('id="su-co"') :].split("</div>")[0]
+    assert "Siêu dữ liệu của trung tâm sai chữ ký" in problems
+    assert problems.count("Siêu dữ liệu của trung tâm sai chữ ký") == 1  # listed once, with its button
+    assert f'action="/canh-bao/{alarm_id}/da-xu-ly"' in problems
+    oper, _ = logged_in(station, "hoa")  # an operator reads it, without the button
+    seen = oper.get("/").text
+    assert "Siêu dữ liệu của trung tâm sai chữ ký" in seen and f"/canh-bao/{alarm_id}/" not in seen
+    done = tech.post(f"/canh-bao/{alarm_id}/da-xu-ly", data={"csrf_token": csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    assert "sai chữ ký" not in tech.get("/").text
+    # A station without a centre has no such row.
+    monkeypatch.setattr(station, "health", real)
+    assert 'id="trung-tam"' not in tech.get("/").text
+
+
 # ---------------------------------------------------------------- a real browser
 
 
