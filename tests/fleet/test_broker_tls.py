@@ -14,7 +14,6 @@ import ssl
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -26,16 +25,8 @@ from playout.errors import ConfigError
 from playout.fleet.broker_tls import make_broker_certificates
 from playout.fleet.centre import Centre
 from playout.fleet.station_part import station_link
+from tests.fleet.test_mqtt import wait_until
 from tests.station import free_port
-
-
-def wait_until(predicate, timeout: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
 
 
 def test_the_centres_certificates_name_its_addresses_and_keep_their_keys_private(tmp_path):
