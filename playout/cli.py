@@ -403,6 +403,18 @@ def cmd_centre(args) -> int:
         tls = centre.broker_tls()
         if tls is not None:
             print(f"MQTT qua TLS; chứng chỉ gốc của máy chủ MQTT (cài lên mỗi trạm): {tls['ca_file']}")
+    elif what == "broker-tls":
+        try:
+            made, updated = centre.make_broker_tls(port=args.port)
+        except ValueError as exc:
+            print(f"playout: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        port = centre.settings()["broker"]["port"]
+        print(f"đã tạo chứng chỉ TLS mới cho MQTT (cổng {port}), chứng chỉ gốc: {made.ca_file}")
+        print(
+            f"khởi động lại trung tâm (systemctl restart playout-centre), rồi cài lại broker-ca.pem và mục "
+            f"broker trong fleet.yaml lên {len(updated)} trạm: {', '.join(updated) or '(chưa có trạm)'}"
+        )
     elif what == "station":
         out = centre.add_station(args.station_id, centre_url=args.centre_url)
         print(f"cài các tệp trong {out} lên trạm {args.station_id} (fleet.yaml: dán vào schedule.yaml)")
@@ -671,6 +683,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ĐỊA_CHỈ",
         help="địa chỉ Mosquitto lắng nghe trên máy này, khi khác tên các trạm gọi (vd. 0.0.0.0 sau NAT)",
     )
+    p = centre_sub.add_parser(
+        "broker-tls",
+        help="bật TLS cho MQTT, hoặc tạo lại chứng chỉ (khóa bị lộ): cài lại broker-ca.pem lên các trạm",
+    )
+    p.add_argument("dir", metavar="THƯ_MỤC")
+    p.add_argument("--port", type=int, help="cổng MQTT mới (thường 8883 khi bật TLS)")
     p = centre_sub.add_parser("station", help="thêm một trạm: mã truy cập, mật khẩu MQTT, gốc tin cậy")
     p.add_argument("dir", metavar="THƯ_MỤC")
     p.add_argument("station_id", metavar="MÃ_TRẠM")

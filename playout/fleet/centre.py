@@ -142,16 +142,9 @@ class Centre:
             data["broker"] = {"host": broker_host, "port": port}
             if broker_listen:
                 data["broker"]["listen"] = broker_listen
-            if broker_tls:
-                from playout.fleet.broker_tls import make_broker_certificates
-
-                made = make_broker_certificates(self.broker_dir / "tls", broker_host, listen=broker_listen)
-                data["broker"]["tls"] = {
-                    "certfile": str(made.certfile.relative_to(self.folder)),
-                    "keyfile": str(made.keyfile.relative_to(self.folder)),
-                    "ca_file": str(made.ca_file.relative_to(self.folder)),
-                }
         self._save(data)
+        if broker_host and broker_tls:
+            self.make_broker_tls()
         logger.info("centre initialised in %s (root %s)", self.folder, root)
         return root
 
@@ -171,6 +164,55 @@ class Centre:
                 tls=None if tls is None else BrokerTLS(tls["certfile"], tls["keyfile"]),
             )
         return self._broker
+
+    def make_broker_tls(self, *, port: int | None = None):
+        """Make the broker's own CA and certificate (playout.fleet.broker_tls), and use them from now on.
+
+        Also for an existing centre: turning TLS on, or replacing keys that leaked. Certificates already
+        there are moved to ``broker/tls.retired-<time>/``; every station folder gets the new
+        ``broker-ca.pem`` and a fleet.yaml that uses it, to install on the station again. A running broker
+        keeps its old certificate until the centre restarts."""
+        from playout.fleet.broker_tls import make_broker_certificates
+
+        data = self.settings()
+        b = data["broker"]
+        if not b:
+            raise ValueError("trung tâm chưa có máy chủ MQTT (init --broker-host): không có gì để bật TLS")
+        tls_dir = self.broker_dir / "tls"
+        if tls_dir.exists():
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+            tls_dir.rename(self.broker_dir / f"tls.retired-{stamp}")
+        made = make_broker_certificates(tls_dir, b["host"], listen=b.get("listen"))
+        b["tls"] = {
+            "certfile": str(made.certfile.relative_to(self.folder)),
+            "keyfile": str(made.keyfile.relative_to(self.folder)),
+            "ca_file": str(made.ca_file.relative_to(self.folder)),
+        }
+        if port is not None:
+            b["port"] = port
+        self._save(data)
+        self._broker = None  # the next broker() writes its listener with the certificate
+        updated = []
+        for station_id in sorted(data["stations"]):
+            folder = self.folder / "stations" / station_id
+            fleet_yaml = folder / "fleet.yaml"
+            if not fleet_yaml.exists():
+                continue
+            settings = yaml.safe_load(fleet_yaml.read_text("utf-8")) or {}
+            broker = (settings.get("fleet") or {}).get("broker")
+            if not isinstance(broker, dict):
+                continue
+            shutil.copyfile(made.ca_file, folder / "broker-ca.pem")
+            broker.update(tls=True, ca_file="broker-ca.pem", port=b["port"])
+            atomic_write_text(fleet_yaml, yaml.safe_dump(settings, allow_unicode=True, sort_keys=False))
+            updated.append(station_id)
+        self.audit(
+            "cli",
+            "broker_tls",
+            b["host"],
+            f"new broker CA and certificate; {len(updated)} station folders updated",
+        )
+        return made, updated
 
     def broker_tls(self) -> dict[str, Path | None] | None:
         """``broker.tls`` in centre.yaml with its paths anchored at the centre's folder; None: plain MQTT.

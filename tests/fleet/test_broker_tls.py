@@ -192,3 +192,52 @@ def test_init_with_tls_from_the_command_line(tmp_path):
     config = Centre(tmp_path / "b").broker().config_text()
     assert f"certfile {tmp_path / 'b' / 'broker/tls/server.crt'}" in config
     assert config.index("listener 8883") < config.index("certfile")
+
+
+def test_an_existing_centre_turns_tls_on_then_replaces_its_keys(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    cli = [sys.executable, "-m", "playout", "centre", "broker-tls"]
+    centre, _ = _centre(tmp_path, tls=False)
+    out = centre.add_station("dong-hai", centre_url="http://127.0.0.1:9")
+    port = free_port()
+    done = subprocess.run([*cli, str(centre.folder), "--port", str(port)], env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert f"cổng {port}" in done.stdout and "1 trạm: dong-hai" in done.stdout
+    fleet = yaml.safe_load((out / "fleet.yaml").read_text())["fleet"]["broker"]
+    assert (fleet["tls"], fleet["ca_file"], fleet["port"]) == (True, "broker-ca.pem", port)
+    centre = Centre(centre.folder)  # as the restarted centre reads it
+    first_ca = (out / "broker-ca.pem").read_bytes()
+    assert first_ca == centre.broker_tls()["ca_file"].read_bytes()
+
+    def connects(ca: bytes) -> str:
+        """Run the broker, connect the station with this CA; its link's code (None: connected)."""
+        (out / "broker-ca.pem").write_bytes(ca)
+        broker = Centre(centre.folder).broker()
+        broker.start()
+        proxy = TcpProxy(port, record=True).start()
+        station = _station_over(proxy, out, [])
+        try:
+            station.start()
+            assert wait_until(lambda: station.state.connected or station.state.code == "FLEET_LINK_TLS", 10)
+            assert bytes(proxy.sent_up)[:1] == b"\x16"
+            return station.state.code
+        finally:
+            station.close()
+            proxy.close()
+            broker.stop()
+
+    assert connects(first_ca) is None
+    # The keys leaked: a new CA and certificate; the old CA no longer gets a station in.
+    made, updated = centre.make_broker_tls()
+    assert updated == ["dong-hai"] and list((centre.folder / "broker").glob("tls.retired-*/ca.key"))
+    new_ca = (out / "broker-ca.pem").read_bytes()
+    assert new_ca != first_ca and new_ca == made.ca_file.read_bytes()
+    assert connects(first_ca) == "FLEET_LINK_TLS"
+    assert connects(new_ca) is None
+    assert [row["action"] for row in centre.store().audit_rows(limit=10)].count("broker_tls") == 2
+    centre.close()
+
+    bare = Centre(tmp_path / "bare")
+    bare.init()
+    refused = subprocess.run([*cli, str(bare.folder)], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "chưa có máy chủ MQTT" in refused.stderr
