@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -448,7 +449,7 @@ def centre_box(tmp_path):
         box.stop()
 
 
-def test_installed_centre_serves_restarts_and_stops_with_its_broker(centre_box):
+def test_installed_centre_serves_restarts_and_stops_with_its_broker(centre_box, tmp_path):
     centre = centre_box
     started = time.monotonic()
 
@@ -482,7 +483,9 @@ def test_installed_centre_serves_restarts_and_stops_with_its_broker(centre_box):
     centre.as_user("centre", "station", DATA, "dong-hai", "--centre-url", "http://127.0.0.1:8090/")
     printed = centre.as_user("centre", "token", DATA, "giam-sat", "--role", "technician")
     token = printed.split(":", 1)[1].split()[0]
-    installed = centre.box.path(f"{DATA}/stations/dong-hai")
+    # Copied off the centre, as a technician carries them to the station (a path through /proc/PID/root
+    # would not do: the station's settings resolve their paths, and that link resolves to the host's /).
+    installed = shutil.copytree(centre.box.path(f"{DATA}/stations/dong-hai"), tmp_path / "dong-hai")
     assert (installed / "broker-ca.pem").read_bytes() == centre.box.path(
         f"{DATA}/broker/tls/ca.crt"
     ).read_bytes()
