@@ -105,9 +105,10 @@ class _Counted:
 
 def bench_fleet_hundred(n: int = 100, seconds: float = 30.0, every_s: float = 2.0) -> None:
     from playout.fleet.centre import Centre
-    from playout.fleet.mqtt import StationLink
+    from playout.fleet.mqtt import LinkTLS, StationLink
 
-    print(f"fleet: the centre with {n} simulated stations' status every {every_s:.0f} s for {seconds:.0f} s")
+    print(f"fleet: the centre with {n} simulated stations' status (MQTT over TLS) every {every_s:.0f} s "
+          f"for {seconds:.0f} s")  # fmt: skip
 
     class SimStation(StationLink):
         def _send_status(self, status):
@@ -118,7 +119,8 @@ def bench_fleet_hundred(n: int = 100, seconds: float = 30.0, every_s: float = 2.
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         fleet = Fleet(Path(tmp), n=0)
         centre = Centre(fleet.centre_dir)
-        centre.init(broker_host="127.0.0.1", broker_port=fleet.mqtt_port)
+        centre.init(broker_host="127.0.0.1", broker_port=fleet.mqtt_port, broker_tls=True)  # as installed
+        tls = LinkTLS(ca_file=centre.broker_tls()["ca_file"])
         t = time.monotonic()
         passwords = {}
         for i in range(1, n + 1):
@@ -141,6 +143,7 @@ def bench_fleet_hundred(n: int = 100, seconds: float = 30.0, every_s: float = 2.
                     fleet.mqtt_port,
                     pw,
                     on_doorbell=lambda ring: None,
+                    tls=tls,
                     min_interval_s=every_s,
                     heartbeat_s=every_s,
                 )  # fmt: skip

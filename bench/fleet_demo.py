@@ -393,7 +393,8 @@ class Fleet:
 
     ``host``: the address the centre's HTTP side and its broker listen on (a ``Netns``'s ``host_ip`` when a
     station runs inside one); ``netns``: station id -> the namespace it runs in; ``day_s``: a simulated day
-    of that many seconds (``scaled_playout``) for the centre and every station."""
+    of that many seconds (``scaled_playout``) for the centre and every station; ``broker_tls``: MQTT over
+    TLS with the centre's own CA, as an installed centre runs it (``init --broker-tls``)."""
 
     def __init__(
         self,
@@ -409,8 +410,10 @@ class Fleet:
         host: str = "127.0.0.1",
         netns: dict[str, Netns] | None = None,
         day_s: float | None = None,
+        broker_tls: bool = True,
     ):
         self.root = Path(root)
+        self.broker_tls = broker_tls
         self.cmd = cmd or playout_cmd()
         self.ids = [f"tram-{i:02d}" for i in range(1, n + 1)]
         self.length_s = length_s
@@ -453,7 +456,7 @@ class Fleet:
         from playout.fleet.centre import Centre
 
         centre = Centre(self.centre_dir)
-        centre.init(broker_host=self.host, broker_port=self.mqtt_port)
+        centre.init(broker_host=self.host, broker_port=self.mqtt_port, broker_tls=self.broker_tls)
         self.approver_token = centre.add_approver(APPROVER)
         self.reader_token = centre.add_token("fleet-harness", ["technician"])
         for sid in self.ids:
@@ -461,7 +464,9 @@ class Fleet:
             fleet = yaml.safe_load((folder / "fleet.yaml").read_text())["fleet"]
             for key in ("root", "token_file"):
                 fleet[key] = str(folder / fleet[key])
-            fleet["broker"]["password_file"] = str(folder / fleet["broker"]["password_file"])
+            for key in ("password_file", "ca_file"):
+                if key in fleet["broker"]:
+                    fleet["broker"][key] = str(folder / fleet["broker"][key])
             fleet["refresh_s"] = self.refresh.get(sid, self.refresh_s)
             home = self.root / sid
             home.mkdir(parents=True, exist_ok=True)
