@@ -89,7 +89,7 @@ def make_broker_certificates(
     os.chmod(directory, 0o700)
     now = now or dt.datetime.now(dt.UTC)
     names = server_names(host, listen)
-    # Backdated a little: a station whose clock runs an hour behind must still accept it.
+    # Backdated a day: a station whose clock runs behind (no RTC, no NTP yet) must still accept it.
     start = now - dt.timedelta(days=1)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -122,7 +122,7 @@ def make_broker_certificates(
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )

@@ -191,7 +191,10 @@ class Centre:
         if port is not None:
             b["port"] = port
         self._save(data)
-        self._broker = None  # the next broker() writes its listener with the certificate
+        if self._broker is not None:  # its next config (a restart) has the new certificate
+            from playout.fleet.mqtt import BrokerTLS
+
+            self._broker.tls = BrokerTLS(made.certfile, made.keyfile)
         updated = []
         for station_id in sorted(data["stations"]):
             folder = self.folder / "stations" / station_id
