@@ -336,6 +336,14 @@ def cmd_passwd(args) -> int:
     return EXIT_OK
 
 
+def _account_name_ok(name: str) -> bool:
+    """A station's or a centre's login or token name; says why not on stderr."""
+    if re.fullmatch(r"[a-z0-9._-]{1,50}", name):
+        return True
+    print("playout: tên chỉ gồm 1–50 ký tự a-z, 0-9, dấu chấm, gạch dưới, gạch ngang", file=sys.stderr)
+    return False
+
+
 def cmd_account_add(args) -> int:
     """Create a web account: the password is asked for, its hash written into schedule.yaml's auth.accounts
     (the rest of the file, comments included, is kept).  A running station applies it within seconds."""
@@ -345,8 +353,7 @@ def cmd_account_add(args) -> int:
     from playout.config_edit import add_account
 
     path = _config_path(args.config) or Path("schedule.yaml")
-    if not re.fullmatch(r"[a-z0-9._-]{1,50}", args.name):
-        print("playout: tên chỉ gồm 1–50 ký tự a-z, 0-9, dấu chấm, gạch dưới, gạch ngang", file=sys.stderr)
+    if not _account_name_ok(args.name):
         return EXIT_USAGE
     password = _read_new_password()
     if password is None:
@@ -514,8 +521,7 @@ def _centre_account(centre, args) -> int:
     """A login on the centre's desk, or its removal; an approver also needs their signing key."""
     from pydantic import ValidationError
 
-    if not re.fullmatch(r"[a-z0-9._-]{1,50}", args.name):
-        print("playout: tên chỉ gồm 1–50 ký tự a-z, 0-9, dấu chấm, gạch dưới, gạch ngang", file=sys.stderr)
+    if not _account_name_ok(args.name):
         return EXIT_USAGE
     if args.remove:
         if not centre.remove_account(args.name):

@@ -248,3 +248,14 @@ def test_relay_off_still_switches_off_when_schedule_yaml_is_broken(playout_cmd, 
     (tmp_path / "var" / "relay.json").unlink()
     proc = _relay_off(playout_cmd, cfg)
     assert proc.returncode == 2 and "không biết rơ-le ở chân nào" in proc.stderr and proc.stdout == ""
+
+
+def test_a_bad_account_name_is_refused_before_any_password_or_file(playout_cmd, station, tmp_path):
+    before = station.read_text("utf-8")
+    proc = run(playout_cmd, "account", "add", "Lan Anh", "--role", "operator", "--config", str(station))
+    assert proc.returncode == 2 and "tên chỉ gồm 1–50 ký tự" in proc.stderr
+    assert station.read_text("utf-8") == before
+    centre = tmp_path / "centre"
+    proc = run(playout_cmd, "centre", "account", str(centre), "Lan/Anh", "--role", "operator")
+    assert proc.returncode == 2 and "tên chỉ gồm 1–50 ký tự" in proc.stderr
+    assert not (centre / "centre.yaml").exists()
