@@ -351,31 +351,28 @@ class Netns:
         result: dict[str, float] = {}
         payload = os.urandom(n_bytes)
 
-        def host_side() -> None:
-            conn, _ = server.accept()
-            with conn:
-                conn.settimeout(timeout)
-                t0 = time.monotonic()
-                sender = threading.Thread(target=conn.sendall, args=(payload,), daemon=True)
-                sender.start()
-                got = 0
-                while got < n_bytes and (chunk := conn.recv(65536)):
-                    got += len(chunk)
-                result["up_kbit"] = got * 8 / 1000 / (time.monotonic() - t0)
-                sender.join(timeout)
-
-        helper = threading.Thread(target=host_side, daemon=True)
-        helper.start()
-        t0 = time.monotonic()
-        with server, self.connect((self.host_ip, port), timeout) as sock:
+        def exchange(sock: socket.socket, t0: float) -> float:
+            """Send the payload while receiving as much; kbit/s received since t0."""
             sock.settimeout(timeout)
             sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
             sender.start()
             got = 0
             while got < n_bytes and (chunk := sock.recv(65536)):
                 got += len(chunk)
-            result["down_kbit"] = got * 8 / 1000 / (time.monotonic() - t0)
+            rate = got * 8 / 1000 / (time.monotonic() - t0)
             sender.join(timeout)
+            return rate
+
+        def host_side() -> None:
+            conn, _ = server.accept()
+            with conn:
+                result["up_kbit"] = exchange(conn, time.monotonic())
+
+        helper = threading.Thread(target=host_side, daemon=True)
+        helper.start()
+        t0 = time.monotonic()
+        with server, self.connect((self.host_ip, port), timeout) as sock:
+            result["down_kbit"] = exchange(sock, t0)
             helper.join(timeout)
         return {k: round(v, 1) for k, v in sorted(result.items())}
 
